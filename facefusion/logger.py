@@ -1,0 +1,31 @@
+"""The engine's logger: quiet by default (info), detailed with --log-level debug."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Set
+
+LOGGER_NAME = 'facefusion'
+LOG_LEVELS = {'error': logging.ERROR, 'warn': logging.WARNING, 'info': logging.INFO, 'debug': logging.DEBUG}
+_warned_keys: Set[str] = set()
+
+
+def get_logger() -> logging.Logger:
+	return logging.getLogger(LOGGER_NAME)
+
+
+def init(level: str) -> None:
+	logger = get_logger()
+	logger.setLevel(LOG_LEVELS.get(level, logging.INFO))
+	if not logger.handlers:
+		handler = logging.StreamHandler(sys.stderr)
+		handler.setFormatter(logging.Formatter('[FACEFUSION] %(message)s'))
+		logger.addHandler(handler)
+	logger.propagate = False
+
+
+def warn_once(key: str, message: str) -> None:
+	"""Warn one time per process for a condition that would otherwise repeat every frame (e.g. a provider fallback)."""
+	if key not in _warned_keys:
+		_warned_keys.add(key)
+		get_logger().warning(message)
