@@ -1,0 +1,95 @@
+"""One ONNX Runtime session with a batch-first call API."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Union
+
+import numpy as np
+import onnxruntime
+
+from facefusion.inference.providers import ProviderEntry
+from facefusion.logger import get_logger, warn_once
+
+BatchInput = Union[np.ndarray, Sequence[np.ndarray]]
+
+
+@dataclass
+class ModelSession:
+	name: str
+	path: Path
+	session: onnxruntime.InferenceSession
+	requested_providers: List[str] = field(default_factory=list)
+
+	@property
+	def input_names(self) -> List[str]:
+		return [item.name for item in self.session.get_inputs()]
+
+	@property
+	def output_names(self) -> List[str]:
+		return [item.name for item in self.session.get_outputs()]
+
+	@property
+	def input_shapes(self) -> List[List[Any]]:
+		return [list(item.shape) for item in self.session.get_inputs()]
+
+	@property
+	def fixed_batch(self) -> bool:
+		"""True when the model's batch axis is the integer 1 (e.g. the distributed inswapper_128)."""
+		shapes = self.input_shapes
+		return bool(shapes and shapes[0] and shapes[0][0] == 1)
+
+	@property
+	def active_providers(self) -> List[str]:
+		return list(self.session.get_providers())
+
+	def run(self, feed: Dict[str, np.ndarray]) -> List[np.ndarray]:
+		"""One plain call; outputs by position."""
+		return self.session.run(None, feed)
+
+	def run_batch(self, feed: Dict[str, BatchInput]) -> List[np.ndarray]:
+		"""Batch-first call: every input carries a leading batch axis N (or is a list of N items); the outputs are
+		stacked with a leading axis N. Fixed-batch models are run one item at a time."""
+		stacked = {name: value if isinstance(value, np.ndarray) else np.stack(list(value)) for name, value in feed.items()}
+		batch_sizes = {value.shape[0] for value in stacked.values()}
+		if len(batch_sizes) != 1:
+			raise ValueError('all inputs of a batch call need the same batch size, got ' + str(sorted(batch_sizes)))
+		batch_size = batch_sizes.pop()
+		if not self.fixed_batch or batch_size == 1:
+			return self.run(stacked)
+		per_item = [self.run({name: value[index:index + 1] for name, value in stacked.items()}) for index in range(batch_size)]
+		return [np.concatenate([outputs[position] for outputs in per_item]) for position in range(len(per_item[0]))]
+
+
+def create_session(
+	name: str,
+	path: Path,
+	providers: List[ProviderEntry],
+	thread_count: int = 0
+) -> ModelSession:
+	options = onnxruntime.SessionOptions()
+	options.log_severity_level = 3
+	if thread_count > 0:
+		options.intra_op_num_threads = thread_count
+	session = onnxruntime.InferenceSession(
+		str(path),
+		sess_options=options,
+		providers=[provider_name for provider_name, _ in providers],
+		provider_options=[provider_options for _, provider_options in providers]
+	)
+	requested = [provider_name for provider_name, _ in providers]
+	model_session = ModelSession(name=name, path=path, session=session, requested_providers=requested)
+	check_fallback(model_session)
+	return model_session
+
+
+def check_fallback(model_session: ModelSession) -> None:
+	"""onnxruntime falls back to CPU without raising; say so once, loudly."""
+	active = set(model_session.active_providers)
+	missing = [provider for provider in model_session.requested_providers if provider not in active]
+	if missing:
+		warn_once(
+			'provider-fallback:' + ','.join(missing),
+			'execution provider ' + ', '.join(missing) + ' unavailable, running on ' + ', '.join(model_session.active_providers)
+		)
+	get_logger().debug('session %s on %s', model_session.name, model_session.active_providers)

@@ -1,0 +1,109 @@
+"""The inference layer on real ONNX Runtime sessions built from small generated graphs."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from facefusion import logger as facefusion_logger
+from facefusion.config import RunConfig
+from facefusion.inference.manager import InferenceManager
+from facefusion.inference.providers import available_execution_providers, provider_list
+from facefusion.inference.session import create_session
+
+
+def write_scale_model(path: Path, batch: Optional[int]) -> Path:
+	"""out = input * 2 + sum over the features (so rows of a batch must stay apart)."""
+	batch_dim: object = batch if batch is not None else 'batch'
+	graph = helper.make_graph(
+		[
+			helper.make_node('Mul', ['input', 'two'], ['doubled']),
+			helper.make_node('ReduceSum', ['input', 'axes'], ['total'], keepdims=1),
+			helper.make_node('Add', ['doubled', 'total'], ['output'])
+		],
+		'scale',
+		[helper.make_tensor_value_info('input', TensorProto.FLOAT, [batch_dim, 4])],
+		[helper.make_tensor_value_info('output', TensorProto.FLOAT, [batch_dim, 4])],
+		[helper.make_tensor('two', TensorProto.FLOAT, [1], [2.0]), helper.make_tensor('axes', TensorProto.INT64, [1], [1])]
+	)
+	model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+	model.ir_version = 9
+	onnx.save(model, str(path))
+	return path
+
+
+def expected(rows: np.ndarray) -> np.ndarray:
+	return rows * 2 + rows.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize('batch', [None, 1])
+def test_run_batch_stacks_and_matches_per_item(tmp_path: Path, batch: Optional[int]) -> None:
+	session = create_session('scale', write_scale_model(tmp_path / 'scale.onnx', batch), provider_list(['cpu']))
+	assert session.fixed_batch is (batch == 1)
+	rows = np.arange(12, dtype=np.float32).reshape(3, 4)
+	output = session.run_batch({'input': rows})[0]
+	assert output.shape == (3, 4)
+	np.testing.assert_allclose(output, expected(rows))
+	# a list of items is stacked the same way
+	np.testing.assert_allclose(session.run_batch({'input': list(rows)})[0], expected(rows))
+
+
+def test_run_batch_rejects_mismatched_batches(tmp_path: Path) -> None:
+	session = create_session('scale', write_scale_model(tmp_path / 'scale.onnx', None), provider_list(['cpu']))
+	with pytest.raises(ValueError):
+		session.run_batch({'input': np.zeros((2, 4), np.float32), 'other': np.zeros((3, 4), np.float32)})
+
+
+def test_provider_options_for_gpu_providers() -> None:
+	entries = dict(provider_list(['tensorrt', 'cuda'], device_id='1', cache_dir=Path('.caches'), trt_fp16=True))
+	assert entries['TensorrtExecutionProvider']['trt_fp16_enable'] is True
+	assert entries['TensorrtExecutionProvider']['trt_engine_cache_path'] == '.caches'
+	assert entries['CUDAExecutionProvider']['device_id'] == '1'
+	# CPU is always the last resort
+	assert list(entries)[-1] == 'CPUExecutionProvider'
+	assert 'cpu' in available_execution_providers()
+
+
+class ListHandler(logging.Handler):
+	def __init__(self) -> None:
+		super().__init__()
+		self.messages: List[str] = []
+
+	def emit(self, record: logging.LogRecord) -> None:
+		self.messages.append(record.getMessage())
+
+
+def test_fallback_from_cuda_is_reported_once(tmp_path: Path) -> None:
+	if 'cuda' in available_execution_providers():
+		pytest.skip('CUDA is available here, nothing falls back')
+	model_path = write_scale_model(tmp_path / 'scale.onnx', None)
+	handler = ListHandler()
+	facefusion_logger.get_logger().addHandler(handler)
+	facefusion_logger._warned_keys.clear()
+	try:
+		first = create_session('scale', model_path, provider_list(['cuda']))
+		create_session('scale', model_path, provider_list(['cuda']))
+	finally:
+		facefusion_logger.get_logger().removeHandler(handler)
+	# onnxruntime did not raise; the session runs on CPU and the fallback was said exactly once
+	assert first.active_providers == ['CPUExecutionProvider']
+	warnings = [message for message in handler.messages if 'CUDAExecutionProvider' in message]
+	assert len(warnings) == 1
+	np.testing.assert_allclose(first.run({'input': np.ones((1, 4), np.float32)})[0], expected(np.ones((1, 4), np.float32)))
+
+
+@pytest.mark.parametrize('strategy, kept', [('strict', set()), ('moderate', {'fan_68_5'}), ('tolerant', {'fan_68_5', 'arcface_w600k_r50'})])
+def test_memory_strategy_release(tmp_path: Path, strategy: str, kept: set) -> None:
+	write_scale_model(tmp_path / 'fan_68_5.onnx', None)
+	write_scale_model(tmp_path / 'arcface_w600k_r50.onnx', None)
+	manager = InferenceManager(RunConfig(models_path=str(tmp_path), video_memory_strategy=strategy))
+	first = manager.get('fan_68_5')
+	assert manager.get('fan_68_5') is first
+	manager.get('arcface_w600k_r50')
+	manager.release_for_strategy(['arcface_w600k_r50'])
+	assert set(manager.sessions) == kept
