@@ -46,7 +46,8 @@ class FaceScoreSet:
 	landmarker: float = 0.0
 
 
-@dataclass
+# eq=False: faces hold arrays, so they compare by identity (list.index / `in` stay usable)
+@dataclass(eq=False)
 class Face:
 	bounding_box: BoundingBox
 	score_set: FaceScoreSet
