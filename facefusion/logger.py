@@ -14,11 +14,23 @@ def get_logger() -> logging.Logger:
 	return logging.getLogger(LOGGER_NAME)
 
 
+class StderrHandler(logging.StreamHandler):
+	"""Writes to whatever sys.stderr is at the time of the record (tests and UIs swap it)."""
+
+	@property
+	def stream(self) -> object:  # type: ignore[override]
+		return sys.stderr
+
+	@stream.setter
+	def stream(self, value: object) -> None:
+		pass
+
+
 def init(level: str) -> None:
 	logger = get_logger()
 	logger.setLevel(LOG_LEVELS.get(level, logging.INFO))
 	if not logger.handlers:
-		handler = logging.StreamHandler(sys.stderr)
+		handler = StderrHandler()
 		handler.setFormatter(logging.Formatter('[FACEFUSION] %(message)s'))
 		logger.addHandler(handler)
 	logger.propagate = False

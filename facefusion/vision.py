@@ -1,0 +1,260 @@
+"""Reading and writing still images.
+
+Every frame that leaves this module is uint8, H x W x 3, BGR, whatever the file held: grayscale, gray + alpha, BGRA,
+16-bit or float. Paths may contain any unicode (bytes go through numpy, never through OpenCV's own path handling,
+which breaks on non-ASCII paths on Windows). Writes are atomic: a half-written output never appears under the
+output name, not even when the process is interrupted.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from facefusion.errors import InputError, ProcessingError
+from facefusion.filesystem import PathLike, get_file_extension, parent_directory
+from facefusion.types import Size, VisionFrame
+
+# Refuse images beyond these limits before decoding: a 30000 x 30000 PNG is a few kilobytes on disk but 2.7 GB
+# in memory, and every later stage (analysis, masks, paste-back) makes copies of the frame.
+MAX_IMAGE_SIDE = 16384
+MAX_IMAGE_PIXELS = 200_000_000
+# output formats that can carry an alpha channel through cv2.imencode
+ALPHA_EXTENSIONS = ('.png', '.webp', '.tif', '.tiff')
+# what cv2.imencode can write among the image extensions we accept
+WRITABLE_EXTENSIONS = ('.bmp', '.jpeg', '.jpg', '.png', '.tif', '.tiff', '.webp')
+# PNG is lossless: the quality option cannot change it, so use a compression level that is fast and still small
+PNG_COMPRESSION = 3
+
+
+def check_image_size(width: int, height: int, label: str) -> None:
+	"""Raise InputError for an image too large to process (label names the file or the output)."""
+	if width <= 0 or height <= 0:
+		raise InputError(f'image has no pixels ({width}x{height}): {label}')
+	if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+		megapixels = width * height / 1e6
+		raise InputError(
+			f'image is too large ({width}x{height}, {megapixels:.0f} MP; the limit is {MAX_IMAGE_SIDE} px per side '
+			f'and {MAX_IMAGE_PIXELS // 1_000_000} MP): {label}'
+		)
+
+
+def _jpeg_size(data: bytes) -> Optional[Size]:
+	# walk the marker segments up to the first start-of-frame, which holds height and width
+	position = 2
+	while position + 9 <= len(data):
+		if data[position] != 0xff:
+			return None
+		marker = data[position + 1]
+		if marker == 0xff:
+			position += 1
+			continue
+		if marker in (0x01, 0xd8) or 0xd0 <= marker <= 0xd7:
+			position += 2
+			continue
+		if 0xc0 <= marker <= 0xcf and marker not in (0xc4, 0xc8, 0xcc):
+			height, width = struct.unpack('>HH', data[position + 5:position + 9])
+			return width, height
+		if marker in (0xd9, 0xda):
+			return None
+		segment_length = struct.unpack('>H', data[position + 2:position + 4])[0]
+		position += 2 + segment_length
+	return None
+
+
+def image_header_size(data: bytes) -> Optional[Size]:
+	"""Width and height as the file's header declares them (PNG, JPEG, BMP, WebP), None when unknown.
+
+	Read before decoding so a huge image is refused without allocating it.
+	"""
+	if data.startswith(b'\x89PNG\r\n\x1a\n') and data[12:16] == b'IHDR' and len(data) >= 24:
+		width, height = struct.unpack('>II', data[16:24])
+		return width, height
+	if data.startswith(b'\xff\xd8'):
+		return _jpeg_size(data)
+	if data.startswith(b'BM') and len(data) >= 26:
+		header_size = struct.unpack('<I', data[14:18])[0]
+		if header_size == 12:
+			width, height = struct.unpack('<HH', data[18:22])
+			return width, height
+		width, height = struct.unpack('<ii', data[18:26])
+		# a negative height means rows are stored top-down
+		return abs(width), abs(height)
+	if data.startswith(b'RIFF') and data[8:12] == b'WEBP' and len(data) >= 30:
+		chunk = data[12:16]
+		if chunk == b'VP8 ':
+			width, height = struct.unpack('<HH', data[26:30])
+			return width & 0x3fff, height & 0x3fff
+		if chunk == b'VP8L':
+			bits = struct.unpack('<I', data[21:25])[0]
+			return (bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1
+		if chunk == b'VP8X':
+			return int.from_bytes(data[24:27], 'little') + 1, int.from_bytes(data[27:30], 'little') + 1
+	return None
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+	if image.dtype == np.uint8:
+		return image
+	if image.dtype == np.uint16:
+		# 65535 / 257 = 255 exactly, so the full range maps onto the full range
+		return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+	if np.issubdtype(image.dtype, np.floating):
+		# float images (EXR, float TIFF) are taken as 0..1
+		return (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+	return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def split_alpha(image: np.ndarray) -> Tuple[VisionFrame, Optional[np.ndarray]]:
+	"""Any decoded image → (BGR uint8, alpha uint8 HxW or None when absent or fully opaque)."""
+	image = _to_uint8(image)
+	alpha: Optional[np.ndarray] = None
+	if image.ndim == 2:
+		frame = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+	elif image.shape[2] == 1:
+		frame = cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+	elif image.shape[2] == 2:
+		frame = cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+		alpha = image[:, :, 1]
+	elif image.shape[2] == 3:
+		frame = image
+	else:
+		frame = image[:, :, :3]
+		alpha = image[:, :, 3]
+	if alpha is not None and bool(np.all(alpha == 255)):
+		alpha = None
+	frame = np.ascontiguousarray(frame)
+	if alpha is not None:
+		alpha = np.ascontiguousarray(alpha)
+	return frame, alpha
+
+
+def composite_on_black(frame: VisionFrame, alpha: Optional[np.ndarray]) -> VisionFrame:
+	"""What a viewer shows for a transparent image on a black background."""
+	if alpha is None:
+		return frame
+	weighted = frame.astype(np.uint16) * alpha[:, :, np.newaxis].astype(np.uint16) + 127
+	return (weighted // 255).astype(np.uint8)
+
+
+def _read_bytes(path: PathLike) -> np.ndarray:
+	if not os.path.exists(path):
+		raise InputError(f'file not found: {path}')
+	if os.path.isdir(path):
+		raise InputError(f'expected a file but found a directory: {path}')
+	try:
+		data = np.fromfile(path, dtype=np.uint8)
+	except OSError as exception:
+		raise InputError(f'cannot read {path}: {exception.strerror or exception}') from exception
+	if data.size == 0:
+		raise InputError(f'image file is empty (0 bytes): {path}')
+	return data
+
+
+def read_image_with_alpha(path: PathLike) -> Tuple[VisionFrame, Optional[np.ndarray]]:
+	"""The image as BGR uint8 plus its alpha channel (None when there is none or it is fully opaque).
+
+	The BGR values are the file's own, not composited, so writing them back with the alpha restores the image.
+	"""
+	data = _read_bytes(path)
+	head = data[:65536].tobytes()
+	declared_size = image_header_size(head)
+	if declared_size is not None:
+		check_image_size(declared_size[0], declared_size[1], str(path))
+	# JPEG is decoded in colour mode so its EXIF orientation is applied (as viewers do); it has no alpha anyway.
+	# Everything else is decoded unchanged to keep alpha and bit depth for split_alpha to normalise.
+	flags = cv2.IMREAD_COLOR if head.startswith(b'\xff\xd8') else cv2.IMREAD_UNCHANGED
+	try:
+		image = cv2.imdecode(data, flags)
+	except cv2.error:
+		image = None
+	if image is None or image.size == 0:
+		raise InputError(f'cannot decode image (corrupt or not an image): {path}')
+	check_image_size(image.shape[1], image.shape[0], str(path))
+	return split_alpha(image)
+
+
+def read_image(path: PathLike) -> VisionFrame:
+	"""The image as uint8 H x W x 3 BGR; transparent pixels are composited on black."""
+	frame, alpha = read_image_with_alpha(path)
+	return composite_on_black(frame, alpha)
+
+
+def scale_resolution(size: Size, scale: float) -> Size:
+	"""(width, height) scaled and rounded to whole pixels, never to even numbers: images keep their exact size."""
+	width, height = size
+	return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
+
+
+def resize_frame(frame: np.ndarray, size: Size) -> np.ndarray:
+	"""Resize to (width, height): area averaging to shrink (no aliasing), bicubic to enlarge."""
+	height, width = frame.shape[:2]
+	if (width, height) == tuple(size):
+		return frame
+	shrinking = size[0] * size[1] < width * height
+	return cv2.resize(frame, tuple(size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+def encode_params(extension: str, quality: int) -> List[int]:
+	quality = int(min(max(quality, 1), 100))
+	if extension in ('.jpg', '.jpeg'):
+		return [cv2.IMWRITE_JPEG_QUALITY, quality]
+	if extension == '.webp':
+		return [cv2.IMWRITE_WEBP_QUALITY, quality]
+	if extension == '.png':
+		return [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
+	return []
+
+
+def supports_alpha(path: PathLike) -> bool:
+	return get_file_extension(path) in ALPHA_EXTENSIONS
+
+
+def encode_image(extension: str, frame: VisionFrame, quality: int = 80, alpha: Optional[np.ndarray] = None) -> bytes:
+	if extension not in WRITABLE_EXTENSIONS:
+		raise InputError(f'cannot write images of type {extension or "(none)"}; use one of {", ".join(WRITABLE_EXTENSIONS)}')
+	image = frame
+	if alpha is not None and extension in ALPHA_EXTENSIONS:
+		image = np.dstack([frame, alpha])
+	ok, buffer = cv2.imencode(extension, image, encode_params(extension, quality))
+	if not ok:
+		raise ProcessingError(f'could not encode the image as {extension}')
+	return buffer.tobytes()
+
+
+def write_bytes_atomically(path: PathLike, content: bytes) -> None:
+	"""Write a file so it appears complete or not at all: a temporary name in the same directory, then os.replace.
+
+	The temporary file is removed on any failure, KeyboardInterrupt included.
+	"""
+	target = Path(path)
+	directory = parent_directory(target)
+	temp_path = directory / f'.{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp'
+	try:
+		# os.open with 0o666 lets the umask decide permissions, as a plain open() would for the final file
+		descriptor = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
+		with os.fdopen(descriptor, 'wb') as handle:
+			handle.write(content)
+		os.replace(temp_path, target)
+	except BaseException as exception:
+		try:
+			os.remove(temp_path)
+		except OSError:
+			pass
+		if isinstance(exception, OSError):
+			raise InputError(f'cannot write {path}: {exception.strerror or exception}') from exception
+		raise
+
+
+def write_image(path: PathLike, frame: VisionFrame, quality: int = 80, alpha: Optional[np.ndarray] = None) -> None:
+	"""Encode in memory, then write atomically. The frame is written at its exact size.
+
+	alpha (uint8 HxW) is kept for formats that carry it (png, webp, tiff) and dropped otherwise.
+	"""
+	content = encode_image(get_file_extension(path), frame, quality, alpha)
+	write_bytes_atomically(path, content)
