@@ -1,0 +1,239 @@
+"""The face swapper processor (`--processors face_swapper`), 3.5.0's swap_face with batched model calls.
+
+Per face, in 3.5.0's order: warp the target crop at pixel-boost size with the model's template from the 5/68
+landmarks, box and occlusion masks on that crop, implode into k² sub-images, prepare, one model call for all
+sub-images, normalise, explode, area and region masks on the swapped crop, minimum of the masks, paste back.
+
+Faces are swapped in order on the progressively updated frame, as in 3.5.0. Faces whose paste boxes are apart
+cannot see each other's pixels, so they share one model call; a face that overlaps an earlier one waits until that
+one is pasted. The result equals the face-by-face result either way. `--face-swapper-batching never` falls back to
+3.5.0's call pattern: one face at a time, one call per sub-image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from facefusion.config import RunConfig
+from facefusion.face_helper import (
+	estimate_matrix_by_face_landmark_5,
+	paste_back,
+	paste_box,
+	transform_points,
+	warp_face_by_face_landmark_5
+)
+from facefusion.face_masker import combine_masks
+from facefusion.face_recognizer import RECOGNIZER_MODEL
+from facefusion.inference.session import ModelSession
+from facefusion.models.registry import ModelSpec, get_model
+from facefusion.processors.base import ProcessingContext, Processor
+from facefusion.processors.modules.face_swapper.model_types import (
+	balance_source_embedding,
+	identity_weight,
+	normalize_output,
+	prepare_target,
+	uses_source_image
+)
+from facefusion.processors.modules.face_swapper.pixel_boost import boost_factor, explode, implode, parse_size
+from facefusion.processors.modules.face_swapper.source import (
+	SOURCE_EMBEDDING,
+	SOURCE_FRAME,
+	build_source_identity,
+	clear_emap_cache
+)
+from facefusion.types import Embedding, Face, Mask, Matrix, SourceIdentity, VisionFrame
+
+# sub-images per model call when several faces share one; a single face's k² always go in one call
+MAX_BATCH_ITEMS = 32
+# warpAffine's bilinear taps reach one pixel past a paste box; two keeps neighbouring faces strictly apart
+BOX_MARGIN = 2
+ONNX_TYPES: Dict[str, type] = {'tensor(float)': np.float32, 'tensor(float16)': np.float16, 'tensor(double)': np.float64}
+
+Box = Tuple[int, int, int, int]
+
+
+@dataclass
+class FaceJob:
+	"""One face on its way through the swap: its target crop, where it goes back, and its masks so far."""
+	face: Face
+	crop: VisionFrame
+	affine: Matrix
+	box: Box
+	target_embedding: Optional[Embedding]
+	masks: List[Mask] = field(default_factory=list)
+	swapped: Optional[np.ndarray] = None
+
+
+class FaceSwapper(Processor):
+	name = 'face_swapper'
+
+	@staticmethod
+	def required_models(config: RunConfig) -> List[str]:
+		"""The swapper, its embedding converter, and the recognizer for the source embedding (the masker's models
+		are collected by core)."""
+		spec = get_model(config.face_swapper_model)
+		model_names = [spec.name]
+		if spec.converter:
+			model_names.append(spec.converter)
+		model_names.append(RECOGNIZER_MODEL)
+		return model_names
+
+	def __init__(self, context: ProcessingContext) -> None:
+		super().__init__(context)
+		self.spec: ModelSpec = get_model(self.config.face_swapper_model)
+		self.swapper_type: str = self.spec.swapper_type
+		self.model_size = self.spec.size
+		self.boost_size = parse_size(self.config.swapper_pixel_boost())
+		# the CLI refuses such sizes already; a library caller gets the same clear message here
+		self.boost_factor = boost_factor(self.boost_size, self.model_size)
+		self.source_identity: Optional[SourceIdentity] = None
+
+	def prepare(self) -> None:
+		self.source_identity = build_source_identity(self.context, self.spec)
+
+	def release(self) -> None:
+		"""Forget the run's source; like 3.5.0, the strict and moderate memory strategies also drop the cached
+		inswapper matrix (sessions belong to the inference manager)."""
+		self.source_identity = None
+		if self.config.video_memory_strategy in ('strict', 'moderate'):
+			clear_emap_cache()
+
+	@property
+	def session(self) -> ModelSession:
+		return self.context.inference.get(self.spec.name)
+
+	@property
+	def sequential(self) -> bool:
+		return self.config.face_swapper_batching == 'never'
+
+	def process_frame(self, target_frame: VisionFrame, faces: Sequence[Face], output_frame: VisionFrame) -> VisionFrame:
+		pending: List[FaceJob] = []
+		for face in faces:
+			if pending and (self.sequential or overlaps_any(self.predict_box(output_frame.shape, face), pending)):
+				output_frame = self.finish_jobs(pending, output_frame)
+				pending = []
+			job = self.start_job(target_frame, face, output_frame)
+			# a track-aware warp may move the crop from the plain estimate; never batch what turned out to overlap
+			if pending and overlaps_any(job.box, pending):
+				output_frame = self.finish_jobs(pending, output_frame)
+				pending = []
+				job = self.start_job(target_frame, face, output_frame)
+			pending.append(job)
+		if pending:
+			output_frame = self.finish_jobs(pending, output_frame)
+		return output_frame
+
+	def swap_face(self, target_frame: VisionFrame, face: Face, output_frame: VisionFrame) -> VisionFrame:
+		"""One face, 3.5.0's swap_face."""
+		return self.finish_jobs([self.start_job(target_frame, face, output_frame)], output_frame)
+
+	def predict_box(self, frame_shape: Tuple[int, ...], face: Face) -> Box:
+		affine = estimate_matrix_by_face_landmark_5(face.landmark_set.five_68, self.spec.template, self.boost_size)
+		return expand_box(paste_box(frame_shape, self.boost_size, affine), BOX_MARGIN)
+
+	def start_job(self, target_frame: VisionFrame, face: Face, output_frame: VisionFrame) -> FaceJob:
+		"""Warp the crop from the frame as it is now (earlier faces already pasted) and note what the swap needs."""
+		crop, affine = warp_face_by_face_landmark_5(
+			output_frame, face.landmark_set.five_68, self.spec.template, self.boost_size, face.track_token
+		)
+		box = expand_box(paste_box(output_frame.shape, self.boost_size, affine), BOX_MARGIN)
+		return FaceJob(face, crop, affine, box, self.target_embedding(target_frame, face))
+
+	def finish_jobs(self, jobs: List[FaceJob], output_frame: VisionFrame) -> VisionFrame:
+		"""Swap independent faces together (one model call) and paste each back."""
+		masker = self.context.masker
+		for job, masks in zip(jobs, masker.pre_swap_masks_batch([job.crop for job in jobs])):
+			job.masks = masks
+		for job, swapped in zip(jobs, self.swap_crops([job.crop for job in jobs], [job.target_embedding for job in jobs])):
+			job.swapped = swapped
+		landmarks = [self.landmark_68_in_crop(job) for job in jobs]
+		post_masks = masker.post_swap_masks_batch([job.swapped for job in jobs], landmarks)
+		for job, masks in zip(jobs, post_masks):
+			crop_mask = combine_masks(job.masks + masks) if job.masks or masks else np.ones(job.swapped.shape[:2], np.float32)
+			output_frame = paste_back(output_frame, job.swapped, crop_mask, job.affine, job.face.track_token)
+		return output_frame
+
+	def landmark_68_in_crop(self, job: FaceJob) -> Optional[np.ndarray]:
+		if 'area' not in self.config.face_mask_types:
+			return None
+		return transform_points(job.face.landmark_set.sixty_eight, job.affine)
+
+	def target_embedding(self, target_frame: VisionFrame, face: Face) -> Optional[Embedding]:
+		"""The target identity the weight mixes in; not needed (and not computed) when w = 0 or for image sources."""
+		if uses_source_image(self.swapper_type) or identity_weight(self.config.face_swapper_weight) == 0:
+			return None
+		if face.embedding is None:
+			# from the untouched input frame, as 3.5.0 analyses it
+			self.context.analyser.ensure_embeddings(target_frame, [face])
+		return face.embedding
+
+	def source_input(self, target_embedding: Optional[Embedding] = None) -> np.ndarray:
+		"""The model's `source` for one face (batch of 1): the source crop, or the embedding after the weight."""
+		if self.source_identity is None:
+			raise RuntimeError('FaceSwapper.prepare() must run before frames are processed')
+		extras = self.source_identity.extras
+		if uses_source_image(self.swapper_type):
+			return extras[SOURCE_FRAME]
+		source_embedding = extras[SOURCE_EMBEDDING]
+		if target_embedding is None:
+			return source_embedding
+		return balance_source_embedding(self.swapper_type, source_embedding, target_embedding, self.config.face_swapper_weight)
+
+	def model_inputs(self, crop: VisionFrame, target_embedding: Optional[Embedding] = None) -> Dict[str, np.ndarray]:
+		"""The batch fed to the model for one face: k² prepared sub-images and as many copies of its source."""
+		sub_images = implode(crop, self.model_size)
+		target = prepare_target(sub_images, self.spec.mean, self.spec.std)
+		source = np.repeat(self.source_input(target_embedding), len(sub_images), axis=0)
+		return {'source': source, 'target': target}
+
+	def swap_crops(self, crops: Sequence[VisionFrame], target_embeddings: Sequence[Optional[Embedding]]) -> List[np.ndarray]:
+		"""Target crops at pixel-boost size -> swapped crops (float32 BGR, 0..255), every sub-image in one batch."""
+		feeds = [self.model_inputs(crop, embedding) for crop, embedding in zip(crops, target_embeddings)]
+		feed = {name: np.concatenate([item[name] for item in feeds]) for name in ('source', 'target')}
+		tiles = normalize_output(self.forward(feed), self.swapper_type, self.spec.mean, self.spec.std)
+		count = self.boost_factor ** 2
+		return [explode(tiles[index * count:(index + 1) * count], self.boost_size) for index in range(len(crops))]
+
+	def swap_crop(self, crop: VisionFrame, target_embedding: Optional[Embedding] = None) -> np.ndarray:
+		return self.swap_crops([crop], [target_embedding])[0]
+
+	def forward(self, feed: Dict[str, np.ndarray]) -> np.ndarray:
+		"""Run the swapper on a batch; the first output only (hyperswap's second output, a mask, is unused)."""
+		session = self.session
+		feed = self.cast_feed(session, feed)
+		total = len(feed['target'])
+		if self.sequential:
+			# 3.5.0's pattern: one call per sub-image
+			chunk = 1
+		else:
+			chunk = max(MAX_BATCH_ITEMS, self.boost_factor ** 2)
+		outputs = [
+			session.run_batch({name: value[start:start + chunk] for name, value in feed.items()})[0]
+			for start in range(0, total, chunk)
+		]
+		return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+	@staticmethod
+	def cast_feed(session: ModelSession, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+		"""Feed by input name (`source`, `target`) in each input's declared type (ORT refuses a mismatch)."""
+		cast: Dict[str, np.ndarray] = {}
+		for model_input in session.session.get_inputs():
+			if model_input.name in feed:
+				dtype = ONNX_TYPES.get(model_input.type, np.float32)
+				cast[model_input.name] = np.ascontiguousarray(feed[model_input.name], dtype=dtype)
+		return cast
+
+
+def expand_box(box: Sequence[int], margin: int) -> Box:
+	x1, y1, x2, y2 = (int(value) for value in box)
+	return x1 - margin, y1 - margin, x2 + margin, y2 + margin
+
+
+def boxes_overlap(first: Box, second: Box) -> bool:
+	return first[0] < second[2] and second[0] < first[2] and first[1] < second[3] and second[1] < first[3]
+
+
+def overlaps_any(box: Box, jobs: Sequence[FaceJob]) -> bool:
+	return any(boxes_overlap(box, job.box) for job in jobs)

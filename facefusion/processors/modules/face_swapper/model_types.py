@@ -1,0 +1,102 @@
+"""What differs between the seven swapper types of 3.5.0: how the target crop and the source are fed, and how the
+output is turned back into a BGR crop. Pure array functions; sessions are called elsewhere.
+
+Arithmetic follows 3.5.0 step by step (float64 for the input preparation, float32 for the output) so the tensors
+fed to a model equal 3.5.0's to the last bit, not merely to a tolerance.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from facefusion.types import Embedding
+
+SWAPPER_TYPES = ('blendswap', 'ghost', 'hififace', 'hyperswap', 'inswapper', 'simswap', 'uniface')
+# fed a cropped source image instead of an identity embedding
+IMAGE_SOURCE_TYPES = frozenset({'blendswap', 'uniface'})
+# the arcface embedding goes through a crossface_* converter into the model's own identity space
+CONVERTED_SOURCE_TYPES = frozenset({'ghost', 'hififace', 'simswap'})
+# outputs that come back in the input's (x - mean) / std space; the others are already 0..1
+DENORMALISED_OUTPUT_TYPES = frozenset({'ghost', 'hififace', 'hyperswap', 'uniface'})
+# the identity weight mixes in the target's embedding L2-normalised for these, raw for ghost
+NORMALISED_TARGET_TYPES = frozenset({'hififace', 'hyperswap', 'inswapper', 'simswap'})
+
+
+def uses_source_image(swapper_type: str) -> bool:
+	return swapper_type in IMAGE_SOURCE_TYPES
+
+
+def uses_converter(swapper_type: str) -> bool:
+	return swapper_type in CONVERTED_SOURCE_TYPES
+
+
+def prepare_target(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+	"""N×H×W×3 BGR crops (0..255) -> N×3×H×W float32: RGB, / 255, (x - mean) / std."""
+	values = crops[..., ::-1] / 255.0
+	values = (values - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
+	return np.ascontiguousarray(values.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def normalize_output(outputs: np.ndarray, swapper_type: str, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+	"""N×3×H×W model output -> N×H×W×3 float32 BGR in 0..255 (not rounded: paste-back truncates once, at the end)."""
+	values = outputs.astype(np.float32, copy=False).transpose(0, 2, 3, 1)
+	if swapper_type in DENORMALISED_OUTPUT_TYPES:
+		values = values * np.asarray(std, dtype=np.float32) + np.asarray(mean, dtype=np.float32)
+	values = np.clip(values, 0, 1)
+	return np.ascontiguousarray(values[..., ::-1] * np.float32(255))
+
+
+def prepare_source_frame(crop: np.ndarray) -> np.ndarray:
+	"""A cropped BGR source face -> 1×3×H×W float32 RGB / 255 (no mean/std for blendswap and uniface)."""
+	values = crop[..., ::-1] / 255.0
+	return np.ascontiguousarray(values.transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
+
+
+def prepare_source_embedding(
+	swapper_type: str,
+	embedding: Embedding,
+	embedding_norm: Embedding,
+	converted: Optional[Embedding] = None,
+	emap: Optional[np.ndarray] = None
+) -> np.ndarray:
+	"""The 1×512 identity fed as `source`, before the identity weight.
+
+	ghost: the converter's output as is; hififace, simswap: the converter's output L2-normalised;
+	hyperswap: the normalised arcface embedding; inswapper: (embedding · emap) / ‖embedding‖.
+	"""
+	if swapper_type == 'hyperswap':
+		return embedding_norm.reshape(1, -1).astype(np.float32)
+	if swapper_type == 'inswapper':
+		if emap is None:
+			raise ValueError('inswapper needs the emap matrix of its model file')
+		raw = embedding.reshape(1, -1)
+		return (np.dot(raw, emap) / np.linalg.norm(raw)).astype(np.float32)
+	if swapper_type in CONVERTED_SOURCE_TYPES:
+		if converted is None:
+			raise ValueError(swapper_type + ' needs the output of its embedding converter')
+		converted = converted.ravel()
+		if swapper_type == 'ghost':
+			return converted.reshape(1, -1).astype(np.float32)
+		return (converted / np.linalg.norm(converted)).reshape(1, -1).astype(np.float32)
+	raise ValueError(swapper_type + ' takes a source image, not an embedding')
+
+
+def identity_weight(weight: float) -> np.float32:
+	"""--face-swapper-weight 0..1 -> the mixing factor w, 0.35..-0.35 (0.5 -> 0: the source identity alone)."""
+	return np.interp(weight, [0.0, 1.0], [0.35, -0.35]).astype(np.float32)
+
+
+def balance_source_embedding(
+	swapper_type: str,
+	source_embedding: np.ndarray,
+	target_embedding: Embedding,
+	weight: float
+) -> np.ndarray:
+	"""source·(1 − w) + target·w: w > 0 pulls the identity toward the target face, w < 0 pushes it away."""
+	mix = identity_weight(weight)
+	target = target_embedding.reshape(1, -1)
+	if swapper_type in NORMALISED_TARGET_TYPES:
+		target = target / np.linalg.norm(target)
+	balanced = source_embedding.reshape(1, -1) * (1 - mix) + target * mix
+	return balanced.astype(np.float32)
