@@ -1,0 +1,519 @@
+"""What a video file holds, read with ffmpeg alone (no ffprobe: the bundled ffmpeg comes without it).
+
+Two passes, both cheap:
+
+1. ``ffmpeg -i <file>`` prints a header: container duration and start, and per stream the codec, pixel format,
+   colour tags, size, frame rate, rotation (display matrix), audio sample rate and channels.
+2. A stream-copy pass (``-c copy -f framecrc``, demux only, no decoding: about 1 s per GB) lists every video
+   packet and the audio packets with their exact timestamps. From it come the exact frame count, the true
+   presentation time of every frame (used to seek to a trim start frame-exactly, also in VFR files), the exact
+   frame rate, whether the rate is variable, and the start times of the video and audio streams, which 3.5.0
+   ignored and so shifted or cut the audio (reference §12).
+
+A file whose packets stop far short of what its header promises (a truncated download) raises InputError here,
+before any work, instead of producing half a video.
+"""
+from __future__ import annotations
+
+import array
+import math
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from facefusion import ffmpeg
+from facefusion.errors import InputError
+from facefusion.logger import get_logger
+
+# frame rates that real footage uses: a measured rate within 0.2 % of one of these is taken to be it
+COMMON_FRAME_RATES: Tuple[Fraction, ...] = (
+	Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(48000, 1001),
+	Fraction(48), Fraction(50), Fraction(60000, 1001), Fraction(60), Fraction(100), Fraction(120000, 1001),
+	Fraction(120), Fraction(15), Fraction(12), Fraction(10), Fraction(5)
+)
+# names ffmpeg prints for a colour matrix -> names the scale filter's in/out_color_matrix accepts
+SCALE_COLOR_MATRICES: Dict[str, str] = {
+	'bt709': 'bt709', 'bt470bg': 'bt470', 'smpte170m': 'smpte170m', 'bt601': 'bt601', 'fcc': 'fcc',
+	'smpte240m': 'smpte240m', 'bt2020nc': 'bt2020', 'bt2020c': 'bt2020'
+}
+_DISCARD_FLAG = 0x4
+_NOPTS = -(2 ** 63)
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+	"""One stream as the ``ffmpeg -i`` header describes it."""
+	index: int
+	kind: str
+	codec: str
+	details: List[str]
+	side_lines: List[str]
+	start_time: Optional[float] = None
+	attached_picture: bool = False
+
+
+@dataclass(frozen=True)
+class MediaHeader:
+	path: str
+	format_name: str
+	duration: Optional[float]
+	start_time: float
+	streams: List[StreamHeader]
+
+	def first(self, kind: str) -> Optional[StreamHeader]:
+		for stream in self.streams:
+			if stream.kind == kind and not stream.attached_picture:
+				return stream
+		return None
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+	path: str
+	stream_index: int
+	codec: str
+	sample_rate: int
+	channels: str
+	duration: Optional[float]
+	start_time: float
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+	"""A video file's facts. Times are in seconds relative to the container start (what ffmpeg's input ``-ss``
+	counts from); ``width`` / ``height`` are the stored size, ``display_width`` / ``display_height`` the size after
+	the rotation players (and our reader, via ffmpeg's autorotate) apply."""
+	path: str
+	format_name: str
+	width: int
+	height: int
+	fps: float
+	fps_fraction: str
+	frame_count: int
+	duration: float
+	codec: str
+	pix_fmt: str
+	video_stream_index: int
+	# clockwise degrees a player turns the stored picture (0, 90, 180, 270): the classic 'rotate' tag; a phone's
+	# portrait clip is 90. ffmpeg's display matrix prints the opposite sign ('rotation of -90.00 degrees').
+	rotation: int = 0
+	# presentation time of the first frame and of the audio stream's first sample
+	video_start_time: float = 0.0
+	has_audio: bool = False
+	audio_stream_index: Optional[int] = None
+	audio_codec: Optional[str] = None
+	audio_sample_rate: Optional[int] = None
+	audio_channels: Optional[str] = None
+	audio_start_time: Optional[float] = None
+	audio_duration: Optional[float] = None
+	container_start_time: float = 0.0
+	is_vfr: bool = False
+	# how frame_count was found: 'packets' (exact, stream copy), 'decoded' (exact, full decode) or 'estimated'
+	frame_count_source: str = 'packets'
+	color_range: Optional[str] = None
+	color_matrix: Optional[str] = None
+	# presentation time of every frame in display order (seconds from the container start); None when estimated
+	frame_times: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
+
+	@property
+	def display_width(self) -> int:
+		return self.height if self.rotation in (90, 270) else self.width
+
+	@property
+	def display_height(self) -> int:
+		return self.width if self.rotation in (90, 270) else self.height
+
+	@property
+	def display_size(self) -> Tuple[int, int]:
+		return self.display_width, self.display_height
+
+	@property
+	def average_fps(self) -> float:
+		"""Frames per second of playing time; differs from fps (the base rate) only for variable-rate files."""
+		return self.frame_count / self.duration if self.duration > 0 else self.fps
+
+	@property
+	def audio_start_offset(self) -> Optional[float]:
+		"""Audio start minus video start: negative when the audio begins before the first frame."""
+		if self.audio_start_time is None:
+			return None
+		return self.audio_start_time - self.video_start_time
+
+	def frame_time(self, frame_index: int) -> float:
+		"""Presentation time of a frame (seconds from the container start); the end of the video for
+		frame_index == frame_count, so [frame_time(s), frame_time(e)) is the span of frames s .. e - 1."""
+		if self.frame_times is not None and len(self.frame_times) == self.frame_count:
+			if frame_index < self.frame_count:
+				return float(self.frame_times[max(frame_index, 0)])
+			return self.video_start_time + self.duration
+		return self.video_start_time + min(max(frame_index, 0), self.frame_count) / self.fps
+
+	def frame_duration(self, frame_index: int) -> float:
+		return self.frame_time(frame_index + 1) - self.frame_time(frame_index)
+
+	def effective_color_matrix(self) -> str:
+		"""The YUV matrix to convert with (scale-filter spelling). Untagged files get what players assume: BT.709
+		for HD, BT.601 below it."""
+		if self.color_matrix and self.color_matrix in SCALE_COLOR_MATRICES:
+			return SCALE_COLOR_MATRICES[self.color_matrix]
+		return 'bt709' if self.height >= 720 or self.width >= 1280 else 'bt601'
+
+	def effective_color_range(self) -> str:
+		"""'tv' (limited) unless the file says full range (or uses a yuvj* format, which means full range)."""
+		if self.color_range == 'pc' or self.pix_fmt.startswith('yuvj'):
+			return 'pc'
+		return 'tv'
+
+
+def read_header(path: str) -> MediaHeader:
+	"""Parse the ``ffmpeg -i`` header. Raises InputError for a missing or unreadable file."""
+	if not os.path.isfile(path):
+		raise InputError('{} does not exist or is not a file'.format(path))
+	# ffmpeg exits 1 ('At least one output file must be specified') even when the header was read
+	result = ffmpeg.run_ffmpeg(['-i', ffmpeg.local_path(path)], what='Reading {}'.format(os.path.basename(path)), quiet=False, check=False)
+	return parse_header(result.stderr, path)
+
+
+def parse_header(text: str, path: str) -> MediaHeader:
+	lines = text.splitlines()
+	input_line = next((line for line in lines if line.startswith('Input #0')), None)
+	if input_line is None:
+		raise InputError('{} is not a readable media file: {}'.format(os.path.basename(path), ffmpeg.summarize_error(text)))
+	format_match = re.match(r'Input #0, (.+?), from ', input_line)
+	format_name = format_match.group(1) if format_match else ''
+	duration = None
+	container_start = 0.0
+	streams: List[StreamHeader] = []
+	position = 0
+	while position < len(lines):
+		line = lines[position]
+		duration_match = re.match(r'\s*Duration: (\S+?), start: (-?[\d.]+)', line) or re.match(r'\s*Duration: (\S+?),', line)
+		if duration_match and not streams:
+			duration = _parse_clock(duration_match.group(1))
+			if duration_match.lastindex and duration_match.lastindex >= 2:
+				container_start = float(duration_match.group(2))
+		stream_match = re.match(r'\s*Stream #0:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (\w+): (.*)$', line)
+		if stream_match:
+			indent = len(line) - len(line.lstrip())
+			side_lines = []
+			position += 1
+			while position < len(lines) and (len(lines[position]) - len(lines[position].lstrip())) > indent and 'Stream #' not in lines[position]:
+				side_lines.append(lines[position].strip())
+				position += 1
+			streams.append(_parse_stream(int(stream_match.group(1)), stream_match.group(2), stream_match.group(3), side_lines))
+			continue
+		position += 1
+	return MediaHeader(path, format_name, duration, container_start, streams)
+
+
+def _parse_stream(index: int, kind: str, rest: str, side_lines: List[str]) -> StreamHeader:
+	details = _split_top_level(rest)
+	codec = details[0].split()[0] if details and details[0] else 'unknown'
+	start_time = None
+	for detail in details:
+		start_match = re.match(r'start (-?[\d.]+)', detail)
+		if start_match:
+			start_time = float(start_match.group(1))
+	attached = '(attached pic)' in rest
+	return StreamHeader(index, kind, codec, details, side_lines, start_time, attached)
+
+
+def _split_top_level(text: str) -> List[str]:
+	# 'yuv420p(tv, bt709, progressive)' holds commas that do not separate the stream's fields
+	parts, depth, current = [], 0, ''
+	for character in text:
+		if character in '([':
+			depth += 1
+		elif character in ')]':
+			depth -= 1
+		if character == ',' and depth == 0:
+			parts.append(current.strip())
+			current = ''
+			continue
+		current += character
+	if current.strip():
+		parts.append(current.strip())
+	return parts
+
+
+def _parse_clock(text: str) -> Optional[float]:
+	match = re.match(r'(\d+):(\d+):([\d.]+)', text)
+	if not match:
+		return None
+	return int(match.group(1)) * 3600 + int(match.group(2)) * 60 + float(match.group(3))
+
+
+def _parse_rate(text: str) -> Optional[float]:
+	match = re.match(r'([\d.]+)(k?)$', text)
+	if not match:
+		return None
+	value = float(match.group(1)) * (1000 if match.group(2) else 1)
+	return value if value > 0 else None
+
+
+@dataclass
+class PacketScan:
+	"""What the stream-copy pass saw."""
+	video_pts: np.ndarray
+	video_time_base: Fraction
+	video_end: Optional[float]
+	audio_start: Optional[float]
+	audio_end: Optional[float]
+	stderr: str
+	returncode: int
+
+
+def scan_packets(path: str, video_index: int, audio_index: Optional[int]) -> PacketScan:
+	"""List packet timestamps with a stream copy to framecrc (demux only). Timestamps stay the file's own (-copyts)."""
+	arguments = ffmpeg.base_command() + ['-copyts', '-i', path, '-map', '0:{}'.format(video_index)]
+	if audio_index is not None:
+		arguments += ['-map', '0:{}'.format(audio_index)]
+	arguments += ['-c', 'copy', '-f', 'framecrc', '-']
+	process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+	collector = ffmpeg.StderrCollector(process.stderr)
+	time_bases: Dict[int, Fraction] = {}
+	video_pts = array.array('q')
+	video_end_ticks: Optional[int] = None
+	audio_start_ticks: Optional[int] = None
+	audio_end_ticks: Optional[int] = None
+	for raw_line in process.stdout:
+		if raw_line.startswith(b'#'):
+			time_base_match = re.match(rb'#tb (\d+): (\d+)/(\d+)', raw_line)
+			if time_base_match:
+				time_bases[int(time_base_match.group(1))] = Fraction(int(time_base_match.group(2)), int(time_base_match.group(3)))
+			continue
+		fields = raw_line.split(b',')
+		if len(fields) < 6:
+			continue
+		stream, pts, duration = int(fields[0]), int(fields[2]), int(fields[3])
+		flags = 1
+		for extra in fields[6:]:
+			extra = extra.strip()
+			if extra.startswith(b'F=0x'):
+				flags = int(extra[4:], 16)
+		if pts == _NOPTS or flags & _DISCARD_FLAG:
+			continue
+		if stream == 0:
+			video_pts.append(pts)
+			video_end_ticks = pts + duration if video_end_ticks is None else max(video_end_ticks, pts + duration)
+		else:
+			audio_start_ticks = pts if audio_start_ticks is None else min(audio_start_ticks, pts)
+			audio_end_ticks = pts + duration if audio_end_ticks is None else max(audio_end_ticks, pts + duration)
+	process.wait()
+	collector.join()
+	video_time_base = time_bases.get(0, Fraction(1, 1000))
+	audio_time_base = time_bases.get(1, Fraction(1, 1000))
+	return PacketScan(
+		video_pts=np.sort(np.frombuffer(video_pts, dtype=np.int64)) if video_pts else np.zeros(0, dtype=np.int64),
+		video_time_base=video_time_base,
+		video_end=float(video_end_ticks * video_time_base) if video_end_ticks is not None else None,
+		audio_start=float(audio_start_ticks * audio_time_base) if audio_start_ticks is not None else None,
+		audio_end=float(audio_end_ticks * audio_time_base) if audio_end_ticks is not None else None,
+		stderr=collector.text(),
+		returncode=process.returncode
+	)
+
+
+def decoded_audio_start(path: str, audio_index: int) -> Optional[float]:
+	"""When the first decoded audio sample plays (file timestamps). Differs from the first packet's time when the
+	codec drops a pre-skip the container does not flag (opus in webm / mkv: about 6.5 ms)."""
+	arguments = ['-copyts', '-i', path, '-map', '0:{}'.format(audio_index), '-frames:a', '1', '-f', 'framecrc', '-']
+	result = ffmpeg.run_ffmpeg(arguments, what='Reading the audio start of {}'.format(os.path.basename(path)), check=False)
+	time_base_match = re.search(rb'#tb 0: (\d+)/(\d+)', result.stdout)
+	packet_match = re.search(rb'^0,\s*-?\d+,\s*(-?\d+),', result.stdout, flags=re.MULTILINE)
+	if result.returncode != 0 or not time_base_match or not packet_match:
+		return None
+	return int(packet_match.group(1)) * int(time_base_match.group(1)) / int(time_base_match.group(2))
+
+
+def count_frames_by_decoding(path: str, video_index: int) -> int:
+	"""Decode every frame (no conversion, no output) and count them: exact for any file, but costs a full decode."""
+	arguments = ['-progress', 'pipe:1', '-nostats', '-i', path, '-map', '0:{}'.format(video_index), '-fps_mode', 'passthrough', '-f', 'null', '-']
+	result = ffmpeg.run_ffmpeg(arguments, what='Counting the frames of {}'.format(os.path.basename(path)))
+	counts = re.findall(rb'^frame=(\d+)', result.stdout, flags=re.MULTILINE)
+	return int(counts[-1]) if counts else 0
+
+
+def snap_frame_rate(rate: float) -> Fraction:
+	"""A measured rate as the fraction it most likely is (29.97 -> 30000/1001)."""
+	nearest = min(COMMON_FRAME_RATES, key=lambda common: abs(rate - float(common)))
+	if abs(rate - float(nearest)) <= float(nearest) * 0.002:
+		return nearest
+	return Fraction(rate).limit_denominator(1001)
+
+
+def parse_rotation(side_lines: List[str]) -> int:
+	for line in side_lines:
+		matrix_match = re.search(r'rotation of (-?[\d.]+) degrees', line)
+		if matrix_match:
+			# the display matrix angle is counter-clockwise; report the clockwise 'rotate' convention
+			return int(round(-float(matrix_match.group(1)) / 90.0)) * 90 % 360
+		tag_match = re.match(r'rotate\s*:\s*(-?\d+)', line)
+		if tag_match:
+			return int(round(float(tag_match.group(1)) / 90.0)) * 90 % 360
+	return 0
+
+
+def _parse_video_details(stream: StreamHeader) -> Dict[str, object]:
+	facts: Dict[str, object] = {'pix_fmt': 'unknown', 'width': 0, 'height': 0, 'fps': None, 'tbr': None, 'color_range': None, 'color_matrix': None}
+	for position, detail in enumerate(stream.details):
+		size_match = re.match(r'(\d+)x(\d+)', detail)
+		if size_match and not facts['width']:
+			facts['width'], facts['height'] = int(size_match.group(1)), int(size_match.group(2))
+			continue
+		fps_match = re.match(r'([\d.]+k?) fps', detail)
+		if fps_match:
+			facts['fps'] = _parse_rate(fps_match.group(1))
+		tbr_match = re.match(r'([\d.]+k?) tbr', detail)
+		if tbr_match:
+			facts['tbr'] = _parse_rate(tbr_match.group(1))
+		if position == 1:
+			pix_match = re.match(r'(\w+)(?:\((.*)\))?', detail)
+			if pix_match:
+				facts['pix_fmt'] = pix_match.group(1)
+				for tag in (pix_match.group(2) or '').split(','):
+					tag = tag.strip()
+					if tag in ('tv', 'pc'):
+						facts['color_range'] = tag
+					elif tag.split('/')[0] in SCALE_COLOR_MATRICES:
+						facts['color_matrix'] = tag.split('/')[0]
+	return facts
+
+
+def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
+	"""Everything the video workflow needs to know about a target. ``decode_count`` forces an exact frame count by
+	decoding (slow; for files whose packets are not frames, e.g. field-coded interlaced streams)."""
+	path = os.path.abspath(str(path))
+	header = read_header(path)
+	video = header.first('Video')
+	if video is None:
+		raise InputError('{} has no video stream'.format(os.path.basename(path)))
+	audio = header.first('Audio')
+	facts = _parse_video_details(video)
+	if not facts['width'] or not facts['height']:
+		raise InputError('{} has a video stream of unknown size (codec {})'.format(os.path.basename(path), video.codec))
+	scan = scan_packets(path, video.index, audio.index if audio else None)
+	header_rate = facts['tbr'] or facts['fps'] or 25.0
+	header_frames = int(round(header.duration * header_rate)) if header.duration else None
+	frame_count = len(scan.video_pts)
+	name = os.path.basename(path)
+	if frame_count == 0:
+		raise InputError('{} has no readable video frames: {}'.format(name, ffmpeg.summarize_error(scan.stderr, scan.returncode)))
+	damaged = scan.returncode != 0 or ffmpeg.has_error_lines(scan.stderr)
+	if damaged and header_frames and frame_count < 0.9 * header_frames:
+		raise InputError('{} is truncated or corrupt: {} of about {} frames are readable ({})'.format(name, frame_count, header_frames, ffmpeg.summarize_error(scan.stderr)))
+	if damaged:
+		get_logger().warning('%s has damaged data (%s); it may show glitches', name, ffmpeg.summarize_error(scan.stderr))
+	time_base = scan.video_time_base
+	frame_times = scan.video_pts.astype(np.float64) * float(time_base) - header.start_time
+	video_start = float(frame_times[0])
+	if scan.video_end is not None:
+		duration = scan.video_end - header.start_time - video_start
+	else:
+		duration = frame_count / header_rate
+	deltas = np.diff(scan.video_pts)
+	is_vfr = False
+	if len(deltas) >= 2:
+		median_delta = float(np.median(deltas))
+		# one tick of jitter is rounding (e.g. 29.97 fps in a 1/1000 time base), more is a variable rate
+		tolerance = max(1.0, median_delta * 0.02)
+		is_vfr = bool(np.any(np.abs(deltas - median_delta) > tolerance))
+	if is_vfr:
+		# like ffprobe's r_frame_rate: the rate of the most common frame step (the camera's base rate), so a
+		# VFR clip converted to constant rate at this fps loses no frame
+		steps, counts = np.unique(deltas[deltas > 0], return_counts=True)
+		rate = snap_frame_rate(1.0 / (float(steps[np.argmax(counts)]) * float(time_base)))
+	elif len(deltas) >= 1 and deltas.min() == deltas.max() and deltas[0] > 0:
+		# every step equal: the time base gives the rate exactly (512 / 15360 s -> 30, 3003 / 90000 s -> 30000/1001)
+		rate = Fraction(1) / (int(deltas[0]) * time_base)
+	elif frame_count >= 2 and frame_times[-1] > frame_times[0]:
+		# a constant rate measured over the whole clip is exact even in coarse time bases (29.97 fps in 1/1000)
+		measured_rate = (frame_count - 1) / (frame_times[-1] - frame_times[0])
+		rate = snap_frame_rate(measured_rate)
+	else:
+		rate = snap_frame_rate(header_rate)
+	if duration <= 0 or not math.isfinite(duration):
+		duration = frame_count / float(rate)
+	audio_start = scan.audio_start
+	if audio is not None and audio_start is not None:
+		audio_start = decoded_audio_start(path, audio.index)
+		audio_start = scan.audio_start if audio_start is None else audio_start
+	frame_count_source = 'packets'
+	if decode_count:
+		decoded = count_frames_by_decoding(path, video.index)
+		if decoded != frame_count:
+			get_logger().debug('%s: %d packets but %d decoded frames', name, frame_count, decoded)
+			frame_times = None
+		frame_count = decoded
+		frame_count_source = 'decoded'
+	return VideoInfo(
+		path=path,
+		format_name=header.format_name,
+		width=int(facts['width']),
+		height=int(facts['height']),
+		fps=float(rate),
+		fps_fraction='{}/{}'.format(rate.numerator, rate.denominator),
+		frame_count=frame_count,
+		duration=float(duration),
+		codec=video.codec,
+		pix_fmt=str(facts['pix_fmt']),
+		video_stream_index=video.index,
+		rotation=parse_rotation(video.side_lines),
+		video_start_time=video_start,
+		has_audio=audio is not None,
+		audio_stream_index=audio.index if audio else None,
+		audio_codec=audio.codec if audio else None,
+		audio_sample_rate=_audio_sample_rate(audio),
+		audio_channels=_audio_channels(audio),
+		audio_start_time=(audio_start - header.start_time) if audio_start is not None else (0.0 if audio else None),
+		audio_duration=(scan.audio_end - audio_start) if audio_start is not None and scan.audio_end is not None else None,
+		container_start_time=header.start_time,
+		is_vfr=is_vfr,
+		frame_count_source=frame_count_source,
+		color_range=facts['color_range'],
+		color_matrix=facts['color_matrix'],
+		frame_times=frame_times
+	)
+
+
+def _audio_sample_rate(audio: Optional[StreamHeader]) -> Optional[int]:
+	if audio is None:
+		return None
+	for detail in audio.details:
+		match = re.match(r'(\d+) Hz', detail)
+		if match:
+			return int(match.group(1))
+	return None
+
+
+def _audio_channels(audio: Optional[StreamHeader]) -> Optional[str]:
+	if audio is None:
+		return None
+	for position, detail in enumerate(audio.details):
+		if re.match(r'\d+ Hz', detail) and position + 1 < len(audio.details):
+			return audio.details[position + 1]
+	return None
+
+
+def probe_audio(path: str) -> AudioInfo:
+	"""The first audio stream of any media file (an audio source for --source-paths, or a video's soundtrack)."""
+	path = os.path.abspath(str(path))
+	header = read_header(path)
+	audio = header.first('Audio')
+	if audio is None:
+		raise InputError('{} has no audio stream'.format(os.path.basename(path)))
+	start_time = audio.start_time if audio.start_time is not None else header.start_time
+	return AudioInfo(path, audio.index, audio.codec, _audio_sample_rate(audio) or 0, _audio_channels(audio) or '', header.duration, start_time - header.start_time)
+
+
+def is_video_file(path: str) -> bool:
+	"""Whether ffmpeg finds a real (not cover-art) video stream in the file."""
+	try:
+		return read_header(str(path)).first('Video') is not None
+	except InputError:
+		return False

@@ -1,0 +1,180 @@
+"""Audio restored from the target (or replaced by an audio source) stays in sync, whole and trim-aware, and is
+never lost without a loud warning. Sync is measured on the real output: the synthetic clips carry a loud beep at
+a known video time; its onset in the output is compared with where that frame is in the output."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import pytest
+
+from facefusion import audio, encoders
+from facefusion.testing.synthetic_video import SyntheticClip, decode_audio, find_beep_onsets, find_sound_start, make_synthetic_video
+from facefusion.video_io import VideoReader, VideoWriter
+from facefusion.video_probe import probe_video, read_header
+
+FRAME = 1 / 25
+CLIP_OPTIONS: Dict[str, dict] = {
+	'plain.mp4': {},
+	'plain.webm': {},
+	'audio_early.mp4': {'audio_offset': -0.5},
+	'audio_late.mp4': {'audio_offset': 0.3},
+	'silent.mp4': {'audio': False, 'frame_count': 10},
+}
+
+
+@pytest.fixture(scope='module')
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SyntheticClip]:
+	directory = tmp_path_factory.mktemp('audio_clips')
+	made: Dict[str, SyntheticClip] = {}
+
+	def get(name: str) -> SyntheticClip:
+		if name not in made:
+			made[name] = make_synthetic_video(directory / name, **CLIP_OPTIONS[name])
+		return made[name]
+	return get
+
+
+def swap_video(target: Path, output: Path, trim_start: Optional[int] = None, trim_end: Optional[int] = None, preset: str = 'ultrafast', **audio_options: object) -> audio.AudioOutcome:
+	"""The video workflow without processors: read, write, then finalize with audio."""
+	info = probe_video(str(target))
+	reader = VideoReader(info, trim_start=trim_start, trim_end=trim_end)
+	writer = VideoWriter(output, reader.width, reader.height, info.fps_fraction, preset=preset, color_matrix=info.effective_color_matrix())
+	for frame in reader:
+		writer.write(frame.pixels)
+	silent = writer.close()
+	return audio.finalize_output(silent, output, writer.duration, target=info, trim_start=reader.first_index, **audio_options)
+
+
+def output_audio(path: Path) -> Tuple[List[float], Optional[float], float]:
+	"""Beep onsets and sound start in output video time, and the audio duration."""
+	samples, offset = decode_audio(path)
+	sound_start = find_sound_start(samples)
+	return [onset + offset for onset in find_beep_onsets(samples)], (sound_start + offset) if sound_start is not None else None, len(samples) / 48000
+
+
+def test_audio_restored_in_mp4_with_aac(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
+	output = tmp_path / 'out.mp4'
+	outcome = swap_video(clip('plain.mp4').path, output)
+	assert outcome == audio.AudioOutcome(True, 'aac', 'restored')
+	info = probe_video(str(output))
+	assert info.audio_codec == 'aac'
+	onsets, sound_start, duration = output_audio(output)
+	assert duration == pytest.approx(info.duration, abs=FRAME)
+	assert onsets == [pytest.approx(1.0, abs=FRAME / 2)]
+	assert sound_start == pytest.approx(0.0, abs=FRAME / 2)
+	assert sorted(path.name for path in tmp_path.iterdir()) == ['out.mp4']
+
+
+def test_audio_restored_in_webm_with_opus(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
+	output = tmp_path / 'out.webm'
+	outcome = swap_video(clip('plain.webm').path, output)
+	assert outcome.has_audio and outcome.encoder == 'libopus'
+	info = probe_video(str(output))
+	assert info.codec == 'vp9' and info.audio_codec == 'opus'
+	onsets, _, duration = output_audio(output)
+	assert duration == pytest.approx(info.duration, abs=FRAME)
+	assert onsets == [pytest.approx(1.0, abs=FRAME / 2)]
+
+
+def test_audio_that_starts_before_the_video_stays_in_sync(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
+	# 3.5.0 cut this audio from the container start, shifting it 0.5 s against the picture and cutting its end
+	output = tmp_path / 'early.mp4'
+	swap_video(clip('audio_early.mp4').path, output)
+	info = probe_video(str(output))
+	assert info.video_start_time == pytest.approx(0.0, abs=1e-3) and info.audio_start_offset == pytest.approx(0.0, abs=0.03)
+	onsets, sound_start, duration = output_audio(output)
+	assert onsets == [pytest.approx(1.0, abs=FRAME / 2)]
+	assert sound_start == pytest.approx(0.0, abs=FRAME / 2)
+	assert duration == pytest.approx(2.0, abs=FRAME)
+
+
+def test_audio_that_starts_after_the_video_keeps_its_place(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
+	output = tmp_path / 'late.mp4'
+	swap_video(clip('audio_late.mp4').path, output)
+	onsets, sound_start, _ = output_audio(output)
+	assert sound_start == pytest.approx(0.3, abs=FRAME / 2)
+	assert onsets == [pytest.approx(1.0, abs=FRAME / 2)]
+
+
+def test_trimmed_output_keeps_the_matching_audio(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
+	output = tmp_path / 'trimmed.mp4'
+	swap_video(clip('audio_early.mp4').path, output, trim_start=10, trim_end=40)
+	info = probe_video(str(output))
+	assert info.frame_count == 30
+	onsets, sound_start, duration = output_audio(output)
+	# frame 10 is at 0.4 s, so the beep at video time 1.0 s is 0.6 s into the output
+	assert onsets == [pytest.approx(0.6, abs=FRAME / 2)]
+	assert sound_start == pytest.approx(0.0, abs=FRAME / 2)
+	assert duration == pytest.approx(1.2, abs=FRAME)
+	late = tmp_path / 'trimmed_late.mp4'
+	swap_video(clip('audio_late.mp4').path, late, trim_start=5)
+	onsets, sound_start, _ = output_audio(late)
+	assert sound_start == pytest.approx(0.1, abs=FRAME / 2) and onsets == [pytest.approx(0.8, abs=FRAME / 2)]
+
+
+def test_video_without_audio_gives_output_without_audio(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
+	output = tmp_path / 'silent.mp4'
+	outcome = swap_video(clip('silent.mp4').path, output)
+	assert outcome == audio.AudioOutcome(False, None, 'no-audio')
+	assert not probe_video(str(output)).has_audio and probe_video(str(output)).frame_count == 10
+	muted = tmp_path / 'muted.mp4'
+	assert swap_video(clip('plain.mp4').path, muted, volume=0).status == 'muted'
+	assert not probe_video(str(muted)).has_audio
+	assert sorted(path.name for path in tmp_path.iterdir()) == ['muted.mp4', 'silent.mp4']
+
+
+def test_audio_source_replaces_the_target_audio(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
+	import wave
+	source = tmp_path / 'voice.wav'
+	times = np.arange(48000 * 3) / 48000
+	signal = 0.1 * np.sin(2 * np.pi * 300 * times)
+	signal[(times >= 0.5) & (times < 0.6)] += 0.8
+	with wave.open(str(source), 'wb') as handle:
+		handle.setnchannels(1)
+		handle.setsampwidth(2)
+		handle.setframerate(48000)
+		handle.writeframes((signal * 32767).astype('<i2').tobytes())
+	assert audio.find_audio_source(['face.jpg', str(source)]) == str(source)
+	output = tmp_path / 'replaced.mp4'
+	outcome = swap_video(clip('plain.mp4').path, output, source_paths=[str(source)], volume=50)
+	assert outcome == audio.AudioOutcome(True, 'aac', 'replaced')
+	samples, _ = decode_audio(output)
+	# the replacement plays from its start, is cut to the video, and the volume was halved
+	assert len(samples) / 48000 == pytest.approx(2.0, abs=FRAME)
+	assert find_beep_onsets(samples, threshold=0.3) == [pytest.approx(0.5, abs=FRAME / 2)]
+	assert 0.3 < float(np.abs(samples).max()) < 0.55
+	# an unreadable audio source costs the audio, never the processed video
+	broken = tmp_path / 'broken.mp3'
+	broken.write_bytes(b'not audio at all')
+	kept = tmp_path / 'kept.mp4'
+	assert swap_video(clip('plain.mp4').path, kept, source_paths=[str(broken)]).status == 'failed'
+	assert probe_video(str(kept)).frame_count == 50 and not probe_video(str(kept)).has_audio
+
+
+def test_container_fix_up_keeps_the_audio(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
+	# opus cannot go into mov: aac is used instead (with a warning), not silence
+	output = tmp_path / 'fixed.mov'
+	outcome = swap_video(clip('plain.mp4').path, output, encoder='libopus', quality=20)
+	assert outcome.has_audio and outcome.encoder == 'aac'
+	assert probe_video(str(output)).audio_codec == 'aac'
+
+
+def test_failed_mux_warns_loudly_and_keeps_the_silent_video(clip: Callable[[str], SyntheticClip], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+	monkeypatch.setattr(encoders, 'audio_encoder_arguments', lambda encoder, quality, output_path: ['-no_such_option', '1'])
+	records = []
+	handler = logging.Handler(logging.WARNING)
+	handler.emit = records.append
+	logger = logging.getLogger('facefusion')
+	logger.addHandler(handler)
+	try:
+		output = tmp_path / 'broken.mp4'
+		outcome = swap_video(clip('plain.mp4').path, output, encoder='aac')
+	finally:
+		logger.removeHandler(handler)
+	assert outcome == audio.AudioOutcome(False, None, 'failed')
+	assert len(records) == 1 and 'WITHOUT audio' in records[0].getMessage() and '\n' not in records[0].getMessage()
+	assert read_header(str(output)).first('Audio') is None and probe_video(str(output)).frame_count == 50
+	assert sorted(path.name for path in tmp_path.iterdir()) == ['broken.mp4']
