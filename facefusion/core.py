@@ -180,7 +180,7 @@ def check_job_paths(config: RunConfig) -> JobPaths:
 		if status == 'image':
 			source_paths.append(source_path)
 		elif status == 'audio':
-			logger.warn_once('audio-source', f'audio sources are ignored (no processor of this build uses audio): {source_path}')
+			logger.warn_once('audio-source', f'audio source {source_path}: it replaces the audio of a video target (image targets ignore it)')
 		else:
 			raise InputError(describe_media_problem('source', source_path, status, f'an image ({" ".join(choices.image_extensions)})'))
 	if not config.target_path:
@@ -253,7 +253,7 @@ def run_job(config: RunConfig, engine: Optional[Engine] = None) -> int:
 	"""One target: the image workflow or the video workflow, by what the target is."""
 	paths = check_job_paths(config)
 	if paths.target_kind == 'video':
-		return run_video(config)
+		return run_video(config, engine)
 	return run_image(config, engine)
 
 
@@ -325,9 +325,217 @@ def run_image(config: RunConfig, engine: Optional[Engine] = None) -> int:
 	return 0
 
 
-def run_video(config: RunConfig) -> int:
-	# the video workflow (decode, analyse, swap, composite, encode) replaces this in the video issue
-	raise ProcessingError(f'video targets are not supported by this build yet (image targets only): {config.target_path}')
+@dataclass
+class FrameWork:
+	"""What a video run does to one frame, split in the two steps the streaming pipeline overlaps:
+	analyse (detect and select the target faces) and process (every processor in order)."""
+	config: RunConfig
+	engine: Engine
+	processors: List[Any]
+	reference_faces: List[Any]
+
+	def analyse(self, frame: Any) -> Tuple[Any, List[Any]]:
+		from facefusion import face_selector
+		faces = face_selector.select_faces(frame.pixels, self.engine.analyser, self.config, self.reference_faces)
+		return frame, faces
+
+	def process(self, analysed: Tuple[Any, List[Any]]) -> Any:
+		frame, faces = analysed
+		if faces:
+			output = frame.pixels.copy()
+			for processor in self.processors:
+				output = processor.process_frame(frame.pixels, faces, output)
+			frame.pixels = output
+		return frame
+
+
+def run_video(config: RunConfig, engine: Optional[Engine] = None) -> int:
+	"""decode → analyse → process → encode, then the target's audio; --workflow-strategy memory streams frames
+	through threads joined by bounded queues, disk is the 3.5.0-like baseline with temp frame files."""
+	from facefusion import gpu_video_pipeline
+	from facefusion.video_io import plan_video_geometry, read_video_frame, restrict_trim
+	from facefusion.video_probe import probe_video
+
+	start_time = time.perf_counter()
+	paths = check_job_paths(config)
+	if paths.target_kind != 'video':
+		raise InputError(f'target is not a video: {paths.target_path}')
+	info = probe_video(paths.target_path)
+	trim_start, trim_end = restrict_trim(info, config.trim_frame_start, config.trim_frame_end)
+	if trim_end <= trim_start:
+		raise InputError(f'the trim range {trim_start}..{trim_end} holds no frame of {paths.target_path} ({info.frame_count} frames)')
+	geometry = plan_video_geometry(info, config.output_video_scale, config.output_video_fps)
+	device_id = int(config.execution_device_ids[0]) if config.execution_device_ids and str(config.execution_device_ids[0]).isdigit() else 0
+	routes = gpu_video_pipeline.select_video_routes(config.video_decoder, config.video_encoder_route, config.output_video_encoder, paths.output_path, device_id)
+	source_frames = [read_source_image(source_path) for source_path in paths.source_paths]
+	logger.get_logger().info(f'processing video {paths.target_path} -> {paths.output_path} ({trim_end - trim_start} frames)')
+
+	own_engine = engine is None
+	engine = engine or start_engine(config)
+	try:
+		if engine.content_analyser.analyse_video(paths.target_path, trim_start, trim_end, info.fps):
+			raise ProcessingError(CONTENT_REFUSED_MESSAGE)
+		reference_faces = []
+		if config.face_selector_mode == 'reference':
+			reference_frame = read_video_frame(info, min(max(config.reference_frame_number, 0), max(info.frame_count - 1, 0)), size = geometry.decode_size)
+			reference_faces = select_reference_faces(reference_frame, engine, config)
+		processors = build_processors(config, engine, reference_faces, source_frames)
+		work = FrameWork(config, engine, processors, reference_faces)
+		if config.workflow_strategy == 'disk':
+			silent_path, duration = process_video_on_disk(config, paths, info, routes, geometry, trim_start, trim_end, work)
+		else:
+			silent_path, duration = process_video_in_memory(config, paths, info, routes, geometry, trim_start, trim_end, work)
+		for processor in processors:
+			processor.release()
+		finish_video_output(config, paths, info, trim_start, silent_path, duration)
+	finally:
+		if own_engine:
+			engine.close()
+	log_stage_timings()
+	logger.get_logger().info(f'processing video succeeded in {time.perf_counter() - start_time:.2f} seconds')
+	return 0
+
+
+def log_stage_timings() -> None:
+	from facefusion.stage_timer import STAGE_TIMER
+	totals = STAGE_TIMER.snapshot()
+	if totals:
+		logger.get_logger().debug('stage times: ' + ', '.join(f'{stage} {total.seconds:.2f}s/{total.calls}' for stage, total in sorted(totals.items())))
+
+
+def read_source_image(source_path: str) -> 'VisionFrame':
+	from facefusion import vision
+	return vision.read_image(source_path)
+
+
+def select_reference_faces(reference_frame: 'VisionFrame', engine: Engine, config: RunConfig) -> List[Any]:
+	from facefusion import face_selector
+	return face_selector.get_reference_faces(reference_frame, engine.analyser, config)
+
+
+def build_processors(config: RunConfig, engine: Engine, reference_faces: List[Any], source_frames: List[Any]) -> List[Any]:
+	from facefusion.processors.base import ProcessingContext
+	from facefusion.processors.registry import create_processors
+	context = ProcessingContext(
+		config=config,
+		inference=engine.inference,
+		analyser=engine.analyser,
+		masker=engine.masker,
+		reference_faces=reference_faces,
+		source_frames=source_frames,
+	)
+	processors = create_processors(config.processors, context)
+	for processor in processors:
+		processor.prepare()
+	return processors
+
+
+def frame_progress(total: int, description: str) -> Any:
+	from tqdm import tqdm
+	return tqdm(total=total, desc=description, unit='frame', disable=None, smoothing=0.1, dynamic_ncols=True)
+
+
+def process_video_in_memory(config: RunConfig, paths: JobPaths, info: Any, routes: Any, geometry: Any, trim_start: int, trim_end: int, work: FrameWork) -> Tuple[Any, float]:
+	"""The streaming default: no temp frames; decode, analyse, process and encode overlap in their own threads."""
+	from facefusion import gpu_video_pipeline
+	from facefusion.stage_pipeline import Stage, StagePipeline
+	from facefusion.stage_timer import STAGE_TIMER
+	from facefusion.video_io import VideoWriter
+
+	reader = gpu_video_pipeline.open_reader(info, routes.decoder, trim_start, trim_end, geometry.decode_size, geometry.decode_fps, info.effective_color_matrix())
+	writer = VideoWriter(
+		paths.output_path, geometry.frame_size[0], geometry.frame_size[1], geometry.frame_fps, routes.encoder.encoder,
+		config.output_video_quality, config.output_video_preset, geometry.output_size, info.effective_color_matrix(),
+		output_fps=geometry.output_fps
+	)
+
+	def decoded_frames() -> Any:
+		iterator = iter(reader)
+		while True:
+			with STAGE_TIMER.measure('decode'):
+				frame = next(iterator, None)
+			if frame is None:
+				return
+			yield frame
+
+	# the processors run in several threads: onnxruntime, numpy and OpenCV release the GIL for the heavy parts
+	process_workers = max(1, min(config.execution_thread_count, os.cpu_count() or 1))
+	pipeline = StagePipeline(decoded_frames(), [
+		Stage('analyse', work.analyse),
+		Stage('process', work.process, workers=process_workers),
+	], queue_size=8)
+	try:
+		with frame_progress(trim_end - trim_start, 'processing') as progress:
+			for frame in pipeline:
+				with STAGE_TIMER.measure('encode'):
+					writer.write(frame.pixels)
+				progress.update()
+		silent_path = writer.close()
+	except BaseException:
+		pipeline.stop()
+		writer.abort()
+		raise
+	finally:
+		reader.close()
+	return silent_path, writer.duration
+
+
+def process_video_on_disk(config: RunConfig, paths: JobPaths, info: Any, routes: Any, geometry: Any, trim_start: int, trim_end: int, work: FrameWork) -> Tuple[Any, float]:
+	"""The 3.5.0-like baseline: extract every frame to a temp image, process the files with a pool of
+	--execution-thread-count workers (one frame per task, full analysis per frame), merge them back."""
+	from concurrent.futures import ThreadPoolExecutor, as_completed
+	from fractions import Fraction
+
+	from facefusion import temp_frames, vision
+	from facefusion.stage_timer import STAGE_TIMER
+	from facefusion.types import Frame
+
+	directory = temp_frames.create_temp_directory(config.temp_path, paths.target_path)
+	try:
+		with STAGE_TIMER.measure('decode'):
+			frame_count = temp_frames.extract_frames(info, directory, config.temp_frame_format, trim_start, trim_end, geometry.decode_size, geometry.decode_fps, routes.decoder.decoder_arguments)
+		frame_paths = temp_frames.list_temp_frames(directory, config.temp_frame_format)
+
+		def process_file(index: int, frame_path: Any) -> None:
+			with STAGE_TIMER.measure('decode'):
+				pixels = vision.read_image(str(frame_path))
+			frame = work.process(work.analyse(Frame(index, pixels)))
+			with STAGE_TIMER.measure('encode'):
+				vision.write_image(str(frame_path), frame.pixels, 100)
+
+		with ThreadPoolExecutor(max_workers=config.execution_thread_count) as executor, frame_progress(len(frame_paths), 'processing') as progress:
+			futures = [executor.submit(process_file, trim_start + position, frame_path) for position, frame_path in enumerate(frame_paths)]
+			try:
+				for future in as_completed(futures):
+					future.result()
+					progress.update()
+			except BaseException:
+				for future in futures:
+					future.cancel()
+				raise
+		with STAGE_TIMER.measure('encode'):
+			silent_path = temp_frames.merge_frames(
+				directory, config.temp_frame_format, geometry.frame_size, geometry.frame_fps, paths.output_path,
+				routes.encoder.encoder, config.output_video_quality, config.output_video_preset, geometry.output_size,
+				info.effective_color_matrix(), geometry.output_fps
+			)
+	finally:
+		temp_frames.clear_temp_directory(directory, config.keep_temp)
+	return silent_path, frame_count / float(Fraction(geometry.frame_fps))
+
+
+def finish_video_output(config: RunConfig, paths: JobPaths, info: Any, trim_start: int, silent_path: Any, duration: float) -> None:
+	"""Audio from the target (or an audio source) onto the silent video, then the move into the final name."""
+	from facefusion import audio
+	try:
+		audio.finalize_output(
+			silent_path, paths.output_path, duration, target=info, trim_start=trim_start, source_paths=config.source_paths,
+			encoder=config.output_audio_encoder, quality=config.output_audio_quality, volume=config.output_audio_volume
+		)
+	finally:
+		# finalize_output consumes the silent file; a failure before that must not leave it behind
+		if os.path.exists(str(silent_path)):
+			os.remove(str(silent_path))
 
 
 # ---- batch-run -------------------------------------------------------------------------------------------------
@@ -383,12 +591,10 @@ def run_batch(config: RunConfig) -> int:
 		with logging_redirect_tqdm(loggers=[logger.get_logger()]):
 			for item in tqdm(items, desc='batch', unit='item', disable=None):
 				try:
-					if check_job_paths(item).target_kind == 'video':
-						run_video(item)
-						continue
+					check_job_paths(item)
 					# the models are loaded once for the whole batch: only paths differ between items
 					engine = engine or start_engine(item)
-					run_image(item, engine)
+					run_job(item, engine)
 				except ModelUnavailableError:
 					raise
 				except FaceFusionError as error:

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from facefusion.stage_timer import STAGE_TIMER
 from facefusion.types import BoundingBox, Mask, Matrix, Points, VisionFrame
 
 # Five points (image-left eye, image-right eye, nose tip, image-left mouth corner, image-right mouth corner) in the
@@ -197,6 +198,11 @@ def paste_back(
 
 	region' = region * (1 - mask') + crop' * mask' in the mask's float type, truncated back to the frame's dtype.
 	"""
+	with STAGE_TIMER.measure('paste'):
+		return blend_into_box(frame, crop, crop_mask, affine)
+
+
+def blend_into_box(frame: VisionFrame, crop: VisionFrame, crop_mask: Mask, affine: Matrix) -> VisionFrame:
 	result = frame.copy()
 	x1, y1, x2, y2 = paste_box(frame.shape, (crop.shape[1], crop.shape[0]), affine)
 	if x2 <= x1 or y2 <= y1:

@@ -10,6 +10,20 @@ import onnxruntime
 
 from facefusion.inference.providers import ProviderEntry
 from facefusion.logger import get_logger, warn_once
+from facefusion.stage_timer import STAGE_TIMER
+
+# which pipeline stage a model's time counts toward (the benchmark's stage breakdown)
+STAGE_OF_KIND = {
+	'face_detector': 'detect',
+	'face_landmarker': 'landmark',
+	'face_recognizer': 'embed',
+	'face_classifier': 'classify',
+	'face_occluder': 'mask',
+	'face_parser': 'mask',
+	'content_analyser': 'content',
+	'face_swapper': 'swap',
+	'embedding_converter': 'swap',
+}
 
 BatchInput = Union[np.ndarray, Sequence[np.ndarray]]
 
@@ -20,6 +34,7 @@ class ModelSession:
 	path: Path
 	session: onnxruntime.InferenceSession
 	requested_providers: List[str] = field(default_factory=list)
+	stage: str = 'model'
 
 	@property
 	def input_names(self) -> List[str]:
@@ -45,7 +60,8 @@ class ModelSession:
 
 	def run(self, feed: Dict[str, np.ndarray]) -> List[np.ndarray]:
 		"""One plain call; outputs by position."""
-		return self.session.run(None, feed)
+		with STAGE_TIMER.measure(self.stage):
+			return self.session.run(None, feed)
 
 	def run_batch(self, feed: Dict[str, BatchInput]) -> List[np.ndarray]:
 		"""Batch-first call: every input carries a leading batch axis N (or is a list of N items); the outputs are
@@ -78,9 +94,17 @@ def create_session(
 		provider_options=[provider_options for _, provider_options in providers]
 	)
 	requested = [provider_name for provider_name, _ in providers]
-	model_session = ModelSession(name=name, path=path, session=session, requested_providers=requested)
+	model_session = ModelSession(name=name, path=path, session=session, requested_providers=requested, stage=stage_of_model(name))
 	check_fallback(model_session)
 	return model_session
+
+
+def stage_of_model(name: str) -> str:
+	from facefusion.models.registry import get_model
+	try:
+		return STAGE_OF_KIND.get(get_model(name).kind, 'model')
+	except KeyError:
+		return 'model'
 
 
 def check_fallback(model_session: ModelSession) -> None:
