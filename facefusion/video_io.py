@@ -54,6 +54,9 @@ COLOR_TAGS = {
 	'fcc': ('fcc', 'bt470m', 'bt709'),
 	'smpte240m': ('smpte240m', 'smpte240m', 'smpte240m')
 }
+# swscale's fast defaults shift colours by a few levels on a 4:2:0 round trip (grey 128 came back as 126,126,124,
+# a visible colour step against untouched video); exact rounding and full chroma interpolation keep it within ±1
+_EXACT_COLOR_FLAGS = 'accurate_rnd+full_chroma_int+full_chroma_inp'
 
 
 def _grow_pipe(stream: Optional[IO[bytes]]) -> None:
@@ -117,9 +120,12 @@ def plan_read(info: VideoInfo, trim_start: Optional[int] = None, trim_end: Optio
 		output_arguments += ['-fps_mode', 'passthrough']
 	width, height = info.display_size
 	scale = 'scale='
+	flags = _EXACT_COLOR_FLAGS
 	if size is not None and tuple(size) != (width, height):
 		width, height = int(size[0]), int(size[1])
-		scale += '{}:{}:flags=bicubic:'.format(width, height)
+		scale += '{}:{}:'.format(width, height)
+		flags = 'bicubic+' + flags
+	scale += 'flags={}:'.format(flags)
 	# decode with an explicit matrix so ffmpeg versions agree and the writer can use the same one
 	scale += 'in_color_matrix={}:in_range={}'.format(color_matrix or info.effective_color_matrix(), info.effective_color_range())
 	filters.append(scale)
@@ -304,7 +310,7 @@ def build_encode_filter(width: int, height: int, encoder: str, output_size: Opti
 		filters.append('fillborders=right={}:bottom={}:mode=smear'.format(target_width - width, target_height - height))
 	if pixel_format in ('yuv420p', 'nv12'):
 		colorspace, primaries, transfer = COLOR_TAGS.get(color_matrix, COLOR_TAGS['bt709'])
-		filters.append('scale=out_color_matrix={}:out_range=tv'.format(color_matrix))
+		filters.append('scale=out_color_matrix={}:out_range=tv:flags={}'.format(color_matrix, _EXACT_COLOR_FLAGS))
 		filters.append('format={}'.format(pixel_format))
 		# tag what we encoded so players do not guess (untagged HD is guessed BT.709, SD BT.601)
 		filters.append('setparams=range=tv:colorspace={}:color_primaries={}:color_trc={}'.format(colorspace, primaries, transfer))
