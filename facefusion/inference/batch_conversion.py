@@ -1,0 +1,354 @@
+"""Give fixed-batch models (the distributed inswapper_128 declares batch 1) a dynamic batch axis, safely.
+
+The conversion edits a copy, never the original: the graph inputs' and outputs' leading dimension 1 becomes the
+symbolic `batch`, and the stale intermediate shapes (value_info) are dropped so ONNX Runtime infers them again. A
+graph may still hard-code the batch inside, e.g. a Reshape to [1, ...]; such a copy either fails at batch > 1 or,
+worse, silently mixes items. So every copy is verified before it is used: random inputs run at batch 3 through the
+copy must equal the same items run one by one through the original. When the plain edit fails that check, a second
+attempt rewrites Reshape targets whose leading entry is a hard-coded 1 to 0 ("keep the input's dimension", the batch
+when the Reshape's input carries it) and is verified the same way. A model that passes neither is refused: it keeps
+running one item at a time, and the reason is logged at debug level.
+
+The verified copy is cached as `<stem>.dynamic_batch.onnx` beside the original when that folder is writable, else
+under `<project>/.caches`; a small `<stem>.dynamic_batch.json` beside it records the source file's size and
+modification time and the verdict (a refusal too), so later runs decide without loading or verifying again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import onnx
+import onnxruntime
+from onnx import numpy_helper
+
+from facefusion.config import PROJECT_DIR
+from facefusion.logger import get_logger
+
+BATCH_PARAM = 'batch'
+CONVERTED_SUFFIX = '.dynamic_batch.onnx'
+RECORD_SUFFIX = '.dynamic_batch.json'
+VERIFY_BATCH = 3
+# a model larger than protobuf's 2 GiB cannot be serialised in one piece for the in-memory verification session
+MAX_IN_MEMORY_BYTES = 2_000_000_000
+RECORD_VERSION = 1
+# verdicts of this process, by source path, cache location, size and modification time
+_verdicts: Dict[Tuple[str, str, int, int], 'ConversionResult'] = {}
+NUMPY_TYPES: Dict[int, Any] = {
+	onnx.TensorProto.FLOAT: np.float32,
+	onnx.TensorProto.FLOAT16: np.float16,
+	onnx.TensorProto.DOUBLE: np.float64,
+	onnx.TensorProto.INT64: np.int64,
+	onnx.TensorProto.INT32: np.int32,
+	onnx.TensorProto.INT8: np.int8,
+	onnx.TensorProto.UINT8: np.uint8,
+	onnx.TensorProto.BOOL: np.bool_
+}
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+	"""path: the file to load; converted: path is the verified dynamic-batch copy; reason: why (for the debug log)."""
+	path: Path
+	converted: bool
+	reason: str
+	max_difference: float = 0.0
+
+
+@dataclass
+class ConversionRecord:
+	"""The sidecar JSON: which source it was made from and what was decided."""
+	version: int
+	source_name: str
+	source_size: int
+	source_mtime_ns: int
+	status: str
+	reason: str
+	max_difference: float = 0.0
+
+
+def ensure_dynamic_batch(model_path: os.PathLike[str] | str, cache_dir: Optional[os.PathLike[str] | str] = None) -> Path:
+	"""The path to load for batched calls: model_path itself when its batch is already dynamic (or the model cannot
+	be converted safely), else the verified dynamic-batch copy (made on the first call, cached after)."""
+	return convert_dynamic_batch(model_path, cache_dir).path
+
+
+def convert_dynamic_batch(
+	model_path: os.PathLike[str] | str,
+	cache_dir: Optional[os.PathLike[str] | str] = None,
+	verify_batch: int = VERIFY_BATCH,
+	force: bool = False
+) -> ConversionResult:
+	"""ensure_dynamic_batch with the verdict; force ignores a cached verdict (not the original, which is never
+	written)."""
+	source = Path(model_path)
+	stat = source.stat()
+	converted_path, record_path = cache_paths(source, cache_dir)
+	memo_key = (str(source.resolve()), str(converted_path), stat.st_size, stat.st_mtime_ns)
+	if not force:
+		# sessions are created again after --video-memory-strategy releases them: answer those from memory
+		remembered = _verdicts.get(memo_key)
+		if remembered is not None and (not remembered.converted or remembered.path.is_file()):
+			return remembered
+		cached = read_cached_verdict(source, stat, converted_path, record_path)
+		if cached is not None:
+			log_verdict(source, cached)
+			_verdicts[memo_key] = cached
+			return cached
+	model = onnx.load(str(source))
+	fixed_inputs, problem = find_fixed_batch_inputs(model)
+	if problem or not fixed_inputs:
+		result = ConversionResult(source, False, problem or 'batch axis already dynamic')
+		log_verdict(source, result)
+		_verdicts[memo_key] = result
+		return result
+	started = time.perf_counter()
+	result = convert_and_verify(source, model, converted_path, verify_batch)
+	write_record(record_path, source, stat, result)
+	get_logger().debug('dynamic-batch check of %s took %.1f s', source.name, time.perf_counter() - started)
+	log_verdict(source, result)
+	_verdicts[memo_key] = result
+	return result
+
+
+def cache_paths(source: Path, cache_dir: Optional[os.PathLike[str] | str]) -> Tuple[Path, Path]:
+	"""Beside the original when no cache folder is given and that folder is writable, else <project>/.caches."""
+	if cache_dir is not None:
+		directory = Path(cache_dir)
+	elif os.access(source.parent, os.W_OK):
+		directory = source.parent
+	else:
+		directory = PROJECT_DIR / '.caches'
+	return directory / (source.stem + CONVERTED_SUFFIX), directory / (source.stem + RECORD_SUFFIX)
+
+
+def read_cached_verdict(source: Path, stat: os.stat_result, converted_path: Path, record_path: Path) -> Optional[ConversionResult]:
+	if not record_path.is_file():
+		return None
+	try:
+		record = ConversionRecord(**json.loads(record_path.read_text(encoding='utf-8')))
+	except (ValueError, TypeError):
+		return None
+	if record.version != RECORD_VERSION or record.source_size != stat.st_size or record.source_mtime_ns != stat.st_mtime_ns:
+		return None
+	if record.status == 'converted':
+		if not converted_path.is_file():
+			return None
+		return ConversionResult(converted_path, True, 'cached ' + record.reason, record.max_difference)
+	return ConversionResult(source, False, record.reason, record.max_difference)
+
+
+def write_record(record_path: Path, source: Path, stat: os.stat_result, result: ConversionResult) -> None:
+	record = ConversionRecord(
+		RECORD_VERSION, source.name, stat.st_size, stat.st_mtime_ns, 'converted' if result.converted else 'refused',
+		result.reason, result.max_difference
+	)
+	try:
+		record_path.parent.mkdir(parents=True, exist_ok=True)
+		write_atomic(record_path, json.dumps(asdict(record), indent=1).encode('utf-8'))
+	except OSError as exception:
+		# without the record the next run verifies again: slower, never wrong
+		get_logger().debug('cannot write %s: %s', record_path, exception)
+
+
+def log_verdict(source: Path, result: ConversionResult) -> None:
+	if result.converted:
+		get_logger().debug('%s runs batched from %s (%s)', source.name, result.path.name, result.reason)
+	else:
+		get_logger().debug('%s keeps its batch layout (%s)%s', source.name, result.reason, '' if result.reason == 'batch axis already dynamic' else '; it runs one item at a time')
+
+
+def graph_input_values(model: onnx.ModelProto) -> List[onnx.ValueInfoProto]:
+	"""The real inputs (old exporters also list initializers as graph inputs)."""
+	initializer_names = {tensor.name for tensor in model.graph.initializer}
+	return [value for value in model.graph.input if value.name not in initializer_names]
+
+
+def find_fixed_batch_inputs(model: onnx.ModelProto) -> Tuple[List[str], str]:
+	"""(names of inputs whose leading dimension is the integer 1, '') or ([], why the model cannot be converted)."""
+	fixed: List[str] = []
+	dynamic: List[str] = []
+	for value in graph_input_values(model):
+		dims = value.type.tensor_type.shape.dim
+		if not value.type.HasField('tensor_type') or len(dims) == 0:
+			return [], 'input ' + value.name + ' has no batch axis'
+		if dims[0].HasField('dim_value'):
+			if dims[0].dim_value != 1:
+				return [], 'input ' + value.name + ' has a fixed batch of ' + str(dims[0].dim_value)
+			fixed.append(value.name)
+		else:
+			dynamic.append(value.name)
+	if fixed and dynamic:
+		# a mix is legal (e.g. a per-call parameter tensor) but nothing here can tell which inputs carry the batch
+		return [], 'inputs ' + ', '.join(dynamic) + ' are dynamic while ' + ', '.join(fixed) + ' are fixed at 1'
+	return fixed, ''
+
+
+def make_batch_dynamic(model: onnx.ModelProto) -> None:
+	"""Leading 1 -> `batch` on graph inputs and outputs; drop value_info (it may pin intermediate batch sizes)."""
+	for value in list(graph_input_values(model)) + list(model.graph.output):
+		dims = value.type.tensor_type.shape.dim
+		if len(dims) and dims[0].HasField('dim_value') and dims[0].dim_value == 1:
+			dims[0].Clear()
+			dims[0].dim_param = BATCH_PARAM
+	del model.graph.value_info[:]
+
+
+def rewrite_unit_reshapes(model: onnx.ModelProto) -> int:
+	"""Reshape targets stored as constants with a leading 1 -> leading 0 (copy the input's dimension). Returns how
+	many were rewritten; only targets used by Reshape alone are touched, and verification decides whether it worked."""
+	graph = model.graph
+	consumers: Dict[str, int] = {}
+	for node in graph.node:
+		for name in node.input:
+			consumers[name] = consumers.get(name, 0) + 1
+	initializers = {tensor.name: tensor for tensor in graph.initializer}
+	constants = {node.output[0]: node for node in graph.node if node.op_type == 'Constant' and len(node.output) == 1}
+	rewritten = 0
+	for node in graph.node:
+		if node.op_type != 'Reshape' or len(node.input) < 2:
+			continue
+		if any(attribute.name == 'allowzero' and attribute.i == 1 for attribute in node.attribute):
+			# with allowzero a 0 means an empty dimension, not "copy"
+			continue
+		target = node.input[1]
+		if consumers.get(target, 0) != 1:
+			continue
+		if target in initializers:
+			shape = numpy_helper.to_array(initializers[target])
+			if shape.ndim == 1 and shape.size > 1 and shape[0] == 1:
+				updated = shape.copy()
+				updated[0] = 0
+				initializers[target].CopyFrom(numpy_helper.from_array(updated.astype(shape.dtype), target))
+				rewritten += 1
+		elif target in constants:
+			for attribute in constants[target].attribute:
+				if attribute.name == 'value':
+					shape = numpy_helper.to_array(attribute.t)
+					if shape.ndim == 1 and shape.size > 1 and shape[0] == 1:
+						updated = shape.copy()
+						updated[0] = 0
+						attribute.t.CopyFrom(numpy_helper.from_array(updated.astype(shape.dtype), attribute.t.name))
+						rewritten += 1
+	return rewritten
+
+
+def convert_and_verify(source: Path, model: onnx.ModelProto, converted_path: Path, verify_batch: int) -> ConversionResult:
+	if model.ByteSize() > MAX_IN_MEMORY_BYTES:
+		return ConversionResult(source, False, 'model too large to verify in memory')
+	try:
+		feeds = verification_feeds(model, verify_batch)
+		reference = run_one_by_one(source, feeds, verify_batch)
+	except Exception as exception:
+		return ConversionResult(source, False, 'cannot run the original for verification: ' + first_line(exception))
+	make_batch_dynamic(model)
+	attempts: List[str] = []
+	for attempt in ('plain', 'reshape'):
+		if attempt == 'reshape' and rewrite_unit_reshapes(model) == 0:
+			break
+		data = model.SerializeToString()
+		verdict, difference = verify_batched(data, feeds, reference, verify_batch)
+		if verdict == '':
+			try:
+				converted_path.parent.mkdir(parents=True, exist_ok=True)
+				write_atomic(converted_path, data)
+			except OSError as exception:
+				return ConversionResult(source, False, 'cannot write ' + str(converted_path) + ': ' + str(exception))
+			how = 'batch axis made dynamic' if attempt == 'plain' else 'batch axis made dynamic, Reshape targets [1, ...] -> [0, ...]'
+			return ConversionResult(converted_path, True, how + ', verified at batch ' + str(verify_batch), difference)
+		attempts.append(attempt + ': ' + verdict)
+	return ConversionResult(source, False, 'the graph hard-codes its batch (' + '; '.join(attempts) + ')')
+
+
+def verification_feeds(model: onnx.ModelProto, verify_batch: int) -> Dict[str, np.ndarray]:
+	"""Deterministic random inputs at batch verify_batch (values in 0..1 for floats: the range crops come in)."""
+	generator = np.random.default_rng(20240917)
+	feeds: Dict[str, np.ndarray] = {}
+	for value in graph_input_values(model):
+		tensor_type = value.type.tensor_type
+		shape = [verify_batch]
+		for dim in list(tensor_type.shape.dim)[1:]:
+			if not dim.HasField('dim_value'):
+				raise ValueError('input ' + value.name + ' has a dynamic non-batch dimension ' + (dim.dim_param or '?'))
+			shape.append(int(dim.dim_value))
+		dtype = NUMPY_TYPES.get(tensor_type.elem_type)
+		if dtype is None:
+			raise ValueError('input ' + value.name + ' has an unsupported element type ' + str(tensor_type.elem_type))
+		if np.issubdtype(dtype, np.floating):
+			feeds[value.name] = generator.random(shape).astype(dtype)
+		elif dtype == np.bool_:
+			feeds[value.name] = generator.random(shape) > 0.5
+		else:
+			feeds[value.name] = generator.integers(0, 2, shape).astype(dtype)
+	return feeds
+
+
+def verification_session(model: Path | bytes) -> onnxruntime.InferenceSession:
+	options = onnxruntime.SessionOptions()
+	options.log_severity_level = 3
+	return onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=options, providers=['CPUExecutionProvider'])
+
+
+def quiet_run_options() -> onnxruntime.RunOptions:
+	"""A batched run that fails is an expected verdict here, not an error for the console."""
+	options = onnxruntime.RunOptions()
+	options.log_severity_level = 4
+	return options
+
+
+def run_one_by_one(source: Path, feeds: Dict[str, np.ndarray], verify_batch: int) -> List[np.ndarray]:
+	session = verification_session(source)
+	per_item = [session.run(None, {name: value[index:index + 1] for name, value in feeds.items()}, quiet_run_options()) for index in range(verify_batch)]
+	return [np.concatenate([outputs[position] for outputs in per_item]) for position in range(len(per_item[0]))]
+
+
+def verify_batched(data: bytes, feeds: Dict[str, np.ndarray], reference: Sequence[np.ndarray], verify_batch: int) -> Tuple[str, float]:
+	"""('' and the largest difference) when the batched run equals the one-by-one run, else (what differs, 0)."""
+	try:
+		outputs = verification_session(data).run(None, feeds, quiet_run_options())
+	except Exception as exception:
+		return 'fails at batch ' + str(verify_batch) + ': ' + first_line(exception), 0.0
+	largest = 0.0
+	for position, (batched, expected) in enumerate(zip(outputs, reference)):
+		if batched.shape != expected.shape:
+			return 'output ' + str(position) + ' has shape ' + str(batched.shape) + ' at batch ' + str(verify_batch) + ', expected ' + str(expected.shape), 0.0
+		if not np.issubdtype(expected.dtype, np.floating):
+			if not np.array_equal(batched, expected):
+				return 'output ' + str(position) + ' differs from the one-by-one run', 0.0
+			continue
+		expected64 = expected.astype(np.float64)
+		batched64 = batched.astype(np.float64)
+		if not np.array_equal(np.isnan(expected64), np.isnan(batched64)):
+			return 'output ' + str(position) + ' has NaNs where the one-by-one run has none', 0.0
+		finite = ~np.isnan(expected64)
+		difference = float(np.max(np.abs(batched64[finite] - expected64[finite]), initial=0.0))
+		scale = float(np.max(np.abs(expected64[finite]), initial=0.0))
+		# batch size changes ORT's kernel blocking, so sums round differently; items mixing across the batch
+		# change values by far more than this
+		tolerance = (1e-2 if expected.dtype == np.float16 else 1e-4) * max(1.0, scale)
+		if difference > tolerance:
+			return 'output ' + str(position) + ' differs from the one-by-one run by ' + format(difference, '.3g'), 0.0
+		largest = max(largest, difference)
+	return '', largest
+
+
+def first_line(exception: BaseException) -> str:
+	"""The informative part of an error: ONNX Runtime's messages lead with a source location and a C++ signature."""
+	lines = str(exception).strip().splitlines()
+	text = lines[0] if lines else type(exception).__name__
+	text = text.split('Status Message: ')[-1]
+	if ' was false. ' in text:
+		text = text.split(' was false. ', 1)[1]
+	return text[:240]
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+	"""Through a temporary name: a reader (or a second process converting at the same time) never sees half a file."""
+	temporary = path.with_name(path.name + '.' + str(os.getpid()) + '.tmp')
+	temporary.write_bytes(data)
+	os.replace(temporary, path)

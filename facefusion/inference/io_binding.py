@@ -1,0 +1,260 @@
+"""Run a model session through ONNX Runtime's IO binding: inputs bound where they already are, outputs written
+into buffers we own and reuse.
+
+Without binding, `session.run` copies every input to the device and every output back inside each call. Bound:
+
+- CPU device path: NumPy inputs are wrapped as OrtValues (no copy) and the outputs go into preallocated NumPy
+  arrays, also wrapped as OrtValues, one set per input-shape signature, reused call after call.
+- CUDA device path: CuPy inputs are bound by device pointer (zero copy) and outputs go into preallocated CuPy
+  buffers bound the same way, so a frame's crops go from warp to model to paste-back without touching the host.
+
+Output shapes come from the model's declared shapes (symbolic dimensions resolved from the inputs that share their
+name); where that is not possible, the first call of a signature lets ONNX Runtime allocate, and the shapes it
+produced are remembered for the next calls. The returned arrays are the runner's own buffers: they stay valid
+until the next call with the same input shapes (pass copy=True to get arrays of your own).
+
+A runner is not reentrant: calls are serialised by a lock. Give each thread its own runner for parallel calls.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+import onnxruntime
+
+from facefusion.gpu.device import gpu_available, is_device_array
+from facefusion.inference.session import ModelSession
+
+Array = Any
+Signature = Tuple[Tuple[str, Tuple[int, ...], str], ...]
+
+ONNX_ELEMENT_TYPES: Dict[str, Any] = {
+	'tensor(float)': np.float32,
+	'tensor(float16)': np.float16,
+	'tensor(double)': np.float64,
+	'tensor(int64)': np.int64,
+	'tensor(int32)': np.int32,
+	'tensor(int8)': np.int8,
+	'tensor(uint8)': np.uint8,
+	'tensor(bool)': np.bool_
+}
+CUDA_PROVIDERS = ('CUDAExecutionProvider', 'TensorrtExecutionProvider')
+# output buffer sets kept per runner: one per input-shape signature (batch sizes, pixel-boost sizes)
+MAX_SIGNATURES = 8
+
+
+@dataclass
+class OutputBuffers:
+	"""The preallocated outputs of one input-shape signature; ortvalues only on the CPU device path."""
+	arrays: List[Array]
+	ortvalues: Optional[List[onnxruntime.OrtValue]] = None
+
+
+def default_device(model_session: ModelSession) -> str:
+	"""'cuda' when the session runs on CUDA / TensorRT and CuPy has a working device, else 'cpu'."""
+	if any(provider in CUDA_PROVIDERS for provider in model_session.active_providers) and gpu_available():
+		return 'cuda'
+	return 'cpu'
+
+
+def buffer_pointer(array: Array) -> int:
+	"""The address of a contiguous array's first element: CuPy's device pointer or NumPy's host pointer."""
+	if is_device_array(array):
+		return int(array.data.ptr)
+	return int(array.ctypes.data)
+
+
+class BoundRunner:
+	def __init__(self, model_session: ModelSession, device: Optional[str] = None, device_id: int = 0, by_pointer: Optional[bool] = None) -> None:
+		self.model_session = model_session
+		self.session = model_session.session
+		self.device = device or default_device(model_session)
+		if self.device not in ('cpu', 'cuda'):
+			raise ValueError('BoundRunner device must be cpu or cuda, got ' + self.device)
+		self.device_id = device_id
+		# bind raw buffer pointers (always on CUDA); on the CPU this runs the very calls the CUDA path makes, which
+		# is how CI covers them without a GPU
+		self.by_pointer = True if self.device == 'cuda' else bool(by_pointer)
+		self.inputs = self.session.get_inputs()
+		self.outputs = self.session.get_outputs()
+		self.input_types = {item.name: ONNX_ELEMENT_TYPES.get(item.type, np.float32) for item in self.inputs}
+		self.output_types = [ONNX_ELEMENT_TYPES.get(item.type, np.float32) for item in self.outputs]
+		self.binding = self.session.io_binding()
+		self.buffers: 'OrderedDict[Signature, OutputBuffers]' = OrderedDict()
+		# signatures whose outputs ONNX Runtime allocated once (their shapes were not predictable)
+		self.learned_shapes: Dict[Signature, List[Tuple[int, ...]]] = {}
+		# signatures that ran at least once with their buffers (a later failure there is a real one)
+		self.verified: Set[Signature] = set()
+		self.lock = threading.Lock()
+		self.calls = 0
+		self.quiet_options = onnxruntime.RunOptions()
+		self.quiet_options.log_severity_level = 4
+
+	@property
+	def xp(self) -> Any:
+		if self.device == 'cuda':
+			import cupy
+			return cupy
+		return np
+
+	def run(self, feed: Dict[str, Array], copy: bool = False) -> List[Array]:
+		"""Outputs by position, as session.run returns them (NumPy on the CPU path, CuPy on the CUDA path)."""
+		missing = [item.name for item in self.inputs if item.name not in feed]
+		if missing:
+			raise ValueError('missing model inputs: ' + ', '.join(missing))
+		with self.lock:
+			prepared = {item.name: self.prepare_input(item.name, feed[item.name]) for item in self.inputs}
+			signature: Signature = tuple((name, tuple(int(size) for size in value.shape), np.dtype(value.dtype).str) for name, value in prepared.items())
+			results = self.run_signature(prepared, signature)
+			self.calls += 1
+		if copy:
+			return [result.copy() for result in results]
+		return results
+
+	def run_batch(self, feed: Dict[str, Array], copy: bool = False) -> List[Array]:
+		"""Batch-first like ModelSession.run_batch: a fixed-batch model is run one item at a time (into fresh arrays)."""
+		sizes = {int(value.shape[0]) for value in feed.values()}
+		if len(sizes) != 1:
+			raise ValueError('all inputs of a batch call need the same batch size, got ' + str(sorted(sizes)))
+		size = sizes.pop()
+		if not self.model_session.fixed_batch or size == 1:
+			return self.run(feed, copy)
+		per_item = [self.run({name: value[index:index + 1] for name, value in feed.items()}, copy=True) for index in range(size)]
+		return [self.xp.concatenate([outputs[position] for outputs in per_item]) for position in range(len(self.outputs))]
+
+	def prepare_input(self, name: str, value: Array) -> Array:
+		"""The input on the runner's device, C-contiguous, in the model's declared element type."""
+		dtype = self.input_types[name]
+		if self.device == 'cuda':
+			import cupy
+			with cupy.cuda.Device(self.device_id):
+				return cupy.ascontiguousarray(cupy.asarray(value), dtype=dtype)
+		if is_device_array(value):
+			value = value.get()
+		return np.ascontiguousarray(value, dtype=dtype)
+
+	def run_signature(self, prepared: Dict[str, Array], signature: Signature) -> List[Array]:
+		self.binding.clear_binding_inputs()
+		self.binding.clear_binding_outputs()
+		for name, value in prepared.items():
+			self.bind_input(name, value)
+		buffers = self.buffers_for(prepared, signature)
+		if buffers is None:
+			return self.run_and_learn(signature)
+		self.bind_outputs(buffers)
+		first_call = signature not in self.verified
+		try:
+			self.execute(quiet=first_call)
+		except Exception:
+			if signature in self.verified or signature in self.learned_shapes:
+				raise
+			# first call of this shape with the declared output shapes: they may be wrong (a stale export), so let
+			# ONNX Runtime allocate once and learn; a genuine failure (out of memory) raises again from there
+			self.buffers.pop(signature, None)
+			self.binding.clear_binding_outputs()
+			return self.run_and_learn(signature)
+		self.verified.add(signature)
+		return buffers.arrays
+
+	def bind_input(self, name: str, value: Array) -> None:
+		if self.by_pointer:
+			self.binding.bind_input(name, self.device, self.device_id, value.dtype, list(value.shape), buffer_pointer(value))
+			return
+		self.binding.bind_ortvalue_input(name, onnxruntime.OrtValue.ortvalue_from_numpy(value))
+
+	def bind_outputs(self, buffers: OutputBuffers) -> None:
+		for position, item in enumerate(self.outputs):
+			array = buffers.arrays[position]
+			if self.by_pointer:
+				self.binding.bind_output(item.name, self.device, self.device_id, array.dtype, list(array.shape), buffer_pointer(array))
+			else:
+				self.binding.bind_ortvalue_output(item.name, buffers.ortvalues[position])
+
+	def execute(self, quiet: bool = False) -> None:
+		"""One bound run; quiet keeps ONNX Runtime from printing an error the caller recovers from."""
+		if self.device == 'cuda':
+			import cupy
+			# ONNX Runtime runs on its own stream: what CuPy queued to fill the inputs must be finished first
+			cupy.cuda.get_current_stream().synchronize()
+			self.binding.synchronize_inputs()
+		self.session.run_with_iobinding(self.binding, self.quiet_options if quiet else None)
+		if self.device == 'cuda':
+			self.binding.synchronize_outputs()
+
+	def buffers_for(self, prepared: Dict[str, Array], signature: Signature) -> Optional[OutputBuffers]:
+		"""The reusable output buffers of this signature, allocated on first use; None when the shapes are unknown."""
+		buffers = self.buffers.get(signature)
+		if buffers is not None:
+			self.buffers.move_to_end(signature)
+			return buffers
+		shapes = self.learned_shapes.get(signature) or self.predict_output_shapes(prepared)
+		if shapes is None:
+			return None
+		buffers = self.allocate(shapes)
+		self.buffers[signature] = buffers
+		while len(self.buffers) > MAX_SIGNATURES:
+			self.buffers.popitem(last=False)
+		return buffers
+
+	def allocate(self, shapes: Sequence[Tuple[int, ...]]) -> OutputBuffers:
+		if self.device == 'cuda':
+			import cupy
+			with cupy.cuda.Device(self.device_id):
+				return OutputBuffers([cupy.empty(shape, dtype=dtype) for shape, dtype in zip(shapes, self.output_types)])
+		arrays = [np.empty(shape, dtype=dtype) for shape, dtype in zip(shapes, self.output_types)]
+		if self.by_pointer:
+			return OutputBuffers(arrays)
+		# the OrtValue wraps the NumPy memory: ONNX Runtime writes the result straight into our array
+		return OutputBuffers(arrays, [onnxruntime.OrtValue.ortvalue_from_numpy(array) for array in arrays])
+
+	def predict_output_shapes(self, prepared: Dict[str, Array]) -> Optional[List[Tuple[int, ...]]]:
+		"""Declared output shapes with symbolic dimensions taken from the inputs that share the name (`batch`)."""
+		known: Dict[str, int] = {}
+		batch_size = None
+		for item in self.inputs:
+			actual = prepared[item.name].shape
+			if batch_size is None and len(actual):
+				batch_size = int(actual[0])
+			for declared, size in zip(item.shape, actual):
+				if isinstance(declared, str):
+					known[declared] = int(size)
+		shapes: List[Tuple[int, ...]] = []
+		for item in self.outputs:
+			shape: List[int] = []
+			for axis, declared in enumerate(item.shape):
+				if isinstance(declared, int):
+					shape.append(declared)
+				elif isinstance(declared, str) and declared in known:
+					shape.append(known[declared])
+				else:
+					return None
+			shapes.append(tuple(shape))
+		return shapes
+
+	def run_and_learn(self, signature: Signature) -> List[Array]:
+		"""ONNX Runtime allocates the outputs this once; their shapes size the buffers of the next calls."""
+		for item in self.outputs:
+			self.binding.bind_output(item.name, self.device, self.device_id)
+		self.execute()
+		produced = self.binding.get_outputs()
+		shapes = [tuple(int(size) for size in value.shape()) for value in produced]
+		self.learned_shapes[signature] = shapes
+		buffers = self.allocate(shapes)
+		for position, value in enumerate(produced):
+			self.copy_into(buffers.arrays[position], value)
+		self.buffers[signature] = buffers
+		self.verified.add(signature)
+		return buffers.arrays
+
+	def copy_into(self, array: Array, value: onnxruntime.OrtValue) -> None:
+		if self.device == 'cuda':
+			import cupy
+			size = array.nbytes
+			memory = cupy.cuda.UnownedMemory(value.data_ptr(), size, value)
+			source = cupy.ndarray(array.shape, dtype=array.dtype, memptr=cupy.cuda.MemoryPointer(memory, 0))
+			array[...] = source
+			return
+		array[...] = value.numpy()
