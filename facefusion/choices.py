@@ -91,6 +91,8 @@ output_video_encoders: List[str] = [
 output_video_presets: List[str] = [
 	'ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow'
 ]
+face_trackers: List[str] = ['optical-flow', 'none']
+temporal_smoothings: List[str] = ['one-euro', 'none']
 video_decoders: List[str] = ['auto', 'cpu', 'nvdec']
 video_encoder_routes: List[str] = ['auto', 'cpu', 'nvenc']
 

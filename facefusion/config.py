@@ -109,6 +109,15 @@ class RunConfig:
 	video_decoder: str = 'auto'
 	video_encoder_route: str = 'auto'
 
+	# face tracking and temporal smoothing (video targets; new in this engine)
+	face_tracker: str = 'optical-flow'
+	face_tracker_detect_interval: int = 6
+	face_tracker_flow_error: float = 1.0
+	temporal_smoothing: str = 'one-euro'
+	temporal_smoothing_min_cutoff: float = 0.5
+	temporal_smoothing_beta: float = 1.0
+	face_landmarks_export: Optional[str] = None
+
 	# execution
 	execution_device_ids: List[str] = field(default_factory=lambda: ['0'])
 	execution_providers: List[str] = field(default_factory=lambda: ['cpu'])

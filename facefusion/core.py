@@ -36,6 +36,8 @@ CONTENT_REFUSED_MESSAGE = 'the target was refused by the content analyser (it ap
 INTERRUPTED_MESSAGE = 'interrupted by the user; no partial output was written'
 EXIT_INTERRUPTED = 130
 EXIT_UI_UNAVAILABLE = 2
+# frames whose faces share one swapper call when batching across frames
+FRAME_WINDOW = 8
 
 
 # ---- entry points ------------------------------------------------------------------------------------------------
@@ -93,6 +95,9 @@ def route(config: RunConfig) -> int:
 	apply_system_memory_limit(config.system_memory_limit)
 	if config.command == 'batch-run':
 		return run_batch(config)
+	if config.command == 'benchmark':
+		from facefusion import benchmarker
+		return benchmarker.run(config)
 	# headless-run, and run given paths: the same processing
 	return run_job(config)
 
@@ -326,32 +331,62 @@ def run_image(config: RunConfig, engine: Optional[Engine] = None) -> int:
 
 
 @dataclass
+class AnalysedFrame:
+	frame: Any
+	faces: List[Any]
+
+
+@dataclass
 class FrameWork:
-	"""What a video run does to one frame, split in the two steps the streaming pipeline overlaps:
-	analyse (detect and select the target faces) and process (every processor in order)."""
+	"""What a video run does to its frames, split in the two steps the streaming pipeline overlaps:
+	analyse (find and select the target faces, in frame order: the tracker carries faces from frame to frame) and
+	process (every processor in order, a window of frames at a time so model calls can batch across frames)."""
 	config: RunConfig
 	engine: Engine
 	processors: List[Any]
 	reference_faces: List[Any]
+	tracker: Optional[Any] = None
 
-	def analyse(self, frame: Any) -> Tuple[Any, List[Any]]:
+	def analyse(self, frame: Any) -> AnalysedFrame:
 		from facefusion import face_selector
-		faces = face_selector.select_faces(frame.pixels, self.engine.analyser, self.config, self.reference_faces)
-		return frame, faces
+		if self.tracker is not None:
+			faces = self.tracker.process(frame.index, frame.pixels)
+			return AnalysedFrame(frame, self.tracker.select_faces(frame.pixels, faces, self.reference_faces))
+		return AnalysedFrame(frame, face_selector.select_faces(frame.pixels, self.engine.analyser, self.config, self.reference_faces))
 
-	def process(self, analysed: Tuple[Any, List[Any]]) -> Any:
-		frame, faces = analysed
-		if faces:
-			output = frame.pixels.copy()
-			for processor in self.processors:
-				output = processor.process_frame(frame.pixels, faces, output)
-			frame.pixels = output
-		return frame
+	def analyse_window(self, frames: List[Any]) -> List[AnalysedFrame]:
+		return [self.analyse(frame) for frame in frames]
+
+	def process_window(self, window: List[AnalysedFrame]) -> List[Any]:
+		"""Frames without a selected face pass through untouched; the others go through each processor together."""
+		busy = [analysed for analysed in window if analysed.faces]
+		outputs = [analysed.frame.pixels.copy() for analysed in busy]
+		for processor in self.processors:
+			outputs = processor.process_frames([(analysed.frame.pixels, analysed.faces, output) for analysed, output in zip(busy, outputs)])
+		for analysed, output in zip(busy, outputs):
+			analysed.frame.pixels = output
+		return [analysed.frame for analysed in window]
+
+	def process(self, analysed: AnalysedFrame) -> Any:
+		return self.process_window([analysed])[0]
+
+
+def frame_window_size(config: RunConfig, engine: Engine) -> int:
+	"""How many frames the swap stage gathers per model call. Batching across frames pays off on GPU providers,
+	where a call has a fixed launch cost; on the CPU provider a bigger batch costs the same per item (measured), so
+	`auto` batches within a frame there (faces × pixel-boost tiles) and keeps frames flowing one by one."""
+	if config.face_swapper_batching == 'never':
+		return 1
+	if config.face_swapper_batching == 'always' or engine.inference.on_gpu():
+		return FRAME_WINDOW
+	return 1
 
 
 def run_video(config: RunConfig, engine: Optional[Engine] = None) -> int:
 	"""decode → analyse → process → encode, then the target's audio; --workflow-strategy memory streams frames
 	through threads joined by bounded queues, disk is the 3.5.0-like baseline with temp frame files."""
+	from fractions import Fraction
+
 	from facefusion import gpu_video_pipeline
 	from facefusion.video_io import plan_video_geometry, read_video_frame, restrict_trim
 	from facefusion.video_probe import probe_video
@@ -382,9 +417,17 @@ def run_video(config: RunConfig, engine: Optional[Engine] = None) -> int:
 		processors = build_processors(config, engine, reference_faces, source_frames)
 		work = FrameWork(config, engine, processors, reference_faces)
 		if config.workflow_strategy == 'disk':
+			# the 3.5.0-like baseline: frames are processed out of order by a pool, each with a full analysis
 			silent_path, duration = process_video_on_disk(config, paths, info, routes, geometry, trim_start, trim_end, work)
 		else:
-			silent_path, duration = process_video_in_memory(config, paths, info, routes, geometry, trim_start, trim_end, work)
+			work.tracker = create_tracker(config, engine, float(Fraction(geometry.frame_fps)))
+			try:
+				silent_path, duration = process_video_in_memory(config, paths, info, routes, geometry, trim_start, trim_end, work)
+			except BaseException:
+				work.tracker.close(success=False)
+				raise
+			export_path = work.tracker.close()
+			log_tracker_stats(work.tracker, export_path)
 		for processor in processors:
 			processor.release()
 		finish_video_output(config, paths, info, trim_start, silent_path, duration)
@@ -401,6 +444,20 @@ def log_stage_timings() -> None:
 	totals = STAGE_TIMER.snapshot()
 	if totals:
 		logger.get_logger().debug('stage times: ' + ', '.join(f'{stage} {total.seconds:.2f}s/{total.calls}' for stage, total in sorted(totals.items())))
+
+
+def create_tracker(config: RunConfig, engine: Engine, fps: float) -> Any:
+	"""Faces as tracks across the video (keyframe detection, optical flow between, smoothing); with
+	--face-tracker none and --temporal-smoothing none it passes 3.5.0's per-frame analysis through unchanged."""
+	from facefusion.face_tracker import FaceTracker
+	return FaceTracker(config, engine.analyser, fps=fps)
+
+
+def log_tracker_stats(tracker: Any, export_path: Optional[str]) -> None:
+	stats = tracker.stats
+	logger.get_logger().debug(f'face tracker: {stats.detector_runs} detector runs, {stats.keyframes} keyframes, reasons {dict(stats.reasons)}, {len(stats.scene_cuts)} scene cuts')
+	if export_path:
+		logger.get_logger().info(f'landmarks written to {export_path}')
 
 
 def read_source_image(source_path: str) -> 'VisionFrame':
@@ -449,27 +506,36 @@ def process_video_in_memory(config: RunConfig, paths: JobPaths, info: Any, route
 		output_fps=geometry.output_fps
 	)
 
-	def decoded_frames() -> Any:
+	window_size = frame_window_size(config, work.engine)
+
+	def decoded_windows() -> Any:
 		iterator = iter(reader)
 		while True:
-			with STAGE_TIMER.measure('decode'):
-				frame = next(iterator, None)
-			if frame is None:
+			window = []
+			while len(window) < window_size:
+				with STAGE_TIMER.measure('decode'):
+					frame = next(iterator, None)
+				if frame is None:
+					break
+				window.append(frame)
+			if not window:
 				return
-			yield frame
+			yield window
 
-	# the processors run in several threads: onnxruntime, numpy and OpenCV release the GIL for the heavy parts
+	# the processors run in several threads: onnxruntime, numpy and OpenCV release the GIL for the heavy parts;
+	# the analysis stays in one thread, in frame order, since the tracker carries faces from frame to frame
 	process_workers = max(1, min(config.execution_thread_count, os.cpu_count() or 1))
-	pipeline = StagePipeline(decoded_frames(), [
-		Stage('analyse', work.analyse),
-		Stage('process', work.process, workers=process_workers),
-	], queue_size=8)
+	pipeline = StagePipeline(decoded_windows(), [
+		Stage('analyse', work.analyse_window),
+		Stage('process', work.process_window, workers=process_workers),
+	], queue_size=max(2, 8 // window_size))
 	try:
 		with frame_progress(trim_end - trim_start, 'processing') as progress:
-			for frame in pipeline:
-				with STAGE_TIMER.measure('encode'):
-					writer.write(frame.pixels)
-				progress.update()
+			for window in pipeline:
+				for frame in window:
+					with STAGE_TIMER.measure('encode'):
+						writer.write(frame.pixels)
+				progress.update(len(window))
 		silent_path = writer.close()
 	except BaseException:
 		pipeline.stop()

@@ -51,6 +51,10 @@ SECTION_KEYS: Dict[str, List[str]] = {
 		'face_swapper_batching', 'face_swapper_use_trt', 'face_swapper_trt_max_batch'
 	],
 	'workflow': ['workflow_strategy', 'video_decoder', 'video_encoder_route'],
+	'face_tracker': [
+		'face_tracker', 'face_tracker_detect_interval', 'face_tracker_flow_error', 'temporal_smoothing',
+		'temporal_smoothing_min_cutoff', 'temporal_smoothing_beta', 'face_landmarks_export'
+	],
 	'uis': ['open_browser', 'ui_layouts', 'ui_workflow'],
 	'download': ['download_providers', 'download_scope'],
 	'benchmark': ['benchmark_mode', 'benchmark_resolutions', 'benchmark_cycle_count'],

@@ -279,6 +279,17 @@ def add_workflow_arguments(parser: argparse.ArgumentParser) -> None:
 	group.add_argument('--video-encoder-route', choices=choices.video_encoder_routes, default='auto', help='video encoding route (nvenc needs an NVIDIA GPU)')
 
 
+def add_face_tracker_arguments(parser: argparse.ArgumentParser) -> None:
+	group = parser.add_argument_group('face tracker', 'video targets: detect on keyframes, carry faces between them, smooth their landmarks')
+	group.add_argument('--face-tracker', choices=choices.face_trackers, default='optical-flow', help='optical-flow: full analysis on keyframes only; none: full analysis on every frame (3.5.0)')
+	group.add_argument('--face-tracker-detect-interval', type=int_range(1, 60), default=6, metavar=range_metavar(1, 60), help='frames between keyframes (scene cuts, lost tracks and flow errors add keyframes)')
+	group.add_argument('--face-tracker-flow-error', type=float_range(0.1, 5.0), default=1.0, metavar=range_metavar(0.1, 5), help='forward-backward optical flow error (px) above which a keyframe is forced')
+	group.add_argument('--temporal-smoothing', choices=choices.temporal_smoothings, default='one-euro', help='landmark and alignment smoothing per tracked face')
+	group.add_argument('--temporal-smoothing-min-cutoff', type=float_range(0.05, 10.0), default=0.5, metavar=range_metavar(0.05, 10), help='One-Euro minimum cutoff in Hz (lower = steadier when still)')
+	group.add_argument('--temporal-smoothing-beta', type=float_range(0.0, 20.0), default=1.0, metavar=range_metavar(0, 20), help='One-Euro speed coefficient (higher = less lag when moving)')
+	group.add_argument('--face-landmarks-export', default=None, metavar='PATH', help='write the raw and smoothed 5-point landmarks per frame and track to a .json or .csv file')
+
+
 def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
 	# accepted so 3.5.0 `run` command lines parse; the UI itself is not part of this build yet
 	group = parser.add_argument_group('uis')
@@ -325,6 +336,7 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
 	add_output_creation_arguments(parser)
 	add_processor_arguments(parser)
 	add_workflow_arguments(parser)
+	add_face_tracker_arguments(parser)
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
@@ -363,6 +375,23 @@ def build_force_download_parser(parser: argparse.ArgumentParser) -> None:
 	add_misc_arguments(parser)
 
 
+# ---- benchmark (begin) ----
+def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
+	group = parser.add_argument_group('benchmark')
+	group.add_argument('-s', '--source-paths', '--source', dest='source_paths', nargs='+', default=[], metavar='PATH', help='source image(s) whose face is used (default: the bundled tests/data/obama.jpg)')
+	group.add_argument('--benchmark-mode', choices=choices.benchmark_modes, default='warm', help='warm: one untimed run first, models stay loaded; cold: a fresh engine for every run')
+	group.add_argument('--benchmark-resolutions', nargs='+', choices=choices.benchmark_resolutions, default=['240p'], metavar='RESOLUTION', help=f'example targets to run: {", ".join(choices.benchmark_resolutions)}')
+	group.add_argument('--benchmark-cycle-count', type=int_range(1, 10), default=5, metavar=range_metavar(1, 10), help='timed runs per resolution')
+
+
+def build_benchmark_parser(parser: argparse.ArgumentParser) -> None:
+	add_path_arguments(parser, with_media_paths=False)
+	add_benchmark_arguments(parser)
+	add_step_arguments(parser)
+	add_job_arguments(parser)
+# ---- benchmark (end) ----
+
+
 @dataclass(frozen=True)
 class Command:
 	name: str
@@ -377,6 +406,7 @@ COMMANDS: List[Command] = [
 	Command('headless-run', 'process a target without the UI', build_headless_run_parser),
 	Command('batch-run', 'process every target (and source) a pattern matches', build_batch_run_parser),
 	Command('force-download', 'download the models', build_force_download_parser),
+	Command('benchmark', 'benchmark the pipeline on example targets made locally (resolutions, cycles, warm or cold)', build_benchmark_parser),
 ]
 
 

@@ -56,22 +56,43 @@ def test_output_keeps_frames_fps_duration_and_audio(run_cli, standin_models_dir:
 	assert sorted(path.name for path in tmp_path.iterdir() if path.is_file()) == ['out.mp4']
 
 
-def test_memory_and_disk_strategies_agree(run_cli, standin_models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
-	clip = tmp_path / 'short.mp4'
-	make_synthetic_video(clip, photos=('obama.jpg',), width=320, height=240, fps=25, frame_count=20, audio=False)
-	outputs = {}
-	for strategy in ('memory', 'disk'):
-		outputs[strategy] = tmp_path / f'{strategy}.mp4'
-		result = run_cli(
-			'headless-run', '-s', data_dir / 'biden.jpg', '-t', clip, '-o', outputs[strategy], '--workflow-strategy', strategy,
-			'--temp-frame-format', 'png', '--output-video-quality', '100', '--temp-path', tmp_path, *SWAP_ARGUMENTS, models_path=standin_models_dir
-		)
-		assert result.returncode == 0, result.stderr
-	memory_frames, disk_frames = read_all_frames(outputs['memory']), read_all_frames(outputs['disk'])
+@pytest.fixture(scope='module')
+def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+	path = tmp_path_factory.mktemp('short') / 'short.mp4'
+	make_synthetic_video(path, photos=('obama_and_biden.jpg',), width=480, height=270, fps=25, frame_count=20, audio=False)
+	return path
+
+
+def run_variant(run_cli, models: Path, source: Path, clip: Path, output: Path, *arguments: str) -> list:
+	result = run_cli(
+		'headless-run', '-s', source, '-t', clip, '-o', output, '--output-video-quality', '100', '--temp-path', output.parent,
+		*SWAP_ARGUMENTS, *arguments, models_path=models
+	)
+	assert result.returncode == 0, result.stderr
+	return read_all_frames(output)
+
+
+def test_memory_and_disk_strategies_agree(run_cli, standin_models_dir: Path, data_dir: Path, short_clip: Path, tmp_path: Path) -> None:
+	"""With per-frame analysis (3.5.0's), streaming and temp frames give the same pictures."""
+	memory_frames = run_variant(run_cli, standin_models_dir, data_dir / 'biden.jpg', short_clip, tmp_path / 'memory.mp4', '--face-tracker', 'none', '--temporal-smoothing', 'none')
+	disk_frames = run_variant(run_cli, standin_models_dir, data_dir / 'biden.jpg', short_clip, tmp_path / 'disk.mp4', '--workflow-strategy', 'disk', '--temp-frame-format', 'png')
 	assert len(memory_frames) == len(disk_frames) == 20
-	# same processing, both losslessly staged (png temp frames) and encoded at the same quality
 	for memory_frame, disk_frame in zip(memory_frames, disk_frames):
 		assert np.mean(np.abs(memory_frame.astype(np.int16) - disk_frame.astype(np.int16))) < 1.5
+
+
+def test_batching_across_frames_equals_one_call_per_tile(run_cli, standin_models_dir: Path, data_dir: Path, short_clip: Path, tmp_path: Path) -> None:
+	"""--face-swapper-batching always (a window of frames × faces × tiles per call, through the dynamic-batch copy of
+	inswapper) against never (3.5.0's one tile per call), frame by frame: equal within float rounding, which can
+	move a truncated pixel by one level at most."""
+	arguments = ('--face-swapper-pixel-boost', '256x256')
+	batched = run_variant(run_cli, standin_models_dir, data_dir / 'biden.jpg', short_clip, tmp_path / 'always.mp4', '--face-swapper-batching', 'always', *arguments)
+	single = run_variant(run_cli, standin_models_dir, data_dir / 'biden.jpg', short_clip, tmp_path / 'never.mp4', '--face-swapper-batching', 'never', *arguments)
+	assert len(batched) == len(single) == 20
+	for batched_frame, single_frame in zip(batched, single):
+		difference = np.abs(batched_frame.astype(np.int16) - single_frame.astype(np.int16))
+		assert difference.mean() < 0.05
+		assert np.mean(difference > 2) < 0.001
 
 
 def test_trim_keeps_the_matching_span(run_cli, standin_models_dir: Path, data_dir: Path, clip_with_audio: Path, tmp_path: Path) -> None:

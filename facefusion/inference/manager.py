@@ -29,14 +29,35 @@ class InferenceManager:
 				path = self.model_file(model_name)
 				if not path.is_file():
 					raise ModelUnavailableError('model file ' + str(path) + ' is missing')
-				providers = provider_list(
-					self.config.execution_providers,
-					device_id=self.config.execution_device_ids[0] if self.config.execution_device_ids else '0',
-					cache_dir=self.cache_dir
-				)
-				model_session = create_session(model_name, path, providers)
+				model_session = self.create(model_name, path)
 				self.sessions[model_name] = model_session
 			return model_session
+
+	@property
+	def device_id(self) -> str:
+		return self.config.execution_device_ids[0] if self.config.execution_device_ids else '0'
+
+	def create(self, model_name: str, path: Path) -> ModelSession:
+		from facefusion.models.registry import get_model
+		if get_model(model_name).kind == 'face_swapper':
+			return self.create_swapper(model_name, path)
+		return create_session(model_name, path, provider_list(self.config.execution_providers, device_id=self.device_id, cache_dir=self.cache_dir))
+
+	def create_swapper(self, model_name: str, path: Path) -> ModelSession:
+		"""The swapper is the model that runs most: a fixed batch of 1 is rewritten to a dynamic batch (a verified
+		copy beside the original) unless batching is off, and --face-swapper-use-trt builds a TensorRT engine with
+		explicit batch profiles."""
+		from facefusion.inference.batch_conversion import ensure_dynamic_batch
+		from facefusion.inference.trt_profiles import create_trt_session
+		if self.config.face_swapper_batching != 'never':
+			path = ensure_dynamic_batch(path)
+		if self.config.face_swapper_use_trt:
+			return create_trt_session(model_name, path, self.config.face_swapper_trt_max_batch, self.device_id, self.cache_dir)
+		return create_session(model_name, path, provider_list(self.config.execution_providers, device_id=self.device_id, cache_dir=self.cache_dir))
+
+	def on_gpu(self) -> bool:
+		"""Whether the run asked for a GPU provider (batching across frames pays off there)."""
+		return self.config.face_swapper_use_trt or any(name in ('cuda', 'tensorrt') for name in self.config.execution_providers)
 
 	def release(self, model_names: Optional[Iterable[str]] = None) -> None:
 		with self.lock:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, List
+from typing import TYPE_CHECKING, ClassVar, List, Tuple
 
 from facefusion.config import RunConfig
 from facefusion.types import Face, VisionFrame
@@ -54,6 +54,11 @@ class Processor(abc.ABC):
 
 		Returns the new result (may be output_frame changed in place).
 		"""
+
+	def process_frames(self, items: List[Tuple[VisionFrame, List[Face], VisionFrame]]) -> List[VisionFrame]:
+		"""A window of frames at once, each item (target_frame, faces, output_frame); processors whose model calls
+		gain from bigger batches override this to gather the work of every frame into few calls."""
+		return [self.process_frame(target_frame, faces, output_frame) for target_frame, faces, output_frame in items]
 
 	def release(self) -> None:
 		"""Drop per-run state after the run (optional; sessions belong to the inference manager)."""

@@ -26,9 +26,12 @@ from facefusion.face_helper import (
 )
 from facefusion.face_masker import combine_masks
 from facefusion.face_recognizer import RECOGNIZER_MODEL
+from facefusion.gpu.device import to_host
+from facefusion.inference.io_binding import BoundRunner
 from facefusion.inference.session import ModelSession
 from facefusion.models.registry import ModelSpec, get_model
 from facefusion.processors.base import ProcessingContext, Processor
+from facefusion.processors.batch_processor import BatchProcessor, estimate_per_item_bytes
 from facefusion.processors.modules.face_swapper.model_types import (
 	balance_source_embedding,
 	identity_weight,
@@ -45,8 +48,8 @@ from facefusion.processors.modules.face_swapper.source import (
 )
 from facefusion.types import Embedding, Face, Mask, Matrix, SourceIdentity, VisionFrame
 
-# sub-images per model call when several faces share one; a single face's k² always go in one call
-MAX_BATCH_ITEMS = 32
+# sub-images per model call on the CPU provider (the batch processor may lower it on a device short of memory)
+MAX_BATCH_ITEMS = 64
 # warpAffine's bilinear taps reach one pixel past a paste box; two keeps neighbouring faces strictly apart
 BOX_MARGIN = 2
 ONNX_TYPES: Dict[str, type] = {'tensor(float)': np.float32, 'tensor(float16)': np.float16, 'tensor(double)': np.float64}
@@ -89,6 +92,8 @@ class FaceSwapper(Processor):
 		# the CLI refuses such sizes already; a library caller gets the same clear message here
 		self.boost_factor = boost_factor(self.boost_size, self.model_size)
 		self.source_identity: Optional[SourceIdentity] = None
+		self.batcher: Optional[BatchProcessor] = None
+		self.batcher_session: Optional[ModelSession] = None
 
 	def prepare(self) -> None:
 		self.source_identity = build_source_identity(self.context, self.spec)
@@ -97,6 +102,10 @@ class FaceSwapper(Processor):
 		"""Forget the run's source; like 3.5.0, the strict and moderate memory strategies also drop the cached
 		inswapper matrix (sessions belong to the inference manager)."""
 		self.source_identity = None
+		if self.batcher is not None:
+			self.batcher.log_stats()
+		self.batcher = None
+		self.batcher_session = None
 		if self.config.video_memory_strategy in ('strict', 'moderate'):
 			clear_emap_cache()
 
@@ -109,21 +118,36 @@ class FaceSwapper(Processor):
 		return self.config.face_swapper_batching == 'never'
 
 	def process_frame(self, target_frame: VisionFrame, faces: Sequence[Face], output_frame: VisionFrame) -> VisionFrame:
-		pending: List[FaceJob] = []
+		return self.process_frames([(target_frame, list(faces), output_frame)])[0]
+
+	def process_frames(self, items: Sequence[Tuple[VisionFrame, List[Face], VisionFrame]]) -> List[VisionFrame]:
+		"""Swap every face of a window of frames in as few model calls as the batch limit allows.
+
+		Each frame's faces are split into rounds of faces whose paste boxes are apart; round r of every frame goes
+		through the model together, then each frame gets its faces pasted before its next round is cropped. So a
+		face that overlaps an earlier one still sees it pasted, and every frame ends as if swapped face by face."""
+		outputs = [output_frame for _, _, output_frame in items]
+		rounds = [self.plan_rounds(output_frame.shape, faces) for _, faces, output_frame in items]
+		for round_index in range(max((len(frame_rounds) for frame_rounds in rounds), default=0)):
+			slots = [slot for slot, frame_rounds in enumerate(rounds) if round_index < len(frame_rounds)]
+			jobs = [[self.start_job(items[slot][0], face, outputs[slot]) for face in rounds[slot][round_index]] for slot in slots]
+			for slot, output_frame in zip(slots, self.finish_job_groups(jobs, [outputs[slot] for slot in slots])):
+				outputs[slot] = output_frame
+		return outputs
+
+	def plan_rounds(self, frame_shape: Tuple[int, ...], faces: Sequence[Face]) -> List[List[Face]]:
+		"""Faces in 3.5.0's order, cut into consecutive runs whose paste boxes do not overlap (one face per run
+		with --face-swapper-batching never)."""
+		rounds: List[List[Face]] = []
+		boxes: List[Box] = []
 		for face in faces:
-			if pending and (self.sequential or overlaps_any(self.predict_box(output_frame.shape, face), pending)):
-				output_frame = self.finish_jobs(pending, output_frame)
-				pending = []
-			job = self.start_job(target_frame, face, output_frame)
-			# a track-aware warp may move the crop from the plain estimate; never batch what turned out to overlap
-			if pending and overlaps_any(job.box, pending):
-				output_frame = self.finish_jobs(pending, output_frame)
-				pending = []
-				job = self.start_job(target_frame, face, output_frame)
-			pending.append(job)
-		if pending:
-			output_frame = self.finish_jobs(pending, output_frame)
-		return output_frame
+			box = self.predict_box(frame_shape, face)
+			if not rounds or self.sequential or any(boxes_overlap(box, other) for other in boxes):
+				rounds.append([])
+				boxes = []
+			rounds[-1].append(face)
+			boxes.append(box)
+		return rounds
 
 	def swap_face(self, target_frame: VisionFrame, face: Face, output_frame: VisionFrame) -> VisionFrame:
 		"""One face, 3.5.0's swap_face."""
@@ -142,18 +166,27 @@ class FaceSwapper(Processor):
 		return FaceJob(face, crop, affine, box, self.target_embedding(target_frame, face))
 
 	def finish_jobs(self, jobs: List[FaceJob], output_frame: VisionFrame) -> VisionFrame:
-		"""Swap independent faces together (one model call) and paste each back."""
+		"""Swap independent faces of one frame together and paste each back."""
+		return self.finish_job_groups([jobs], [output_frame])[0]
+
+	def finish_job_groups(self, job_groups: List[List[FaceJob]], output_frames: List[VisionFrame]) -> List[VisionFrame]:
+		"""Swap the faces of several frames in one batch (masks too), then paste each group into its own frame."""
 		masker = self.context.masker
+		jobs = [job for group in job_groups for job in group]
 		for job, masks in zip(jobs, masker.pre_swap_masks_batch([job.crop for job in jobs])):
 			job.masks = masks
 		for job, swapped in zip(jobs, self.swap_crops([job.crop for job in jobs], [job.target_embedding for job in jobs])):
 			job.swapped = swapped
 		landmarks = [self.landmark_68_in_crop(job) for job in jobs]
-		post_masks = masker.post_swap_masks_batch([job.swapped for job in jobs], landmarks)
-		for job, masks in zip(jobs, post_masks):
-			crop_mask = combine_masks(job.masks + masks) if job.masks or masks else np.ones(job.swapped.shape[:2], np.float32)
-			output_frame = paste_back(output_frame, job.swapped, crop_mask, job.affine, job.face.track_token)
-		return output_frame
+		for job, masks in zip(jobs, masker.post_swap_masks_batch([job.swapped for job in jobs], landmarks)):
+			job.masks = job.masks + masks
+		results = []
+		for group, output_frame in zip(job_groups, output_frames):
+			for job in group:
+				crop_mask = combine_masks(job.masks) if job.masks else np.ones(job.swapped.shape[:2], np.float32)
+				output_frame = paste_back(output_frame, job.swapped, crop_mask, job.affine, job.face.track_token)
+			results.append(output_frame)
+		return results
 
 	def landmark_68_in_crop(self, job: FaceJob) -> Optional[np.ndarray]:
 		if 'area' not in self.config.face_mask_types:
@@ -203,17 +236,27 @@ class FaceSwapper(Processor):
 		"""Run the swapper on a batch; the first output only (hyperswap's second output, a mask, is unused)."""
 		session = self.session
 		feed = self.cast_feed(session, feed)
-		total = len(feed['target'])
 		if self.sequential:
 			# 3.5.0's pattern: one call per sub-image
-			chunk = 1
-		else:
-			chunk = max(MAX_BATCH_ITEMS, self.boost_factor ** 2)
-		outputs = [
-			session.run_batch({name: value[start:start + chunk] for name, value in feed.items()})[0]
-			for start in range(0, total, chunk)
-		]
-		return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+			outputs = [session.run_batch({name: value[start:start + 1] for name, value in feed.items()})[0] for start in range(len(feed['target']))]
+			return np.concatenate(outputs)
+		return to_host(self.batcher_for(session).process_feed(feed)[0])
+
+	def batcher_for(self, session: ModelSession) -> BatchProcessor:
+		"""The batch processor of the current session (sessions are made again after a memory-strategy release).
+		On CUDA the calls go through IO binding into preallocated device buffers."""
+		if self.batcher is None or self.batcher_session is not session:
+			on_gpu = any(provider in session.active_providers for provider in ('CUDAExecutionProvider', 'TensorrtExecutionProvider'))
+			run_function = session.run_batch
+			per_item_bytes = None
+			if on_gpu:
+				runner = BoundRunner(session)
+				run_function = runner.run_batch
+				per_item_bytes = estimate_per_item_bytes(session.input_shapes, [output.shape for output in session.session.get_outputs()])
+			max_batch = self.config.face_swapper_trt_max_batch if self.config.face_swapper_use_trt else MAX_BATCH_ITEMS
+			self.batcher = BatchProcessor(run_function, per_item_bytes, max_batch=max_batch, name='face_swapper')
+			self.batcher_session = session
+		return self.batcher
 
 	@staticmethod
 	def cast_feed(session: ModelSession, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
