@@ -59,7 +59,6 @@ def yunet_path() -> Path:
 @pytest.fixture(scope='session')
 def standin_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 	"""Every stand-in model with its .hash, and the real YuNet (which finds real faces) in place of its stand-in."""
-	require_modules('facefusion.testing.standin_models')
 	from facefusion.testing.standin_models import write_standin_models
 	directory = tmp_path_factory.mktemp('standin_models')
 	write_standin_models(directory)

@@ -14,19 +14,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import CliRunner, require_modules
+from conftest import CliRunner
 from facefusion import choices, core, ini_config, program
 from facefusion.config import RunConfig
 from facefusion.errors import InputError, ProcessingError
 from facefusion.processors import registry
 from facefusion.processors.base import Processor
-
-PIPELINE_MODULES = (
-	'facefusion.testing.standin_models', 'facefusion.models.download', 'facefusion.inference.manager',
-	'facefusion.face_analyser', 'facefusion.face_selector', 'facefusion.face_masker', 'facefusion.content_analyser',
-	'facefusion.processors.modules.face_debugger', 'facefusion.processors.modules.face_swapper'
-)
-
 
 def parse_error(argv: List[str], capsys: pytest.CaptureFixture[str]) -> str:
 	"""Parse argv expecting argparse's exit 2; return what it printed."""
@@ -280,7 +273,6 @@ def test_registry_names_without_importing() -> None:
 
 
 def test_registry_loads_processors() -> None:
-	require_modules('facefusion.processors.modules.face_debugger', 'facefusion.processors.modules.face_swapper')
 	for name in choices.processors:
 		processor_class = registry.PROCESSORS[name]
 		assert issubclass(processor_class, Processor)
@@ -474,7 +466,6 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(
 
 
 def test_missing_models_fail_with_clear_error_and_write_nothing(run_cli: CliRunner, tmp_path: Path, data_dir: Path) -> None:
-	require_modules('facefusion.models.download')
 	result = run_cli('headless-run', '--processors', 'face_debugger', '-t', str(data_dir / 'obama.jpg'), '-o', str(tmp_path / 'out.jpg'))
 	assert result.returncode != 0
 	assert error_lines(result.stderr)[-1].startswith('[FACEFUSION] ')
@@ -495,7 +486,6 @@ def flagging_models_dir(standin_models_dir: Path, tmp_path_factory: pytest.TempP
 
 
 def test_face_debugger_with_bare_output_name(run_cli: CliRunner, standin_models_dir: Path, tmp_path: Path, data_dir: Path) -> None:
-	require_modules(*PIPELINE_MODULES)
 	result = run_cli(
 		'headless-run', '--processors', 'face_debugger', '--face-detector-model', 'yunet', '-t', str(data_dir / 'obama.jpg'),
 		'-o', 'obama.jpg', models_path=standin_models_dir, cwd=tmp_path
@@ -508,7 +498,6 @@ def test_face_debugger_with_bare_output_name(run_cli: CliRunner, standin_models_
 
 
 def test_face_swap_runs_end_to_end(run_cli: CliRunner, standin_models_dir: Path, tmp_path: Path, data_dir: Path) -> None:
-	require_modules(*PIPELINE_MODULES)
 	output_path = tmp_path / 'swapped.png'
 	result = run_cli(
 		'headless-run', '--face-detector-model', 'yunet', '-s', str(data_dir / 'biden.jpg'), '-t', str(data_dir / 'obama.jpg'),
@@ -522,7 +511,6 @@ def test_face_swap_runs_end_to_end(run_cli: CliRunner, standin_models_dir: Path,
 
 
 def test_target_without_faces_is_copied_with_a_warning(run_cli: CliRunner, standin_models_dir: Path, tmp_path: Path) -> None:
-	require_modules(*PIPELINE_MODULES)
 	target = tmp_path / 'plain.png'
 	cv2.imwrite(str(target), np.full((97, 131, 3), 90, np.uint8))
 	output_path = tmp_path / 'plain-out.png'
@@ -536,7 +524,6 @@ def test_target_without_faces_is_copied_with_a_warning(run_cli: CliRunner, stand
 
 
 def test_refused_content_writes_nothing(run_cli: CliRunner, flagging_models_dir: Path, tmp_path: Path, data_dir: Path) -> None:
-	require_modules(*PIPELINE_MODULES)
 	output_path = tmp_path / 'refused.jpg'
 	result = run_cli(
 		'headless-run', '--processors', 'face_debugger', '--face-detector-model', 'yunet', '-t', str(data_dir / 'obama.jpg'),
@@ -548,7 +535,6 @@ def test_refused_content_writes_nothing(run_cli: CliRunner, flagging_models_dir:
 
 
 def test_batch_run_end_to_end(run_cli: CliRunner, standin_models_dir: Path, tmp_path: Path, data_dir: Path) -> None:
-	require_modules(*PIPELINE_MODULES)
 	targets = tmp_path / 'targets'
 	targets.mkdir()
 	for name in ('obama.jpg', 'biden.jpg'):

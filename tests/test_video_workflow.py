@@ -2,7 +2,6 @@
 stand-in models, run through the CLI as a user would."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
