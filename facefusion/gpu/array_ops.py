@@ -1,7 +1,7 @@
 """Per-pixel pre- and postprocessing of the swapper, written once against the array module of its inputs.
 
-Under NumPy these equal `processors/modules/face_swapper/model_types.py` and `pixel_boost.py` bit for bit; under
-CuPy they run the same operations on the GPU. Bit equality across the two modules holds because every step is a
+These are the swapper's only implementation (`processors/modules/face_swapper/model_types.py` and `pixel_boost.py`
+call them); under CuPy they run the same operations on the GPU. Bit equality across the two modules holds because every step is a
 separate elementwise operation with IEEE rounding (no fused multiply-add): float64 for the input preparation as
 3.5.0 does, float32 for the output. `prepare_crops(..., exact=False)` trades that for float32 math (at most one
 unit in the last place apart), which is cheaper on consumer GPUs with slow float64.

@@ -12,7 +12,7 @@ one is pasted. The result equals the face-by-face result either way. `--face-swa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from facefusion.face_helper import (
 )
 from facefusion.face_masker import combine_masks
 from facefusion.face_recognizer import RECOGNIZER_MODEL
-from facefusion.gpu.device import to_host
+from facefusion.gpu.device import array_module_of, get_array_module, to_device, to_host
 from facefusion.inference.io_binding import BoundRunner
 from facefusion.inference.session import ModelSession
 from facefusion.models.registry import ModelSpec, get_model
@@ -39,7 +39,7 @@ from facefusion.processors.modules.face_swapper.model_types import (
 	prepare_target,
 	uses_source_image
 )
-from facefusion.processors.modules.face_swapper.pixel_boost import boost_factor, explode, implode, parse_size
+from facefusion.processors.modules.face_swapper.pixel_boost import boost_factor, explode_batch, implode, implode_batch, parse_size
 from facefusion.processors.modules.face_swapper.source import (
 	SOURCE_EMBEDDING,
 	SOURCE_FRAME,
@@ -222,25 +222,37 @@ class FaceSwapper(Processor):
 		return {'source': source, 'target': target}
 
 	def swap_crops(self, crops: Sequence[VisionFrame], target_embeddings: Sequence[Optional[Embedding]]) -> List[np.ndarray]:
-		"""Target crops at pixel-boost size -> swapped crops (float32 BGR, 0..255), every sub-image in one batch."""
-		feeds = [self.model_inputs(crop, embedding) for crop, embedding in zip(crops, target_embeddings)]
-		feed = {name: np.concatenate([item[name] for item in feeds]) for name in ('source', 'target')}
-		tiles = normalize_output(self.forward(feed), self.swapper_type, self.spec.mean, self.spec.std)
+		"""Target crops at pixel-boost size -> swapped crops (float32 BGR, 0..255), every sub-image in one batch.
+
+		The per-pixel steps are the array-module functions of facefusion/gpu/array_ops.py: NumPy here, CuPy on the
+		device when the swapper runs on CUDA (the crops go up once, the swapped crops come down once)."""
+		xp = self.array_module()
 		count = self.boost_factor ** 2
-		return [explode(tiles[index * count:(index + 1) * count], self.boost_size) for index in range(len(crops))]
+		stacked = to_device(np.stack(crops), xp)
+		target = prepare_target(implode_batch(stacked, self.model_size), self.spec.mean, self.spec.std)
+		source = xp.concatenate([xp.repeat(to_device(self.source_input(embedding), xp), count, axis=0) for embedding in target_embeddings])
+		tiles = normalize_output(self.forward({'source': source, 'target': target}), self.swapper_type, self.spec.mean, self.spec.std)
+		return list(to_host(explode_batch(tiles, self.boost_size)))
+
+	def array_module(self) -> Any:
+		"""CuPy when the swapper session runs on a GPU provider and CuPy has a device, else NumPy."""
+		providers = self.session.active_providers
+		on_gpu = any(provider in providers for provider in ('CUDAExecutionProvider', 'TensorrtExecutionProvider'))
+		return get_array_module(prefer_gpu=on_gpu) if on_gpu else np
 
 	def swap_crop(self, crop: VisionFrame, target_embedding: Optional[Embedding] = None) -> np.ndarray:
 		return self.swap_crops([crop], [target_embedding])[0]
 
-	def forward(self, feed: Dict[str, np.ndarray]) -> np.ndarray:
-		"""Run the swapper on a batch; the first output only (hyperswap's second output, a mask, is unused)."""
+	def forward(self, feed: Dict[str, Any]) -> Any:
+		"""Run the swapper on a batch; the first output only (hyperswap's second output, a mask, is unused). The
+		result is in the feed's array module (CuPy stays on the device)."""
 		session = self.session
 		feed = self.cast_feed(session, feed)
 		if self.sequential:
 			# 3.5.0's pattern: one call per sub-image
-			outputs = [session.run_batch({name: value[start:start + 1] for name, value in feed.items()})[0] for start in range(len(feed['target']))]
-			return np.concatenate(outputs)
-		return to_host(self.batcher_for(session).process_feed(feed)[0])
+			outputs = [session.run_batch({name: to_host(value[start:start + 1]) for name, value in feed.items()})[0] for start in range(len(feed['target']))]
+			return to_device(np.concatenate(outputs), array_module_of(feed['target']))
+		return to_device(self.batcher_for(session).process_feed(feed)[0], array_module_of(feed['target']))
 
 	def batcher_for(self, session: ModelSession) -> BatchProcessor:
 		"""The batch processor of the current session (sessions are made again after a memory-strategy release).
@@ -259,13 +271,14 @@ class FaceSwapper(Processor):
 		return self.batcher
 
 	@staticmethod
-	def cast_feed(session: ModelSession, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+	def cast_feed(session: ModelSession, feed: Dict[str, Any]) -> Dict[str, Any]:
 		"""Feed by input name (`source`, `target`) in each input's declared type (ORT refuses a mismatch)."""
-		cast: Dict[str, np.ndarray] = {}
+		cast: Dict[str, Any] = {}
 		for model_input in session.session.get_inputs():
 			if model_input.name in feed:
-				dtype = ONNX_TYPES.get(model_input.type, np.float32)
-				cast[model_input.name] = np.ascontiguousarray(feed[model_input.name], dtype=dtype)
+				value = feed[model_input.name]
+				xp = array_module_of(value)
+				cast[model_input.name] = xp.ascontiguousarray(value, dtype=ONNX_TYPES.get(model_input.type, np.float32))
 		return cast
 
 

@@ -1,5 +1,6 @@
 """What differs between the seven swapper types of 3.5.0: how the target crop and the source are fed, and how the
-output is turned back into a BGR crop. Pure array functions; sessions are called elsewhere.
+output is turned back into a BGR crop. Pure array functions; sessions are called elsewhere. The per-pixel steps
+live in facefusion/gpu/array_ops.py, written once for NumPy and CuPy.
 
 Arithmetic follows 3.5.0 step by step (float64 for the input preparation, float32 for the output) so the tensors
 fed to a model equal 3.5.0's to the last bit, not merely to a tolerance.
@@ -10,6 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from facefusion.gpu import array_ops
 from facefusion.types import Embedding
 
 SWAPPER_TYPES = ('blendswap', 'ghost', 'hififace', 'hyperswap', 'inswapper', 'simswap', 'uniface')
@@ -32,25 +34,18 @@ def uses_converter(swapper_type: str) -> bool:
 
 
 def prepare_target(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-	"""N×H×W×3 BGR crops (0..255) -> N×3×H×W float32: RGB, / 255, (x - mean) / std."""
-	values = crops[..., ::-1] / 255.0
-	values = (values - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
-	return np.ascontiguousarray(values.transpose(0, 3, 1, 2), dtype=np.float32)
+	"""N×H×W×3 BGR crops (0..255) -> N×3×H×W float32: RGB, / 255, (x - mean) / std (NumPy or CuPy)."""
+	return array_ops.prepare_crops(crops, mean, std)
 
 
 def normalize_output(outputs: np.ndarray, swapper_type: str, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
 	"""N×3×H×W model output -> N×H×W×3 float32 BGR in 0..255 (not rounded: paste-back truncates once, at the end)."""
-	values = outputs.astype(np.float32, copy=False).transpose(0, 2, 3, 1)
-	if swapper_type in DENORMALISED_OUTPUT_TYPES:
-		values = values * np.asarray(std, dtype=np.float32) + np.asarray(mean, dtype=np.float32)
-	values = np.clip(values, 0, 1)
-	return np.ascontiguousarray(values[..., ::-1] * np.float32(255))
+	return array_ops.normalize_outputs(outputs, swapper_type in DENORMALISED_OUTPUT_TYPES, mean, std)
 
 
 def prepare_source_frame(crop: np.ndarray) -> np.ndarray:
 	"""A cropped BGR source face -> 1×3×H×W float32 RGB / 255 (no mean/std for blendswap and uniface)."""
-	values = crop[..., ::-1] / 255.0
-	return np.ascontiguousarray(values.transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
+	return array_ops.prepare_source_image(crop)
 
 
 def prepare_source_embedding(
