@@ -279,8 +279,6 @@ def read_target_image(target_path: str, output_path: str, scale: float) -> Tuple
 
 def run_image(config: RunConfig, engine: Optional[Engine] = None) -> int:
 	from facefusion import face_selector, vision
-	from facefusion.processors.base import ProcessingContext
-	from facefusion.processors.registry import create_processors
 
 	start_time = time.perf_counter()
 	paths = check_job_paths(config)
@@ -297,20 +295,8 @@ def run_image(config: RunConfig, engine: Optional[Engine] = None) -> int:
 		if engine.content_analyser.analyse_frame(target_frame):
 			raise ProcessingError(CONTENT_REFUSED_MESSAGE)
 		# for an image the reference frame is the target itself
-		reference_faces = []
-		if config.face_selector_mode == 'reference':
-			reference_faces = face_selector.get_reference_faces(target_frame, engine.analyser, config)
-		context = ProcessingContext(
-			config=config,
-			inference=engine.inference,
-			analyser=engine.analyser,
-			masker=engine.masker,
-			reference_faces=reference_faces,
-			source_frames=source_frames,
-		)
-		processors = create_processors(config.processors, context)
-		for processor in processors:
-			processor.prepare()
+		reference_faces = select_reference_faces(target_frame, engine, config) if config.face_selector_mode == 'reference' else []
+		processors = build_processors(config, engine, reference_faces, source_frames)
 
 		faces = face_selector.select_faces(target_frame, engine.analyser, config, reference_faces)
 		output_frame = target_frame.copy()
@@ -412,7 +398,7 @@ def run_video(config: RunConfig, engine: Optional[Engine] = None) -> int:
 			raise ProcessingError(CONTENT_REFUSED_MESSAGE)
 		reference_faces = []
 		if config.face_selector_mode == 'reference':
-			reference_frame = read_video_frame(info, min(max(config.reference_frame_number, 0), max(info.frame_count - 1, 0)), size = geometry.decode_size)
+			reference_frame = read_video_frame(info, min(max(config.reference_frame_number, 0), max(info.frame_count - 1, 0)), size=geometry.decode_size)
 			reference_faces = select_reference_faces(reference_frame, engine, config)
 		processors = build_processors(config, engine, reference_faces, source_frames)
 		work = FrameWork(config, engine, processors, reference_faces)
