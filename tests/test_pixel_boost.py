@@ -186,3 +186,21 @@ def test_never_batching_calls_once_per_sub_image(standin_models_dir: Path) -> No
 	frame = cv2.imread(str(DATA / 'obama_and_biden.jpg'))
 	swapper.process_frame(frame, [make_face(GROUP_OBAMA_LANDMARK_5)], frame.copy())
 	assert counter.batch_sizes == [1] * 9
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__('facefusion.gpu.device', fromlist=['gpu_available']).gpu_available(), reason='needs CuPy and a working CUDA device')
+@pytest.mark.parametrize('model, pixel_boost', [('inswapper_128', '512x512'), ('hyperswap_1a_256', '512x512')])
+def test_device_resident_swap_equals_the_host_swap(standin_models_dir: Path, model: str, pixel_boost: str) -> None:
+	"""Frames, crops, model inputs and outputs on the GPU (CuPy warp, preparation, normalisation and paste kernels)
+	give the host result within one level per pixel."""
+	frame = cv2.imread(str(DATA / 'obama_and_biden.jpg'))
+	face = make_face(GROUP_OBAMA_LANDMARK_5)
+	host = make_swapper(standin_models_dir, model, pixel_boost).process_frame(frame, [face], frame.copy())
+	device_swapper = make_swapper(standin_models_dir, model, pixel_boost)
+	device_swapper.prefer_device_arrays = True
+	assert device_swapper.compositor().on_gpu
+	device = device_swapper.process_frame(frame, [face], frame.copy())
+	assert isinstance(device, np.ndarray)
+	assert np.abs(device.astype(np.int16) - host.astype(np.int16)).max() <= 1
+	assert np.any(device != frame)

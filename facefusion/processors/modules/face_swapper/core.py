@@ -19,19 +19,19 @@ import numpy as np
 from facefusion.config import RunConfig
 from facefusion.face_helper import (
 	estimate_matrix_by_face_landmark_5,
-	paste_back,
 	paste_box,
 	transform_points,
 	warp_face_by_face_landmark_5
 )
-from facefusion.face_masker import combine_masks
 from facefusion.face_recognizer import RECOGNIZER_MODEL
+from facefusion.gpu.compositor import Compositor, PasteJob
 from facefusion.gpu.device import array_module_of, get_array_module, to_device, to_host
 from facefusion.inference.io_binding import BoundRunner
 from facefusion.inference.session import ModelSession
 from facefusion.models.registry import ModelSpec, get_model
 from facefusion.processors.base import ProcessingContext, Processor
 from facefusion.processors.batch_processor import BatchProcessor, estimate_per_item_bytes
+from facefusion.stage_timer import STAGE_TIMER
 from facefusion.processors.modules.face_swapper.model_types import (
 	balance_source_embedding,
 	identity_weight,
@@ -94,6 +94,9 @@ class FaceSwapper(Processor):
 		self.source_identity: Optional[SourceIdentity] = None
 		self.batcher: Optional[BatchProcessor] = None
 		self.batcher_session: Optional[ModelSession] = None
+		self.frame_compositor: Optional[Compositor] = None
+		# keep frames and crops on the GPU even when the model session itself runs on the CPU (GPU checks)
+		self.prefer_device_arrays = False
 
 	def prepare(self) -> None:
 		self.source_identity = build_source_identity(self.context, self.spec)
@@ -125,15 +128,34 @@ class FaceSwapper(Processor):
 
 		Each frame's faces are split into rounds of faces whose paste boxes are apart; round r of every frame goes
 		through the model together, then each frame gets its faces pasted before its next round is cropped. So a
-		face that overlaps an earlier one still sees it pasted, and every frame ends as if swapped face by face."""
-		outputs = [output_frame for _, _, output_frame in items]
+		face that overlaps an earlier one still sees it pasted, and every frame ends as if swapped face by face.
+
+		Warp, swap and paste run on the compositor's device: with the swapper on CUDA (and CuPy) each frame goes up
+		once and comes down once, and crops, model inputs and outputs stay on the device in between."""
+		compositor = self.compositor()
+		outputs = [compositor.upload(output_frame) for _, _, output_frame in items]
 		rounds = [self.plan_rounds(output_frame.shape, faces) for _, faces, output_frame in items]
 		for round_index in range(max((len(frame_rounds) for frame_rounds in rounds), default=0)):
 			slots = [slot for slot, frame_rounds in enumerate(rounds) if round_index < len(frame_rounds)]
-			jobs = [[self.start_job(items[slot][0], face, outputs[slot]) for face in rounds[slot][round_index]] for slot in slots]
+			jobs = [self.start_jobs(items[slot][0], rounds[slot][round_index], outputs[slot]) for slot in slots]
 			for slot, output_frame in zip(slots, self.finish_job_groups(jobs, [outputs[slot] for slot in slots])):
 				outputs[slot] = output_frame
-		return outputs
+		return [compositor.download(output_frame) for output_frame in outputs]
+
+	def compositor(self) -> Compositor:
+		on_gpu = self.array_module() is not np
+		if self.frame_compositor is None or self.frame_compositor.on_gpu != on_gpu:
+			self.frame_compositor = Compositor(prefer_gpu=on_gpu)
+		return self.frame_compositor
+
+	def start_jobs(self, target_frame: VisionFrame, faces: Sequence[Face], output_frame: Any) -> List[FaceJob]:
+		"""The crops of faces that do not overlap, warped in one go from the frame as it is now."""
+		affines = [estimate_matrix_by_face_landmark_5(face.landmark_set.five_68, self.spec.template, self.boost_size) for face in faces]
+		crops = self.compositor().warp_crops(output_frame, affines, self.boost_size)
+		return [
+			FaceJob(face, crop, affine, expand_box(paste_box(output_frame.shape, self.boost_size, affine), BOX_MARGIN), self.target_embedding(target_frame, face))
+			for face, crop, affine in zip(faces, crops, affines)
+		]
 
 	def plan_rounds(self, frame_shape: Tuple[int, ...], faces: Sequence[Face]) -> List[List[Face]]:
 		"""Faces in 3.5.0's order, cut into consecutive runs whose paste boxes do not overlap (one face per run
@@ -169,23 +191,26 @@ class FaceSwapper(Processor):
 		"""Swap independent faces of one frame together and paste each back."""
 		return self.finish_job_groups([jobs], [output_frame])[0]
 
-	def finish_job_groups(self, job_groups: List[List[FaceJob]], output_frames: List[VisionFrame]) -> List[VisionFrame]:
+	def finish_job_groups(self, job_groups: List[List[FaceJob]], output_frames: List[Any]) -> List[Any]:
 		"""Swap the faces of several frames in one batch (masks too), then paste each group into its own frame."""
 		masker = self.context.masker
+		compositor = self.compositor()
 		jobs = [job for group in job_groups for job in group]
-		for job, masks in zip(jobs, masker.pre_swap_masks_batch([job.crop for job in jobs])):
+		# the masks come from host-side models and OpenCV: crops go down for them (a no-op on the CPU)
+		for job, masks in zip(jobs, masker.pre_swap_masks_batch([to_host(job.crop) for job in jobs])):
 			job.masks = masks
-		for job, swapped in zip(jobs, self.swap_crops([job.crop for job in jobs], [job.target_embedding for job in jobs])):
+		swapped_crops = self.swap_crops_on_device([job.crop for job in jobs], [job.target_embedding for job in jobs])
+		for job, swapped in zip(jobs, swapped_crops):
 			job.swapped = swapped
-		landmarks = [self.landmark_68_in_crop(job) for job in jobs]
-		for job, masks in zip(jobs, masker.post_swap_masks_batch([job.swapped for job in jobs], landmarks)):
-			job.masks = job.masks + masks
+		if any(mask_type in self.config.face_mask_types for mask_type in ('area', 'region')):
+			landmarks = [self.landmark_68_in_crop(job) for job in jobs]
+			for job, masks in zip(jobs, masker.post_swap_masks_batch([to_host(job.swapped) for job in jobs], landmarks)):
+				job.masks = job.masks + masks
 		results = []
 		for group, output_frame in zip(job_groups, output_frames):
-			for job in group:
-				crop_mask = combine_masks(job.masks) if job.masks else np.ones(job.swapped.shape[:2], np.float32)
-				output_frame = paste_back(output_frame, job.swapped, crop_mask, job.affine, job.face.track_token)
-			results.append(output_frame)
+			with STAGE_TIMER.measure('paste'):
+				pastes = [PasteJob(job.swapped, [compositor.upload(mask) for mask in job.masks], job.affine) for job in group]
+				results.append(compositor.paste_all(output_frame, pastes, in_place=True))
 		return results
 
 	def landmark_68_in_crop(self, job: FaceJob) -> Optional[np.ndarray]:
@@ -222,43 +247,46 @@ class FaceSwapper(Processor):
 		return {'source': source, 'target': target}
 
 	def swap_crops(self, crops: Sequence[VisionFrame], target_embeddings: Sequence[Optional[Embedding]]) -> List[np.ndarray]:
-		"""Target crops at pixel-boost size -> swapped crops (float32 BGR, 0..255), every sub-image in one batch.
+		"""Target crops at pixel-boost size -> swapped crops (float32 BGR, 0..255, on the host)."""
+		return [to_host(swapped) for swapped in self.swap_crops_on_device(crops, target_embeddings)]
 
-		The per-pixel steps are the array-module functions of facefusion/gpu/array_ops.py: NumPy here, CuPy on the
-		device when the swapper runs on CUDA (the crops go up once, the swapped crops come down once)."""
+	def swap_crops_on_device(self, crops: Sequence[Any], target_embeddings: Sequence[Optional[Embedding]]) -> Any:
+		"""Every sub-image of every crop in one batch; the per-pixel steps are the array-module functions of
+		facefusion/gpu/array_ops.py: NumPy here, CuPy on the device when the swapper runs on CUDA."""
 		xp = self.array_module()
 		count = self.boost_factor ** 2
-		stacked = to_device(np.stack(crops), xp)
+		stacked = xp.stack([to_device(crop, xp) for crop in crops])
 		target = prepare_target(implode_batch(stacked, self.model_size), self.spec.mean, self.spec.std)
 		source = xp.concatenate([xp.repeat(to_device(self.source_input(embedding), xp), count, axis=0) for embedding in target_embeddings])
 		tiles = normalize_output(self.forward({'source': source, 'target': target}), self.swapper_type, self.spec.mean, self.spec.std)
-		return list(to_host(explode_batch(tiles, self.boost_size)))
+		return explode_batch(tiles, self.boost_size)
 
 	def array_module(self) -> Any:
 		"""CuPy when the swapper session runs on a GPU provider and CuPy has a device, else NumPy."""
-		providers = self.session.active_providers
-		on_gpu = any(provider in providers for provider in ('CUDAExecutionProvider', 'TensorrtExecutionProvider'))
-		return get_array_module(prefer_gpu=on_gpu) if on_gpu else np
-
-	def swap_crop(self, crop: VisionFrame, target_embedding: Optional[Embedding] = None) -> np.ndarray:
-		return self.swap_crops([crop], [target_embedding])[0]
+		if self.prefer_device_arrays or session_on_gpu(self.session):
+			return get_array_module(prefer_gpu=True)
+		return np
 
 	def forward(self, feed: Dict[str, Any]) -> Any:
 		"""Run the swapper on a batch; the first output only (hyperswap's second output, a mask, is unused). The
 		result is in the feed's array module (CuPy stays on the device)."""
 		session = self.session
+		xp = array_module_of(feed['target'])
+		if not session_on_gpu(session):
+			# a CPU session reads host memory (CuPy pre/post-processing with a CPU onnxruntime: copy around the call)
+			feed = {name: to_host(value) for name, value in feed.items()}
 		feed = self.cast_feed(session, feed)
 		if self.sequential:
 			# 3.5.0's pattern: one call per sub-image
 			outputs = [session.run_batch({name: to_host(value[start:start + 1]) for name, value in feed.items()})[0] for start in range(len(feed['target']))]
-			return to_device(np.concatenate(outputs), array_module_of(feed['target']))
-		return to_device(self.batcher_for(session).process_feed(feed)[0], array_module_of(feed['target']))
+			return to_device(np.concatenate(outputs), xp)
+		return to_device(self.batcher_for(session).process_feed(feed)[0], xp)
 
 	def batcher_for(self, session: ModelSession) -> BatchProcessor:
 		"""The batch processor of the current session (sessions are made again after a memory-strategy release).
 		On CUDA the calls go through IO binding into preallocated device buffers."""
 		if self.batcher is None or self.batcher_session is not session:
-			on_gpu = any(provider in session.active_providers for provider in ('CUDAExecutionProvider', 'TensorrtExecutionProvider'))
+			on_gpu = session_on_gpu(session)
 			run_function = session.run_batch
 			per_item_bytes = None
 			if on_gpu:
@@ -280,6 +308,10 @@ class FaceSwapper(Processor):
 				xp = array_module_of(value)
 				cast[model_input.name] = xp.ascontiguousarray(value, dtype=ONNX_TYPES.get(model_input.type, np.float32))
 		return cast
+
+
+def session_on_gpu(session: ModelSession) -> bool:
+	return any(provider in session.active_providers for provider in ('CUDAExecutionProvider', 'TensorrtExecutionProvider'))
 
 
 def expand_box(box: Sequence[int], margin: int) -> Box:
