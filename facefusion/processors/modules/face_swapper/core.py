@@ -267,6 +267,9 @@ class FaceSwapper(Processor):
 			return get_array_module(prefer_gpu=True)
 		return np
 
+	def swap_crop(self, crop: VisionFrame, target_embedding: Optional[Embedding] = None) -> np.ndarray:
+		return self.swap_crops([crop], [target_embedding])[0]
+
 	def forward(self, feed: Dict[str, Any]) -> Any:
 		"""Run the swapper on a batch; the first output only (hyperswap's second output, a mask, is unused). The
 		result is in the feed's array module (CuPy stays on the device)."""

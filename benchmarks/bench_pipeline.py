@@ -1,0 +1,522 @@
+"""Baseline (the FaceFusion 3.5.0 way) against the optimized default, on the same clip with the same models.
+
+	python benchmarks/bench_pipeline.py [--standins heavy|small | --models-path DIR] [--resolution 720p]
+		[--frames 150] [--variants baseline,optimized] [--repeats 1] [--out benchmarks/results]
+
+Every run is its own `headless-run` in a child process of this script (one process tree, one after the other, the
+variants interleaved when --repeats > 1), so each gets a fresh interpreter and its own peak memory. The child runs
+the command line in-process through facefusion.core.cli and reports its wall time, its CPU time, the stage timer's
+totals (decode, content, detect, landmark, embed, classify, swap, mask, paste, encode) and its peak resident memory
+(VmHWM of the Python process); this script samples the resident memory of the child's whole tree (Python plus its
+ffmpeg processes) for the tree's peak.
+
+A variant is a name plus extra command-line options on top of the common job (see VARIANTS; --define adds more).
+Writes results.md, results.json and results.png (grouped bars of the stage times per variant) into --out.
+
+Stage times are sums over the threads that ran the stage: in the streaming pipeline stages overlap, and with
+several workers one stage can add up to more than the wall time. They tell where the work goes, the wall time tells
+how long it took.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+if str(PROJECT_DIR) not in sys.path:
+	sys.path.insert(0, str(PROJECT_DIR))
+
+DEFAULT_CACHE_DIR = PROJECT_DIR / '.assets' / 'benchmarks'
+DEFAULT_OUT_DIR = PROJECT_DIR / 'benchmarks' / 'results'
+SOURCE_PHOTO = PROJECT_DIR / 'tests' / 'data' / 'obama.jpg'
+# the stages the report shows first, in pipeline order; stages the timer reports beyond these are appended
+STAGE_ORDER: Tuple[str, ...] = ('decode', 'content', 'detect', 'landmark', 'embed', 'classify', 'swap', 'mask', 'paste', 'encode')
+# always shown (even at zero) because the issue asks for them
+CORE_STAGES: Tuple[str, ...] = ('decode', 'detect', 'landmark', 'embed', 'swap', 'mask', 'paste', 'encode')
+
+
+@dataclass(frozen=True)
+class Variant:
+	name: str
+	arguments: Tuple[str, ...]
+	description: str = ''
+
+
+VARIANTS: Dict[str, Variant] = {variant.name: variant for variant in (
+	Variant('baseline', ('--workflow-strategy', 'disk', '--temp-frame-format', 'png', '--face-swapper-batching', 'never'),
+		'the FaceFusion 3.5.0 way: disk workflow with png temp frames, full per-frame analysis, one swapper call per tile'),
+	Variant('optimized', (), 'the defaults: memory streaming'),
+	Variant('batching-never', ('--face-swapper-batching', 'never'), 'the defaults, swapper batching never'),
+	Variant('batching-auto', ('--face-swapper-batching', 'auto'), 'the defaults, swapper batching auto'),
+	Variant('batching-always', ('--face-swapper-batching', 'always'), 'the defaults, swapper batching always'),
+)}
+
+
+@dataclass
+class RunResult:
+	variant: str
+	repeat: int
+	exit_code: int
+	wall_s: float
+	process_wall_s: float
+	cpu_s: float
+	peak_rss_mib: float
+	peak_tree_rss_mib: float
+	output_frames: Optional[int]
+	stages: Dict[str, Dict[str, float]] = field(default_factory=dict)
+	log_path: str = ''
+
+
+# ---- the child: one command line, measured -------------------------------------------------------------------------
+
+def read_peak_rss_mib() -> float:
+	"""VmHWM (the peak resident set) of this process; ru_maxrss where /proc is missing."""
+	try:
+		with open('/proc/self/status', encoding='ascii') as status:
+			for line in status:
+				if line.startswith('VmHWM:'):
+					return int(line.split()[1]) / 1024.0
+	except OSError:
+		pass
+	peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+	# bytes on macOS, KiB on Linux
+	return peak / (1024.0 * 1024.0) if sys.platform == 'darwin' else peak / 1024.0
+
+
+def cpu_seconds() -> float:
+	own = resource.getrusage(resource.RUSAGE_SELF)
+	children = resource.getrusage(resource.RUSAGE_CHILDREN)
+	return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def run_worker(json_path: str, cli_arguments: Sequence[str]) -> int:
+	# as facefusion.py does before numpy / OpenCV / onnxruntime load
+	os.environ.setdefault('OMP_NUM_THREADS', '1')
+	from facefusion import core
+	from facefusion.stage_timer import STAGE_TIMER
+
+	STAGE_TIMER.reset()
+	cpu_start = cpu_seconds()
+	start = time.perf_counter()
+	exit_code = core.cli(list(cli_arguments))
+	wall = time.perf_counter() - start
+	cpu = cpu_seconds() - cpu_start
+	stages = {stage: {'seconds': total.seconds, 'calls': total.calls} for stage, total in STAGE_TIMER.snapshot().items()}
+	report = {'exit_code': exit_code, 'wall_s': wall, 'cpu_s': cpu, 'peak_rss_mib': read_peak_rss_mib(), 'stages': stages}
+	Path(json_path).write_text(json.dumps(report), encoding='utf-8')
+	return exit_code
+
+
+# ---- the parent: inputs, runs, report -------------------------------------------------------------------------------
+
+def parse_variant_definition(text: str) -> Variant:
+	"""'name=--option value ...' (shell-style quoting) → a Variant."""
+	name, separator, arguments = text.partition('=')
+	name = name.strip()
+	if not separator or not name:
+		raise argparse.ArgumentTypeError(f'a variant definition is NAME=OPTIONS, got {text!r}')
+	return Variant(name, tuple(shlex.split(arguments)), 'defined on the command line: ' + arguments.strip())
+
+
+def resolve_variants(names: str, definitions: Sequence[Variant]) -> List[Variant]:
+	table = dict(VARIANTS)
+	table.update({variant.name: variant for variant in definitions})
+	chosen: List[Variant] = []
+	for name in [item.strip() for item in names.split(',') if item.strip()]:
+		if name not in table:
+			raise SystemExit(f'unknown variant {name!r} (known: {", ".join(table)}; add one with --define NAME=OPTIONS)')
+		chosen.append(table[name])
+	if not chosen:
+		raise SystemExit('no variant to run')
+	return chosen
+
+
+def common_arguments(options: argparse.Namespace, target_path: Path, models_path: Path) -> List[str]:
+	return [
+		'headless-run', '-s', str(options.source), '-t', str(target_path), '--models-path', str(models_path),
+		'--face-detector-model', options.face_detector_model, '--face-selector-mode', 'many',
+		'--face-swapper-model', options.swapper, '--output-audio-encoder', 'aac',
+		*shlex.split(options.extra_args),
+	]
+
+
+def required_models(argument_lists: Sequence[Sequence[str]]) -> List[str]:
+	from facefusion import core, program
+	names: List[str] = []
+	for arguments in argument_lists:
+		names += core.collect_required_models(program.build_config(list(arguments) + ['-o', 'benchmark-output.mp4']))
+	return list(dict.fromkeys(names))
+
+
+def prepare_models(options: argparse.Namespace, argument_lists: Sequence[Sequence[str]]) -> Tuple[Path, str]:
+	"""(models folder, label): the folder given, or the stand-ins each variant needs written into the cache."""
+	if options.models_path:
+		return Path(options.models_path).resolve(), f'models in {options.models_path}'
+	from facefusion.testing.standin_models import write_standin_models
+	directory = Path(options.cache_dir).resolve() / f'standins-{options.standins}'
+	# the models the jobs need, found with a placeholder folder (collecting names does not look at files)
+	names = required_models(argument_lists)
+	write_standin_models(directory, names, variant=options.standins)
+	return directory, f'{options.standins} stand-ins (real YuNet) in {directory}'
+
+
+def probe_frame_count(path: Path) -> Optional[int]:
+	try:
+		from facefusion.video_probe import probe_video
+		return int(probe_video(str(path)).frame_count)
+	except Exception:
+		return None
+
+
+def child_pids(pid: int) -> List[int]:
+	"""Direct children of a process, from /proc/PID/task/*/children."""
+	pids: List[int] = []
+	try:
+		children_files = list(Path(f'/proc/{pid}/task').glob('*/children'))
+	except OSError:
+		# the process ended between two looks
+		return pids
+	for children_file in children_files:
+		try:
+			pids += [int(item) for item in children_file.read_text(encoding='ascii').split()]
+		except (OSError, ValueError):
+			continue
+	return pids
+
+
+def tree_rss_mib(root_pid: int) -> float:
+	"""Resident memory of a process and all its descendants now (MiB); 0 where /proc cannot tell."""
+	total_kib = 0
+	pending, seen = [root_pid], set()
+	while pending:
+		pid = pending.pop()
+		if pid in seen:
+			continue
+		seen.add(pid)
+		try:
+			with open(f'/proc/{pid}/statm', encoding='ascii') as statm:
+				total_kib += int(statm.read().split()[1]) * (os.sysconf('SC_PAGE_SIZE') // 1024)
+		except (OSError, ValueError, IndexError):
+			continue
+		pending += child_pids(pid)
+	return total_kib / 1024.0
+
+
+class TreeMemorySampler:
+	"""Samples the resident memory of a process tree (the Python child plus its ffmpeg processes) every interval
+	and keeps the largest sum: ru_maxrss cannot give this, since an exec'd child inherits its parent's peak."""
+
+	def __init__(self, pid: int, interval: float = 0.05) -> None:
+		self.pid = pid
+		self.interval = interval
+		self.peak_mib = 0.0
+		self.stopped = threading.Event()
+		self.thread = threading.Thread(target=self.loop, daemon=True)
+
+	def loop(self) -> None:
+		while not self.stopped.is_set():
+			try:
+				self.peak_mib = max(self.peak_mib, tree_rss_mib(self.pid))
+			except OSError:
+				# a process of the tree ended mid-look; the next sample sees the tree as it is then
+				pass
+			self.stopped.wait(self.interval)
+
+	def __enter__(self) -> 'TreeMemorySampler':
+		self.thread.start()
+		return self
+
+	def __exit__(self, *_: Any) -> None:
+		self.stopped.set()
+		self.thread.join()
+
+
+def run_child(variant: Variant, repeat: int, arguments: Sequence[str], output_path: Path, log_directory: Path) -> RunResult:
+	log_path = log_directory / f'{variant.name}-{repeat}.log'
+	with tempfile.TemporaryDirectory(prefix='bench-pipeline-') as scratch:
+		json_path = Path(scratch) / 'report.json'
+		command = [sys.executable, str(Path(__file__).resolve()), '--worker-json', str(json_path), '--', *arguments, '-o', str(output_path)]
+		environment = dict(os.environ)
+		environment.setdefault('OMP_NUM_THREADS', '1')
+		start = time.perf_counter()
+		with open(log_path, 'w', encoding='utf-8') as log:
+			log.write(' '.join(shlex.quote(part) for part in command) + '\n')
+			log.flush()
+			process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+			with TreeMemorySampler(process.pid) as sampler:
+				returncode = process.wait()
+		process_wall = time.perf_counter() - start
+		report: Dict[str, Any] = json.loads(json_path.read_text(encoding='utf-8')) if json_path.is_file() else {}
+	exit_code = report.get('exit_code', returncode)
+	if exit_code != 0 or returncode != 0:
+		tail = log_path.read_text(encoding='utf-8', errors='replace').splitlines()[-15:]
+		raise SystemExit(f'variant {variant.name} failed (exit {exit_code}); the end of {log_path}:\n' + '\n'.join(tail))
+	return RunResult(
+		variant=variant.name, repeat=repeat, exit_code=exit_code, wall_s=report['wall_s'], process_wall_s=process_wall,
+		cpu_s=report['cpu_s'], peak_rss_mib=report['peak_rss_mib'], peak_tree_rss_mib=sampler.peak_mib,
+		output_frames=probe_frame_count(output_path), stages=report['stages'], log_path=str(log_path)
+	)
+
+
+def ordered_stages(runs: Sequence[RunResult]) -> List[str]:
+	seen = {stage for run in runs for stage, total in run.stages.items() if total['seconds'] > 0 or stage in CORE_STAGES}
+	stages = [stage for stage in STAGE_ORDER if stage in seen or stage in CORE_STAGES]
+	return stages + sorted(seen - set(stages))
+
+
+def summarise(variants: Sequence[Variant], runs: Sequence[RunResult], frame_count: int) -> List[Dict[str, Any]]:
+	"""Per variant: medians over its repeats (one repeat: that run), fps, and ratios against the first variant
+	(the baseline when it is listed first)."""
+	stages = ordered_stages(runs)
+	summaries: List[Dict[str, Any]] = []
+	for variant in variants:
+		own = [run for run in runs if run.variant == variant.name]
+		wall = statistics.median(run.wall_s for run in own)
+		summaries.append({
+			'name': variant.name,
+			'description': variant.description,
+			'arguments': list(variant.arguments),
+			'wall_s': wall,
+			'fastest_wall_s': min(run.wall_s for run in own),
+			'process_wall_s': statistics.median(run.process_wall_s for run in own),
+			'fps': frame_count / wall if wall > 0 else 0.0,
+			'cpu_s': statistics.median(run.cpu_s for run in own),
+			'peak_rss_mib': max(run.peak_rss_mib for run in own),
+			'peak_tree_rss_mib': max(run.peak_tree_rss_mib for run in own),
+			'output_frames': own[-1].output_frames,
+			'stages': {stage: {
+				'seconds': statistics.median(run.stages.get(stage, {}).get('seconds', 0.0) for run in own),
+				'calls': int(statistics.median(run.stages.get(stage, {}).get('calls', 0) for run in own)),
+			} for stage in stages},
+			'runs': [vars(run) for run in own],
+		})
+	reference = summaries[0]
+	for summary in summaries:
+		summary['speed_up'] = reference['wall_s'] / summary['wall_s'] if summary['wall_s'] > 0 else 0.0
+		summary['cpu_ratio'] = reference['cpu_s'] / summary['cpu_s'] if summary['cpu_s'] > 0 else 0.0
+	return summaries
+
+
+def markdown_report(results: Dict[str, Any]) -> str:
+	job = results['job']
+	summaries = results['variants']
+	lines = [
+		f"## Pipeline benchmark: {job['resolution']} ({job['width']}x{job['height']}), {job['frames']} frames, {job['models']}",
+		'',
+		f"Swapper {job['swapper']}, detector {job['face_detector_model']}, selector many, {results['machine']['cpu_count']} CPU cores, "
+		f"load average {results['machine']['load_average_before']} before / {results['machine']['load_average_after']} after, "
+		f"{job['repeats']} repeat(s), speed-up against `{results['reference']}`.",
+		'',
+		'| variant | wall (s) | end-to-end fps | speed-up | CPU (s) | CPU ratio | peak RSS (MiB) | peak tree RSS (MiB) | output frames |',
+		'|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+	]
+	for summary in summaries:
+		lines.append(
+			f"| {summary['name']} | {summary['wall_s']:.2f} | {summary['fps']:.2f} | {summary['speed_up']:.2f}× | {summary['cpu_s']:.1f} | "
+			f"{summary['cpu_ratio']:.2f}× | {summary['peak_rss_mib']:.0f} | {summary['peak_tree_rss_mib']:.0f} | {summary['output_frames']} |"
+		)
+	stages = list(summaries[0]['stages'])
+	lines += [
+		'',
+		'Stage time in seconds, summed over the threads that ran it (calls):',
+		'',
+		'| stage | ' + ' | '.join(summary['name'] for summary in summaries) + ' |',
+		'|---|' + '---:|' * len(summaries),
+	]
+	for stage in stages:
+		cells = [f"{summary['stages'][stage]['seconds']:.2f} ({summary['stages'][stage]['calls']})" for summary in summaries]
+		lines.append(f'| {stage} | ' + ' | '.join(cells) + ' |')
+	lines += ['', 'Variants:', '']
+	for summary in summaries:
+		options = ' '.join(summary['arguments']) or '(none)'
+		lines.append(f"- `{summary['name']}`: {summary['description']}; options `{options}`")
+	lines += ['', f"Command: `{results['command']}`", '']
+	return '\n'.join(lines)
+
+
+# colours (BGR) for up to eight variants, then repeated
+BAR_COLOURS: Tuple[Tuple[int, int, int], ...] = (
+	(180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148), (75, 86, 140), (194, 119, 227), (127, 127, 127)
+)
+
+
+def nice_step(maximum: float, ticks: int = 6) -> float:
+	raw = maximum / max(ticks, 1)
+	magnitude = 10 ** int(f'{raw:e}'.split('e')[1])
+	for factor in (1, 2, 2.5, 5, 10):
+		if raw <= factor * magnitude:
+			return factor * magnitude
+	return 10 * magnitude
+
+
+def draw_chart(results: Dict[str, Any], path: Path) -> None:
+	"""Grouped bars with OpenCV: one group per stage plus the end-to-end wall time, one bar per variant."""
+	import cv2
+	import numpy as np
+
+	summaries = results['variants']
+	groups = list(summaries[0]['stages']) + ['wall']
+	values = [[summary['stages'][group]['seconds'] if group != 'wall' else summary['wall_s'] for group in groups] for summary in summaries]
+	width, height = 1400, 640
+	left, right, top, bottom = 80, 30, 70, 70
+	canvas = np.full((height, width, 3), 255, np.uint8)
+	font = cv2.FONT_HERSHEY_SIMPLEX
+	job = results['job']
+	title = f"{job['resolution']} {job['frames']} frames, {job['models'].split(' in ')[0]}: stage seconds (thread-summed) and wall time"
+	cv2.putText(canvas, title, (left, 30), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+	maximum = max(max(row) for row in values) or 1.0
+	step = nice_step(maximum)
+	top_value = step * (int(maximum / step) + 1)
+	plot_height = height - top - bottom
+	plot_width = width - left - right
+
+	def y_of(value: float) -> int:
+		return int(round(height - bottom - value / top_value * plot_height))
+
+	tick = 0.0
+	while tick <= top_value + 1e-9:
+		y = y_of(tick)
+		cv2.line(canvas, (left, y), (width - right, y), (225, 225, 225), 1)
+		cv2.putText(canvas, f'{tick:g}', (8, y + 5), font, 0.45, (60, 60, 60), 1, cv2.LINE_AA)
+		tick += step
+	cv2.line(canvas, (left, top), (left, height - bottom), (0, 0, 0), 1)
+	cv2.line(canvas, (left, height - bottom), (width - right, height - bottom), (0, 0, 0), 1)
+	cv2.putText(canvas, 's', (left - 20, top - 10), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+
+	group_width = plot_width / len(groups)
+	bar_width = max(4, int(group_width * 0.8 / len(summaries)))
+	for group_index, group in enumerate(groups):
+		group_left = left + group_index * group_width + group_width * 0.1
+		for variant_index, row in enumerate(values):
+			x1 = int(group_left + variant_index * bar_width)
+			y1 = y_of(row[group_index])
+			colour = BAR_COLOURS[variant_index % len(BAR_COLOURS)]
+			cv2.rectangle(canvas, (x1, y1), (x1 + bar_width - 2, height - bottom), colour, -1)
+			if row[group_index] > 0:
+				label = f'{row[group_index]:.1f}'
+				cv2.putText(canvas, label, (x1, y1 - 4), font, 0.33, (40, 40, 40), 1, cv2.LINE_AA)
+		(text_width, _), _ = cv2.getTextSize(group, font, 0.5, 1)
+		centre = int(left + (group_index + 0.5) * group_width)
+		cv2.putText(canvas, group, (centre - text_width // 2, height - bottom + 22), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+
+	legend_x, legend_y = width - right - 330, top - 20
+	for variant_index, summary in enumerate(summaries):
+		y = legend_y + variant_index * 22
+		colour = BAR_COLOURS[variant_index % len(BAR_COLOURS)]
+		cv2.rectangle(canvas, (legend_x, y), (legend_x + 14, y + 14), colour, -1)
+		label = f"{summary['name']}: {summary['wall_s']:.1f} s, {summary['fps']:.2f} fps, {summary['speed_up']:.2f}x"
+		cv2.putText(canvas, label, (legend_x + 20, y + 12), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+	if not cv2.imwrite(str(path), canvas):
+		raise SystemExit(f'cannot write {path}')
+
+
+def load_average() -> str:
+	try:
+		return ' '.join(f'{value:.2f}' for value in os.getloadavg())
+	except OSError:
+		return 'unknown'
+
+
+def build_parser() -> argparse.ArgumentParser:
+	parser = argparse.ArgumentParser(prog='python benchmarks/bench_pipeline.py', description=__doc__.split('\n')[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+	models = parser.add_mutually_exclusive_group()
+	models.add_argument('--models-path', default=None, help='a folder with the real models (instead of stand-ins)')
+	models.add_argument('--standins', choices=('small', 'heavy'), default='heavy', help='stand-in set generated into the cache (heavy: swappers cost like the real ones)')
+	parser.add_argument('--resolution', default='720p', help='clip size: 240p 360p 540p 720p 1080p 1440p 2160p')
+	parser.add_argument('--frames', type=int, default=150, help='clip length in frames (25 fps)')
+	parser.add_argument('--variants', default='baseline,optimized', help=f'comma-separated, the first is the reference of the speed-up; known: {", ".join(VARIANTS)}')
+	parser.add_argument('--define', action='append', type=parse_variant_definition, default=[], metavar='NAME=OPTIONS', help='add a variant: a name and its extra headless-run options')
+	parser.add_argument('--repeats', type=int, default=1, help='runs per variant (interleaved); the report shows medians')
+	parser.add_argument('--swapper', default='inswapper_128', help='face swapper model')
+	parser.add_argument('--face-detector-model', default='yunet', help='face detector model (yunet is real in the stand-in set)')
+	parser.add_argument('--source', default=str(SOURCE_PHOTO), help='source photo')
+	parser.add_argument('--extra-args', default='', help='options added to every variant (shell-quoted string)')
+	parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR), help='where clips and stand-ins are kept between runs')
+	parser.add_argument('--out', default=str(DEFAULT_OUT_DIR), help='folder for results.md, results.json, results.png and the run logs')
+	parser.add_argument('--keep-outputs', action='store_true', help='keep the output videos (in OUT/outputs)')
+	return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+	arguments = list(sys.argv[1:] if argv is None else argv)
+	if arguments[:1] == ['--worker-json']:
+		separator = arguments.index('--')
+		return run_worker(arguments[1], arguments[separator + 1:])
+
+	from facefusion.benchmarker import RESOLUTION_SIZES, ensure_example_target
+
+	options = build_parser().parse_args(arguments)
+	if options.resolution not in RESOLUTION_SIZES:
+		raise SystemExit(f'unknown resolution {options.resolution} (known: {", ".join(RESOLUTION_SIZES)})')
+	if options.frames < 1 or options.repeats < 1:
+		raise SystemExit('--frames and --repeats must be at least 1')
+	variants = resolve_variants(options.variants, options.define)
+	out_directory = Path(options.out).resolve()
+	log_directory = out_directory / 'logs'
+	log_directory.mkdir(parents=True, exist_ok=True)
+	cache_directory = Path(options.cache_dir).resolve()
+
+	target_path = ensure_example_target(options.resolution, options.frames, cache_directory / 'clips')
+	# the models folder is not known before the models are, so the names are collected with a placeholder path
+	placeholder = common_arguments(options, target_path, cache_directory)
+	models_path, models_label = prepare_models(options, [placeholder + list(variant.arguments) for variant in variants])
+	common = common_arguments(options, target_path, models_path)
+
+	output_directory = out_directory / 'outputs' if options.keep_outputs else Path(tempfile.mkdtemp(prefix='bench-pipeline-outputs-'))
+	output_directory.mkdir(parents=True, exist_ok=True)
+	load_before = load_average()
+	runs: List[RunResult] = []
+	try:
+		for repeat in range(options.repeats):
+			for variant in variants:
+				print(f'[bench] {variant.name} (run {repeat + 1} of {options.repeats}) ...', flush=True)
+				run = run_child(variant, repeat, common + list(variant.arguments), output_directory / f'{variant.name}-{repeat}.mp4', log_directory)
+				print(f'[bench] {variant.name}: {run.wall_s:.2f} s, {options.frames / run.wall_s:.2f} fps, CPU {run.cpu_s:.1f} s, peak {run.peak_rss_mib:.0f} MiB', flush=True)
+				runs.append(run)
+	finally:
+		if not options.keep_outputs:
+			shutil.rmtree(output_directory, ignore_errors=True)
+
+	width, height = RESOLUTION_SIZES[options.resolution]
+	import onnxruntime
+	results: Dict[str, Any] = {
+		'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+		'command': 'python benchmarks/bench_pipeline.py ' + ' '.join(shlex.quote(part) for part in arguments),
+		'machine': {
+			'cpu_count': os.cpu_count(), 'platform': platform.platform(), 'python': platform.python_version(),
+			'onnxruntime': onnxruntime.__version__, 'load_average_before': load_before, 'load_average_after': load_average(),
+		},
+		'job': {
+			'resolution': options.resolution, 'width': width, 'height': height, 'frames': options.frames, 'fps': 25,
+			'clip': str(target_path), 'models': models_label, 'swapper': options.swapper,
+			'face_detector_model': options.face_detector_model, 'repeats': options.repeats, 'common_arguments': common,
+		},
+		'reference': variants[0].name,
+		'variants': summarise(variants, runs, options.frames),
+	}
+	(out_directory / 'results.json').write_text(json.dumps(results, indent=2) + '\n', encoding='utf-8')
+	markdown = markdown_report(results)
+	(out_directory / 'results.md').write_text(markdown, encoding='utf-8')
+	draw_chart(results, out_directory / 'results.png')
+	print(markdown)
+	print(f'[bench] wrote {out_directory / "results.md"}, results.json, results.png')
+	return 0
+
+
+if __name__ == '__main__':
+	sys.exit(main())
