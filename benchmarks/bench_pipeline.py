@@ -44,6 +44,8 @@ if str(PROJECT_DIR) not in sys.path:
 DEFAULT_CACHE_DIR = PROJECT_DIR / '.assets' / 'benchmarks'
 DEFAULT_OUT_DIR = PROJECT_DIR / 'benchmarks' / 'results'
 SOURCE_PHOTO = PROJECT_DIR / 'tests' / 'data' / 'obama.jpg'
+# stages that are model calls (facefusion.inference.session.STAGE_OF_KIND)
+MODEL_STAGES = ('detect', 'landmark', 'embed', 'classify', 'mask', 'content', 'swap')
 # the stages the report shows first, in pipeline order; stages the timer reports beyond these are appended
 STAGE_ORDER: Tuple[str, ...] = ('decode', 'content', 'detect', 'landmark', 'embed', 'classify', 'swap', 'mask', 'paste', 'encode')
 # always shown (even at zero) because the issue asks for them
@@ -116,7 +118,7 @@ def run_worker(json_path: str, cli_arguments: Sequence[str]) -> int:
 	exit_code = core.cli(list(cli_arguments))
 	wall = time.perf_counter() - start
 	cpu = cpu_seconds() - cpu_start
-	stages = {stage: {'seconds': total.seconds, 'calls': total.calls} for stage, total in STAGE_TIMER.snapshot().items()}
+	stages = {stage: {'seconds': total.seconds, 'calls': total.calls, 'items': total.items} for stage, total in STAGE_TIMER.snapshot().items()}
 	report = {'exit_code': exit_code, 'wall_s': wall, 'cpu_s': cpu, 'peak_rss_mib': read_peak_rss_mib(), 'stages': stages}
 	Path(json_path).write_text(json.dumps(report), encoding='utf-8')
 	return exit_code
@@ -305,6 +307,14 @@ def summarise(variants: Sequence[Variant], runs: Sequence[RunResult], frame_coun
 			} for stage in stages},
 			'runs': [vars(run) for run in own],
 		})
+	for summary, variant in zip(summaries, variants):
+		own = [run for run in runs if run.variant == variant.name]
+		swap_calls = statistics.median(run.stages.get('swap', {}).get('calls', 0) for run in own)
+		swap_items = statistics.median(run.stages.get('swap', {}).get('items', 0) for run in own)
+		# model-call seconds (summed over the threads that made them) per wall second: how much of the run the models fill
+		model_seconds = statistics.median(sum(total.get('seconds', 0.0) for stage, total in run.stages.items() if stage in MODEL_STAGES) for run in own)
+		summary['swap_mean_batch'] = swap_items / swap_calls if swap_calls else 0.0
+		summary['model_share'] = model_seconds / summary['wall_s'] if summary['wall_s'] > 0 else 0.0
 	reference = summaries[0]
 	for summary in summaries:
 		summary['speed_up'] = reference['wall_s'] / summary['wall_s'] if summary['wall_s'] > 0 else 0.0
@@ -322,13 +332,14 @@ def markdown_report(results: Dict[str, Any]) -> str:
 		f"load average {results['machine']['load_average_before']} before / {results['machine']['load_average_after']} after, "
 		f"{job['repeats']} repeat(s), speed-up against `{results['reference']}`.",
 		'',
-		'| variant | wall (s) | end-to-end fps | speed-up | CPU (s) | CPU ratio | peak RSS (MiB) | peak tree RSS (MiB) | output frames |',
-		'|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+		'| variant | wall (s) | end-to-end fps | speed-up | CPU (s) | CPU ratio | peak RSS (MiB) | peak tree RSS (MiB) | swapper mean batch | model time / wall | output frames |',
+		'|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
 	]
 	for summary in summaries:
 		lines.append(
 			f"| {summary['name']} | {summary['wall_s']:.2f} | {summary['fps']:.2f} | {summary['speed_up']:.2f}× | {summary['cpu_s']:.1f} | "
-			f"{summary['cpu_ratio']:.2f}× | {summary['peak_rss_mib']:.0f} | {summary['peak_tree_rss_mib']:.0f} | {summary['output_frames']} |"
+			f"{summary['cpu_ratio']:.2f}× | {summary['peak_rss_mib']:.0f} | {summary['peak_tree_rss_mib']:.0f} | {summary['swap_mean_batch']:.1f} | "
+			f"{summary['model_share']:.0%} | {summary['output_frames']} |"
 		)
 	stages = list(summaries[0]['stages'])
 	lines += [

@@ -14,6 +14,8 @@ from typing import Dict, Iterator
 class StageTotal:
 	seconds: float = 0.0
 	calls: int = 0
+	# batch items the calls carried (model stages: mean batch size = items / calls)
+	items: int = 0
 
 
 class StageTimer:
@@ -22,22 +24,23 @@ class StageTimer:
 		self.lock = threading.Lock()
 
 	@contextmanager
-	def measure(self, stage: str) -> Iterator[None]:
+	def measure(self, stage: str, items: int = 1) -> Iterator[None]:
 		start = time.perf_counter()
 		try:
 			yield
 		finally:
-			self.add(stage, time.perf_counter() - start)
+			self.add(stage, time.perf_counter() - start, items)
 
-	def add(self, stage: str, seconds: float) -> None:
+	def add(self, stage: str, seconds: float, items: int = 1) -> None:
 		with self.lock:
 			total = self.totals.setdefault(stage, StageTotal())
 			total.seconds += seconds
 			total.calls += 1
+			total.items += items
 
 	def snapshot(self) -> Dict[str, StageTotal]:
 		with self.lock:
-			return {stage: StageTotal(total.seconds, total.calls) for stage, total in self.totals.items()}
+			return {stage: StageTotal(total.seconds, total.calls, total.items) for stage, total in self.totals.items()}
 
 	def reset(self) -> None:
 		with self.lock:

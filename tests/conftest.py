@@ -2,7 +2,6 @@
 real subprocess (`python facefusion.py ...`), isolated from the network and from the user's own model folder."""
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import shutil
@@ -20,18 +19,6 @@ ENTRY_POINT = PROJECT_DIR / 'facefusion.py'
 UNREACHABLE_MIRROR = 'http://127.0.0.1:9'
 
 CliRunner = Callable[..., subprocess.CompletedProcess]
-
-
-def modules_missing(*module_names: str) -> list[str]:
-	"""Modules of the engine not written yet (in a tree where engineers work in parallel); a module that exists but
-	fails to import is NOT reported, so its test fails loudly instead of skipping."""
-	return [name for name in module_names if importlib.util.find_spec(name) is None]
-
-
-def require_modules(*module_names: str) -> None:
-	missing = modules_missing(*module_names)
-	if missing:
-		pytest.skip('not in this build yet: ' + ', '.join(missing))
 
 
 @pytest.fixture(autouse=True)

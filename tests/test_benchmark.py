@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_DIR, UNREACHABLE_MIRROR, require_modules
+from conftest import PROJECT_DIR, UNREACHABLE_MIRROR
 
 BENCH_PIPELINE = PROJECT_DIR / 'benchmarks' / 'bench_pipeline.py'
 
@@ -24,7 +24,6 @@ def load_bench_pipeline():
 
 
 def test_benchmark_command_prints_the_table(standin_models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-	require_modules('facefusion.benchmarker', 'facefusion.testing.synthetic_video')
 	from facefusion import benchmarker, core
 	# a short example clip in a private folder, so the test neither waits for nor touches .assets/examples
 	monkeypatch.setattr(benchmarker, 'EXAMPLES_DIR', tmp_path / 'examples')
@@ -64,7 +63,6 @@ def test_benchmark_options_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_bench_pipeline_writes_reports(standin_models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-	require_modules('facefusion.benchmarker', 'facefusion.testing.synthetic_video')
 	monkeypatch.setenv('FACEFUSION_DOWNLOAD_BASE_URL', UNREACHABLE_MIRROR)
 	monkeypatch.chdir(tmp_path)
 	bench_pipeline = load_bench_pipeline()

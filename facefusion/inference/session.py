@@ -13,6 +13,7 @@ from facefusion.logger import get_logger, warn_once
 from facefusion.stage_timer import STAGE_TIMER
 
 # which pipeline stage a model's time counts toward (the benchmark's stage breakdown)
+MODEL_STAGES = ('detect', 'landmark', 'embed', 'classify', 'mask', 'content', 'swap')
 STAGE_OF_KIND = {
 	'face_detector': 'detect',
 	'face_landmarker': 'landmark',
@@ -60,7 +61,8 @@ class ModelSession:
 
 	def run(self, feed: Dict[str, np.ndarray]) -> List[np.ndarray]:
 		"""One plain call; outputs by position."""
-		with STAGE_TIMER.measure(self.stage):
+		first = next(iter(feed.values()), None)
+		with STAGE_TIMER.measure(self.stage, int(first.shape[0]) if getattr(first, 'ndim', 0) else 1):
 			return self.session.run(None, feed)
 
 	def run_batch(self, feed: Dict[str, BatchInput]) -> List[np.ndarray]:
