@@ -305,8 +305,7 @@ def run_image(config: RunConfig, engine: Optional[Engine] = None) -> int:
 				output_frame = processor.process_frame(target_frame, faces, output_frame)
 		else:
 			logger.get_logger().warning(f'no face found in the target (or none matched the face selector); the output is the unchanged target: {paths.target_path}')
-		for processor in processors:
-			processor.release()
+		release_processors(config, engine, processors)
 
 		vision.write_image(paths.output_path, output_frame, config.output_image_quality, target_alpha)
 	finally:
@@ -414,8 +413,7 @@ def run_video(config: RunConfig, engine: Optional[Engine] = None) -> int:
 				raise
 			export_path = work.tracker.close()
 			log_tracker_stats(work.tracker, export_path)
-		for processor in processors:
-			processor.release()
+		release_processors(config, engine, processors)
 		finish_video_output(config, paths, info, trim_start, silent_path, duration)
 	finally:
 		if own_engine:
@@ -430,6 +428,15 @@ def log_stage_timings() -> None:
 	totals = STAGE_TIMER.snapshot()
 	if totals:
 		logger.get_logger().debug('stage times: ' + ', '.join(f'{stage} {total.seconds:.2f}s/{total.calls}' for stage, total in sorted(totals.items())))
+
+
+def release_processors(config: RunConfig, engine: Engine, processors: List[Any]) -> None:
+	"""After a target: the processors drop their per-run state and --video-memory-strategy decides which sessions
+	go (strict: all, moderate: the processors', tolerant: none); a batch-run loads what it needs again lazily."""
+	from facefusion.processors import registry
+	for processor in processors:
+		processor.release()
+	engine.inference.release_for_strategy(registry.required_models(config.processors, config))
 
 
 def create_tracker(config: RunConfig, engine: Engine, fps: float) -> Any:
