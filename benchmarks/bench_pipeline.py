@@ -322,6 +322,11 @@ def summarise(variants: Sequence[Variant], runs: Sequence[RunResult], frame_coun
 	return summaries
 
 
+def relative_to_project(text: str) -> str:
+	"""Reports name files relative to the project, so they read the same on every machine."""
+	return text.replace(str(PROJECT_DIR) + '/', '')
+
+
 def markdown_report(results: Dict[str, Any]) -> str:
 	job = results['job']
 	summaries = results['variants']
@@ -520,9 +525,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 		'reference': variants[0].name,
 		'variants': summarise(variants, runs, options.frames),
 	}
-	(out_directory / 'results.json').write_text(json.dumps(results, indent=2) + '\n', encoding='utf-8')
+	(out_directory / 'results.json').write_text(relative_to_project(json.dumps(results, indent=2)) + '\n', encoding='utf-8')
 	markdown = markdown_report(results)
-	(out_directory / 'results.md').write_text(markdown, encoding='utf-8')
+	(out_directory / 'results.md').write_text(relative_to_project(markdown), encoding='utf-8')
 	draw_chart(results, out_directory / 'results.png')
 	print(markdown)
 	print(f'[bench] wrote {out_directory / "results.md"}, results.json, results.png')
