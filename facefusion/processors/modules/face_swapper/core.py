@@ -12,6 +12,7 @@ one is pasted. The result equals the face-by-face result either way. `--face-swa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -294,7 +295,9 @@ class FaceSwapper(Processor):
 			per_item_bytes = None
 			if on_gpu:
 				runner = BoundRunner(session)
-				run_function = runner.run_batch
+				# the runner's output buffers are reused by its next call, which another worker thread may make
+				# before this one has read them: hand out copies (device to device, cheap)
+				run_function = partial(runner.run_batch, copy=True)
 				per_item_bytes = estimate_per_item_bytes(session.input_shapes, [output.shape for output in session.session.get_outputs()])
 			max_batch = self.config.face_swapper_trt_max_batch if self.config.face_swapper_use_trt else MAX_BATCH_ITEMS
 			self.batcher = BatchProcessor(run_function, per_item_bytes, max_batch=max_batch, name='face_swapper')
