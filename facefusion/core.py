@@ -373,10 +373,13 @@ def run_video(config: RunConfig, engine: Optional[Engine] = None) -> int:
 	from fractions import Fraction
 
 	from facefusion import gpu_video_pipeline
+	from facefusion.stage_timer import STAGE_TIMER
 	from facefusion.video_io import plan_video_geometry, read_video_frame, restrict_trim
 	from facefusion.video_probe import probe_video
 
 	start_time = time.perf_counter()
+	# the debug line at the end reports this video's stages (a batch-run processes several)
+	STAGE_TIMER.reset()
 	paths = check_job_paths(config)
 	if paths.target_kind != 'video':
 		raise InputError(f'target is not a video: {paths.target_path}')
