@@ -11,6 +11,7 @@
 # 3. compiles the CUDA kernels with NVRTC, then runs every test marked `gpu` (pytest -m gpu tests)
 # 4. runs benchmarks/bench_gpu_ops.py: CuPy against NumPy / OpenCV at 1080p (warp, pre, post, paste), IO binding on
 #    ONNX Runtime's CPU provider fed from host and from CuPy arrays
+# 4b. runs the whole pipeline on a 1080p clip (small stand-ins) with CPU decoding and with the NVDEC route
 # 5. prints a short markdown table (also in OUTPUT_DIR/summary.md) and exits 0 even when parts are unavailable,
 #    saying which
 set -u
@@ -90,6 +91,14 @@ if "$PYTHON" benchmarks/bench_gpu_ops.py --repeats 30 --markdown "$OUTPUT_DIR/be
 	row 'bench_gpu_ops (1080p, 4 faces, boost 512)' 'ran' 'table below'
 else
 	row 'bench_gpu_ops' 'FAILED' "$(tail -n 1 "$OUTPUT_DIR/bench.log")"
+fi
+
+# --- 4b. end to end: 1080p, 150 frames, small stand-in swapper, CPU decoding against the NVDEC route ------------
+if "$PYTHON" benchmarks/bench_pipeline.py --standins small --resolution 1080p --frames 150 --variants optimized,nvdec,batching-always \
+	--define 'nvdec=--video-decoder nvdec' --out "$OUTPUT_DIR/pipeline" >"$OUTPUT_DIR/pipeline.log" 2>&1; then
+	row 'pipeline 1080p end to end' 'ran' "$(grep -E '^\| (optimized|nvdec|batching-always) ' "$OUTPUT_DIR/pipeline/results.md" | awk -F'|' '{printf "%s %s fps; ", $2, $4}')"
+else
+	row 'pipeline 1080p end to end' 'FAILED' "$(tail -n 1 "$OUTPUT_DIR/pipeline.log")"
 fi
 
 # --- 5. the table ----------------------------------------------------------------------------------------------
