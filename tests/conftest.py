@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import pytest
 
@@ -80,3 +80,55 @@ def run_cli(tmp_path_factory: pytest.TempPathFactory) -> CliRunner:
 			encoding='utf-8', timeout=timeout
 		)
 	return run
+
+
+@pytest.fixture
+def debug_records() -> Iterator[List[logging.LogRecord]]:
+	"""The engine's log records at debug level, whatever an earlier test did to the logger's propagation."""
+	records: List[logging.LogRecord] = []
+
+	class Collect(logging.Handler):
+		def emit(self, record: logging.LogRecord) -> None:
+			records.append(record)
+
+	engine_logger = logging.getLogger('facefusion')
+	handler = Collect(level=logging.DEBUG)
+	previous = engine_logger.level
+	engine_logger.addHandler(handler)
+	engine_logger.setLevel(logging.DEBUG)
+	yield records
+	engine_logger.removeHandler(handler)
+	engine_logger.setLevel(previous)
+
+
+def count_model_calls(swapper: Any) -> Any:
+	"""Put a counting copy of the swapper's real session in its place; its batch_sizes lists every ONNX Runtime call
+	that reaches it (no mock: the calls run)."""
+	from facefusion.inference.session import ModelSession
+
+	class CountingSession(ModelSession):
+		batch_sizes: List[int]
+
+		def run(self, feed: Dict[str, Any]) -> List[Any]:
+			self.batch_sizes.append(len(feed['target']))
+			return super().run(feed)
+
+	inference = swapper.context.inference
+	original = inference.get(swapper.spec.name)
+	counting = CountingSession(original.name, original.path, original.session, original.requested_providers, original.stage)
+	counting.batch_sizes = []
+	inference.sessions[swapper.spec.name] = counting
+	return counting
+
+
+def clip_maker(tmp_path_factory: pytest.TempPathFactory, folder: str, options: Dict[str, Dict[str, Any]]) -> Callable[[str], Any]:
+	"""get(name) -> a SyntheticClip made once per module from options[name] (clips are slow to encode)."""
+	from facefusion.testing.synthetic_video import make_synthetic_video
+	directory = tmp_path_factory.mktemp(folder)
+	made: Dict[str, Any] = {}
+
+	def get(name: str) -> Any:
+		if name not in made:
+			made[name] = make_synthetic_video(directory / name, **options[name])
+		return made[name]
+	return get

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from facefusion import audio, encoders
-from facefusion.testing.synthetic_video import SyntheticClip, decode_audio, find_beep_onsets, find_sound_start, make_synthetic_video
+from facefusion.testing.synthetic_video import SyntheticClip, decode_audio, find_beep_onsets, find_sound_start
 from facefusion.video_io import VideoReader, VideoWriter
 from facefusion.video_probe import probe_video, read_header
+
+from conftest import clip_maker
 
 FRAME = 1 / 25
 CLIP_OPTIONS: Dict[str, dict] = {
@@ -27,14 +29,7 @@ CLIP_OPTIONS: Dict[str, dict] = {
 
 @pytest.fixture(scope='module')
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SyntheticClip]:
-	directory = tmp_path_factory.mktemp('audio_clips')
-	made: Dict[str, SyntheticClip] = {}
-
-	def get(name: str) -> SyntheticClip:
-		if name not in made:
-			made[name] = make_synthetic_video(directory / name, **CLIP_OPTIONS[name])
-		return made[name]
-	return get
+	return clip_maker(tmp_path_factory, 'audio_clips', CLIP_OPTIONS)
 
 
 def swap_video(target: Path, output: Path, trim_start: Optional[int] = None, trim_end: Optional[int] = None, preset: str = 'ultrafast', **audio_options: object) -> audio.AudioOutcome:

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Iterator, List
+from typing import List
 
 import numpy as np
 import onnx
@@ -16,7 +16,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from facefusion.inference import batch_conversion
 from facefusion.inference.batch_conversion import convert_dynamic_batch, ensure_dynamic_batch
-from facefusion.logger import get_logger
 from facefusion.testing.standin_models import inswapper_emap, write_standin_models
 
 
@@ -85,23 +84,7 @@ def batch_mixing_model(path: Path) -> Path:
 	return save(graph, path)
 
 
-@pytest.fixture
-def debug_records() -> Iterator[List[logging.LogRecord]]:
-	"""The engine's log records, whatever an earlier test did to the logger's propagation."""
-	records: List[logging.LogRecord] = []
 
-	class Collect(logging.Handler):
-		def emit(self, record: logging.LogRecord) -> None:
-			records.append(record)
-
-	logger = get_logger()
-	handler = Collect(level=logging.DEBUG)
-	previous = logger.level
-	logger.addHandler(handler)
-	logger.setLevel(logging.DEBUG)
-	yield records
-	logger.removeHandler(handler)
-	logger.setLevel(previous)
 
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, List
 
 import numpy as np
 import onnxruntime
@@ -13,7 +13,6 @@ import pytest
 from facefusion.inference.batch_conversion import ensure_dynamic_batch
 from facefusion.inference.providers import provider_list
 from facefusion.inference.session import ModelSession, create_session
-from facefusion.logger import get_logger
 from facefusion.processors.batch_processor import (
 	BatchProcessor,
 	OutOfDeviceMemoryError,
@@ -51,22 +50,7 @@ def small_arena_session(swapper_path: Path) -> onnxruntime.InferenceSession:
 	return onnxruntime.InferenceSession(str(swapper_path), sess_options=options, providers=['CPUExecutionProvider'])
 
 
-@pytest.fixture
-def debug_records() -> Iterator[List[logging.LogRecord]]:
-	records: List[logging.LogRecord] = []
 
-	class Collect(logging.Handler):
-		def emit(self, record: logging.LogRecord) -> None:
-			records.append(record)
-
-	logger = get_logger()
-	handler = Collect(level=logging.DEBUG)
-	previous = logger.level
-	logger.addHandler(handler)
-	logger.setLevel(logging.DEBUG)
-	yield records
-	logger.removeHandler(handler)
-	logger.setLevel(previous)
 
 
 def swapper_feed(batch: int, seed: int = 0) -> Dict[str, np.ndarray]:

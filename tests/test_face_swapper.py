@@ -28,12 +28,13 @@ from facefusion.face_helper import estimate_matrix_by_face_landmark_5, paste_bac
 from facefusion.face_masker import FaceMasker, create_box_mask
 from facefusion.face_selector import get_reference_faces, select_faces
 from facefusion.inference.manager import InferenceManager
-from facefusion.inference.session import ModelSession
 from facefusion.models.registry import get_model
 from facefusion.processors.base import ProcessingContext
 from facefusion.processors.modules.face_swapper import FaceSwapper
 from facefusion.processors.modules.face_swapper import source as swapper_source
 from facefusion.types import Face, FaceLandmarkSet, FaceScoreSet
+
+from conftest import count_model_calls
 
 DATA = Path(__file__).parent / 'data'
 ENTRY_POINT = Path(__file__).resolve().parents[1] / 'facefusion.py'
@@ -517,22 +518,7 @@ def test_overlapping_faces_are_swapped_one_after_the_other(standin_models_dir: P
 	assert np.any(swapper.finish_jobs(jobs, frame.copy()) != first_then_second)
 
 
-class CountingSession(ModelSession):
-	"""The real session, counting the ONNX Runtime calls that reach it."""
-	batch_sizes: List[int]
 
-	def run(self, feed: Dict[str, np.ndarray]) -> List[np.ndarray]:
-		self.batch_sizes.append(len(feed['target']))
-		return super().run(feed)
-
-
-def count_model_calls(swapper: FaceSwapper) -> CountingSession:
-	inference = swapper.context.inference
-	original = inference.get(swapper.spec.name)
-	counting = CountingSession(original.name, original.path, original.session, original.requested_providers)
-	counting.batch_sizes = []
-	inference.sessions[swapper.spec.name] = counting
-	return counting
 
 
 # ---------------------------------------------------------------- the command line, every model

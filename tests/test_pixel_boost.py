@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -12,12 +12,13 @@ from facefusion.config import RunConfig
 from facefusion.errors import FaceFusionError
 from facefusion.face_masker import FaceMasker
 from facefusion.inference.manager import InferenceManager
-from facefusion.inference.session import ModelSession
 from facefusion.processors.base import ProcessingContext
 from facefusion.processors.modules.face_swapper import FaceSwapper
 from facefusion.processors.modules.face_swapper.model_types import normalize_output
 from facefusion.processors.modules.face_swapper.pixel_boost import boost_factor, explode, implode, parse_size
 from facefusion.types import Face, FaceLandmarkSet, FaceScoreSet
+
+from conftest import count_model_calls
 
 DATA = Path(__file__).parent / 'data'
 OBAMA_LANDMARK_5 = [[439.8, 212.9], [555.5, 213.4], [496.2, 266.5], [440.2, 317.5], [547.6, 319.6]]
@@ -118,22 +119,7 @@ def make_swapper(models_dir: Path, model: str, pixel_boost: str, batching: str =
 	return swapper
 
 
-class CountingSession(ModelSession):
-	"""The real session; every ONNX Runtime call that reaches it is recorded with its batch size."""
-	batch_sizes: List[int]
 
-	def run(self, feed: Dict[str, np.ndarray]) -> List[np.ndarray]:
-		self.batch_sizes.append(len(feed['target']))
-		return super().run(feed)
-
-
-def count_model_calls(swapper: FaceSwapper) -> CountingSession:
-	inference = swapper.context.inference
-	original = inference.get(swapper.spec.name)
-	counting = CountingSession(original.name, original.path, original.session, original.requested_providers)
-	counting.batch_sizes = []
-	inference.sessions[swapper.spec.name] = counting
-	return counting
 
 
 @pytest.mark.parametrize('model, pixel_boost', [

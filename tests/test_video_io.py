@@ -13,9 +13,11 @@ import pytest
 from facefusion import encoders, ffmpeg, gpu_video_pipeline, temp_frames
 from facefusion.errors import FaceFusionError, InputError, ProcessingError
 from facefusion.testing import synthetic_video
-from facefusion.testing.synthetic_video import SyntheticClip, make_synthetic_video
+from facefusion.testing.synthetic_video import SyntheticClip
 from facefusion.video_io import VideoReader, VideoWriter, plan_video_geometry, read_video_frame
 from facefusion.video_probe import probe_video
+
+from conftest import clip_maker
 
 CLIP_OPTIONS: Dict[str, dict] = {
 	'basic.mp4': {},
@@ -30,14 +32,7 @@ CLIP_OPTIONS: Dict[str, dict] = {
 
 @pytest.fixture(scope='module')
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SyntheticClip]:
-	directory = tmp_path_factory.mktemp('clips')
-	made: Dict[str, SyntheticClip] = {}
-
-	def get(name: str) -> SyntheticClip:
-		if name not in made:
-			made[name] = make_synthetic_video(directory / name, **CLIP_OPTIONS[name])
-		return made[name]
-	return get
+	return clip_maker(tmp_path_factory, 'clips', CLIP_OPTIONS)
 
 
 def mean_difference(first: np.ndarray, second: np.ndarray) -> float:
