@@ -158,7 +158,8 @@ def common_arguments(options: argparse.Namespace, target_path: Path, models_path
 
 
 def required_models(argument_lists: Sequence[Sequence[str]]) -> List[str]:
-	from facefusion import core, program
+	from facefusion import core
+	from facefusion.cli import program
 	names: List[str] = []
 	for arguments in argument_lists:
 		names += core.collect_required_models(program.build_config(list(arguments) + ['-o', 'benchmark-output.mp4']))
@@ -179,7 +180,7 @@ def prepare_models(options: argparse.Namespace, argument_lists: Sequence[Sequenc
 
 def probe_frame_count(path: Path) -> Optional[int]:
 	try:
-		from facefusion.video_probe import probe_video
+		from facefusion.video.probe import probe_video
 		return int(probe_video(str(path)).frame_count)
 	except Exception:
 		return None
@@ -474,7 +475,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 		separator = arguments.index('--')
 		return run_worker(arguments[1], arguments[separator + 1:])
 
-	from facefusion.benchmarker import RESOLUTION_SIZES, ensure_example_target
+	from facefusion.workflows.benchmark import RESOLUTION_SIZES, ensure_example_target
 
 	options = build_parser().parse_args(arguments)
 	if options.resolution not in RESOLUTION_SIZES:

@@ -32,8 +32,8 @@ from facefusion.face_analyser import FaceAnalyser  # noqa: E402
 from facefusion.inference.manager import InferenceManager  # noqa: E402
 from facefusion.testing.standin_models import write_standin_models  # noqa: E402
 from facefusion.testing.synthetic_video import SyntheticClip, load_photo, make_synthetic_video  # noqa: E402
-from facefusion.tracking_metrics import mean_finite, relative_motion, temporal_psnr  # noqa: E402
-from facefusion.video_io import VideoReader  # noqa: E402
+from facefusion.tracking.metrics import mean_finite, relative_motion, temporal_psnr  # noqa: E402
+from facefusion.video.io import VideoReader  # noqa: E402
 
 VARIANTS: Dict[str, List[str]] = {
 	'per-frame analysis (3.5.0)': ['--face-tracker', 'none', '--temporal-smoothing', 'none'],

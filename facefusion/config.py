@@ -1,6 +1,6 @@
 """The typed run configuration: one field per command-line option, named as the option without dashes.
 
-The CLI (``facefusion/program.py``) builds a RunConfig from argv and an optional INI file; every module reads
+The CLI (``facefusion/cli/program.py``) builds a RunConfig from argv and an optional INI file; every module reads
 the options it needs from the RunConfig it is handed. Defaults equal FaceFusion 3.5.0's unless a comment says
 why not.
 """

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
-from facefusion import choices, logger, program
+from facefusion import choices, logger
+from facefusion.cli import program
 from facefusion.config import RunConfig
 from facefusion.errors import FaceFusionError, InputError, ModelUnavailableError, ProcessingError
 from facefusion.filesystem import get_file_extension, get_file_name, media_status, parent_directory, resolve_file_pattern, same_file
@@ -96,7 +97,7 @@ def route(config: RunConfig) -> int:
 	if config.command == 'batch-run':
 		return run_batch(config)
 	if config.command == 'benchmark':
-		from facefusion import benchmarker
+		from facefusion.workflows import benchmark as benchmarker
 		return benchmarker.run(config)
 	# headless-run, and run given paths: the same processing
 	return run_job(config)
@@ -372,10 +373,10 @@ def run_video(config: RunConfig, engine: Optional[Engine] = None) -> int:
 	through threads joined by bounded queues, disk is the 3.5.0-like baseline with temp frame files."""
 	from fractions import Fraction
 
-	from facefusion import gpu_video_pipeline
+	from facefusion.video import routes as gpu_video_pipeline
 	from facefusion.stage_timer import STAGE_TIMER
-	from facefusion.video_io import plan_video_geometry, read_video_frame, restrict_trim
-	from facefusion.video_probe import probe_video
+	from facefusion.video.io import plan_video_geometry, read_video_frame, restrict_trim
+	from facefusion.video.probe import probe_video
 
 	start_time = time.perf_counter()
 	# the debug line at the end reports this video's stages (a batch-run processes several)
@@ -445,7 +446,7 @@ def release_processors(config: RunConfig, engine: Engine, processors: List[Any])
 def create_tracker(config: RunConfig, engine: Engine, fps: float) -> Any:
 	"""Faces as tracks across the video (keyframe detection, optical flow between, smoothing); with
 	--face-tracker none and --temporal-smoothing none it passes 3.5.0's per-frame analysis through unchanged."""
-	from facefusion.face_tracker import FaceTracker
+	from facefusion.tracking.tracker import FaceTracker
 	return FaceTracker(config, engine.analyser, fps=fps)
 
 
@@ -490,10 +491,10 @@ def frame_progress(total: int, description: str) -> Any:
 
 def process_video_in_memory(config: RunConfig, paths: JobPaths, info: Any, routes: Any, geometry: Any, trim_start: int, trim_end: int, work: FrameWork) -> Tuple[Any, float]:
 	"""The streaming default: no temp frames; decode, analyse, process and encode overlap in their own threads."""
-	from facefusion import gpu_video_pipeline
-	from facefusion.stage_pipeline import Stage, StagePipeline
+	from facefusion.video import routes as gpu_video_pipeline
+	from facefusion.workflows.stage_pipeline import Stage, StagePipeline
 	from facefusion.stage_timer import STAGE_TIMER
-	from facefusion.video_io import VideoWriter
+	from facefusion.video.io import VideoWriter
 
 	reader = gpu_video_pipeline.open_reader(info, routes.decoder, trim_start, trim_end, geometry.decode_size, geometry.decode_fps, info.effective_color_matrix())
 	writer = VideoWriter(
@@ -548,7 +549,8 @@ def process_video_on_disk(config: RunConfig, paths: JobPaths, info: Any, routes:
 	from concurrent.futures import ThreadPoolExecutor, as_completed
 	from fractions import Fraction
 
-	from facefusion import temp_frames, vision
+	from facefusion import vision
+	from facefusion.video import temp_frames
 	from facefusion.stage_timer import STAGE_TIMER
 	from facefusion.types import Frame
 
@@ -588,7 +590,7 @@ def process_video_on_disk(config: RunConfig, paths: JobPaths, info: Any, routes:
 
 def finish_video_output(config: RunConfig, paths: JobPaths, info: Any, trim_start: int, silent_path: Any, duration: float) -> None:
 	"""Audio from the target (or an audio source) onto the silent video, then the move into the final name."""
-	from facefusion import audio
+	from facefusion.video import audio
 	try:
 		audio.finalize_output(
 			silent_path, paths.output_path, duration, target=info, trim_start=trim_start, source_paths=config.source_paths,

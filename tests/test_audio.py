@@ -10,10 +10,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import pytest
 
-from facefusion import audio, encoders
+from facefusion.video import audio
+from facefusion.video import encoders
 from facefusion.testing.synthetic_video import SyntheticClip, decode_audio, find_beep_onsets, find_sound_start
-from facefusion.video_io import VideoReader, VideoWriter
-from facefusion.video_probe import probe_video, read_header
+from facefusion.video.io import VideoReader, VideoWriter
+from facefusion.video.probe import probe_video, read_header
 
 from conftest import clip_maker
 

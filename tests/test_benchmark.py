@@ -24,10 +24,11 @@ def load_bench_pipeline():
 
 
 def test_benchmark_command_prints_the_table(standin_models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-	from facefusion import benchmarker, core
+	from facefusion import core
+	from facefusion.workflows import benchmark
 	# a short example clip in a private folder, so the test neither waits for nor touches .assets/examples
-	monkeypatch.setattr(benchmarker, 'EXAMPLES_DIR', tmp_path / 'examples')
-	monkeypatch.setattr(benchmarker, 'EXAMPLE_FRAME_COUNT', 6)
+	monkeypatch.setattr(benchmark, 'EXAMPLES_DIR', tmp_path / 'examples')
+	monkeypatch.setattr(benchmark, 'EXAMPLE_FRAME_COUNT', 6)
 	monkeypatch.setenv('FACEFUSION_DOWNLOAD_BASE_URL', UNREACHABLE_MIRROR)
 	monkeypatch.chdir(tmp_path)
 
@@ -51,7 +52,7 @@ def test_benchmark_command_prints_the_table(standin_models_dir: Path, tmp_path: 
 
 
 def test_benchmark_options_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-	from facefusion import program
+	from facefusion.cli import program
 	# away from any facefusion.ini of the developer's
 	monkeypatch.chdir(tmp_path)
 	config = program.build_config(['benchmark', '--benchmark-mode', 'cold', '--benchmark-resolutions', '240p', '720p', '--benchmark-cycle-count', '3'])

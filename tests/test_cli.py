@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import CliRunner
-from facefusion import choices, core, ini_config, program
+from facefusion import choices, core
+from facefusion.cli import ini_config, program
 from facefusion.config import RunConfig
 from facefusion.errors import InputError, ProcessingError
 from facefusion.processors import registry

@@ -20,12 +20,12 @@ import pytest
 from facefusion.config import RunConfig
 from facefusion.face_analyser import FaceAnalyser
 from facefusion.face_selector import calculate_face_distance
-from facefusion.face_tracker import REFERENCE_HYSTERESIS, FaceTracker, Track, TrackerOptions, fold_embedding
+from facefusion.tracking.tracker import REFERENCE_HYSTERESIS, FaceTracker, Track, TrackerOptions, fold_embedding
 from facefusion.inference.manager import InferenceManager
-from facefusion.landmark_export import export_as_arrays, read_landmark_export
+from facefusion.tracking.landmark_export import export_as_arrays, read_landmark_export
 from facefusion.testing.camera_path import MemoryClip, locate_faces, make_memory_clip
 from facefusion.testing.standin_models import write_standin_models
-from facefusion.tracking_metrics import (
+from facefusion.tracking.metrics import (
 	aligned_crop_tpsnr,
 	landmark_error,
 	match_faces_to_truth,
@@ -492,7 +492,7 @@ def test_flow_loses_the_track_at_an_undetected_cut(clip: MemoryClip, config: Run
 	# frame becomes a keyframe and what is handed out there is the new detections, nothing smeared from before. A
 	# new face where an old one was may continue the old track by position, but with smoothing and identity
 	# (embedding, reference decision) started afresh
-	import facefusion.temporal_smoother as temporal_smoother
+	import facefusion.tracking.smoother as temporal_smoother
 	monkeypatch.setattr(temporal_smoother, 'CUT_HISTOGRAM_DISTANCE', 1e9)
 	monkeypatch.setattr(temporal_smoother, 'CUT_FRAME_DIFFERENCE', 1e9)
 	tracker = FaceTracker(config, analyser)

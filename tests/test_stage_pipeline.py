@@ -8,7 +8,7 @@ from typing import Iterator, List
 
 import pytest
 
-from facefusion.stage_pipeline import PipelineCancelled, Stage, StagePipeline
+from facefusion.workflows.stage_pipeline import PipelineCancelled, Stage, StagePipeline
 
 
 def jitter(seed: int) -> float:

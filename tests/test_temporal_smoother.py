@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facefusion.temporal_smoother import (
+from facefusion.tracking.smoother import (
 	AffineSmoother,
 	LandmarkSmoother,
 	OneEuroFilter,
@@ -17,7 +17,7 @@ from facefusion.temporal_smoother import (
 	scene_cut_score
 )
 from facefusion.testing.camera_path import Sprite, make_memory_clip
-from facefusion.tracking_metrics import (
+from facefusion.tracking.metrics import (
 	aligned_crop_tpsnr,
 	landmark_error,
 	landmark_jitter,

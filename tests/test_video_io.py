@@ -10,12 +10,13 @@ from typing import Callable, Dict
 import numpy as np
 import pytest
 
-from facefusion import encoders, ffmpeg, gpu_video_pipeline, temp_frames
+from facefusion.video import encoders, ffmpeg, temp_frames
+from facefusion.video import routes as video_routes
 from facefusion.errors import FaceFusionError, InputError, ProcessingError
 from facefusion.testing import synthetic_video
 from facefusion.testing.synthetic_video import SyntheticClip
-from facefusion.video_io import VideoReader, VideoWriter, plan_video_geometry, read_video_frame
-from facefusion.video_probe import probe_video
+from facefusion.video.io import VideoReader, VideoWriter, plan_video_geometry, read_video_frame
+from facefusion.video.probe import probe_video
 
 from conftest import clip_maker
 
@@ -368,9 +369,9 @@ def test_disk_strategy_extracts_and_merges(clip: Callable[[str], SyntheticClip],
 	assert not directory.exists() and not (tmp_path / 'temp' / 'facefusion').exists()
 
 
-@pytest.mark.skipif(gpu_video_pipeline.cuda_driver_status()[0], reason='a CUDA driver is present: the fallback is not what runs')
+@pytest.mark.skipif(video_routes.cuda_driver_status()[0], reason='a CUDA driver is present: the fallback is not what runs')
 def test_gpu_routes_fall_back_to_cpu_with_one_warning() -> None:
-	gpu_video_pipeline.reset_caches()
+	video_routes.reset_caches()
 	logger = logging.getLogger('facefusion')
 	records = []
 	handler = logging.Handler(logging.WARNING)
@@ -379,25 +380,25 @@ def test_gpu_routes_fall_back_to_cpu_with_one_warning() -> None:
 	previous_level = logger.level
 	logger.setLevel(logging.INFO)
 	try:
-		routes = gpu_video_pipeline.select_video_routes('auto', 'auto', None, 'out.mp4')
+		routes = video_routes.select_video_routes('auto', 'auto', None, 'out.mp4')
 		assert routes.decoder.route == 'cpu' and routes.decoder.decoder_arguments == ()
 		assert routes.encoder.route == 'cpu' and routes.encoder.encoder == 'libx264'
 		assert len(records) == 1 and '\n' not in records[0].getMessage()
 		assert 'CPU' in records[0].getMessage()
 		# asked again in the same process: nothing new is said
-		gpu_video_pipeline.select_video_routes('auto', 'auto', None, 'out.mp4')
+		video_routes.select_video_routes('auto', 'auto', None, 'out.mp4')
 		assert len(records) == 1
 		# the single-route selectors say it once each when used on their own
-		gpu_video_pipeline.reset_caches()
-		assert gpu_video_pipeline.select_decoder('nvdec').backend == 'ffmpeg'
-		assert gpu_video_pipeline.select_encoder('nvenc', 'h264_nvenc', 'out.mp4').encoder == 'libx264'
-		gpu_video_pipeline.select_encoder('nvenc', 'h264_nvenc', 'out.mp4')
+		video_routes.reset_caches()
+		assert video_routes.select_decoder('nvdec').backend == 'ffmpeg'
+		assert video_routes.select_encoder('nvenc', 'h264_nvenc', 'out.mp4').encoder == 'libx264'
+		video_routes.select_encoder('nvenc', 'h264_nvenc', 'out.mp4')
 		assert len(records) == 3
 	finally:
 		logger.removeHandler(handler)
 		logger.setLevel(previous_level)
-	assert gpu_video_pipeline.select_encoder('nvenc', 'hevc_nvenc', 'out.mp4').encoder == 'libx265'
-	assert gpu_video_pipeline.select_encoder('auto', 'libx264', 'out.mp4') == gpu_video_pipeline.EncoderChoice('cpu', 'libx264', 'libx264 requested')
-	assert gpu_video_pipeline.select_encoder('cpu', 'h264_nvenc', 'out.mp4').encoder == 'libx264'
-	assert gpu_video_pipeline.select_encoder('auto', None, 'out.webm').encoder == 'libvpx-vp9'
-	assert gpu_video_pipeline.select_decoder('cpu').backend == 'ffmpeg'
+	assert video_routes.select_encoder('nvenc', 'hevc_nvenc', 'out.mp4').encoder == 'libx265'
+	assert video_routes.select_encoder('auto', 'libx264', 'out.mp4') == video_routes.EncoderChoice('cpu', 'libx264', 'libx264 requested')
+	assert video_routes.select_encoder('cpu', 'h264_nvenc', 'out.mp4').encoder == 'libx264'
+	assert video_routes.select_encoder('auto', None, 'out.webm').encoder == 'libvpx-vp9'
+	assert video_routes.select_decoder('cpu').backend == 'ffmpeg'

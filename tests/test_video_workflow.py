@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from facefusion.testing.synthetic_video import make_synthetic_video
-from facefusion.video_io import VideoReader
-from facefusion.video_probe import probe_video
+from facefusion.video.io import VideoReader
+from facefusion.video.probe import probe_video
 
 from conftest import ENTRY_POINT, cli_environment
 
@@ -115,7 +115,7 @@ def test_video_without_audio_and_without_faces(run_cli, standin_models_dir: Path
 	for index in range(12):
 		writer.write(np.full((120, 160, 3), 40 + index * 10, np.uint8))
 	writer.release()
-	from facefusion import ffmpeg
+	from facefusion.video import ffmpeg
 	ffmpeg.run_ffmpeg(['-y', '-i', str(tmp_path / 'raw.avi'), '-c:v', 'libx264', '-crf', '0', '-pix_fmt', 'yuv444p', str(clip)], 'make clip')
 	output_path = tmp_path / 'empty_out.mp4'
 	result = run_cli('headless-run', '-s', data_dir / 'biden.jpg', '-t', clip, '-o', output_path, *SWAP_ARGUMENTS, models_path=standin_models_dir)

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from facefusion import ffmpeg
+from facefusion.video import ffmpeg
 from facefusion.config import PROJECT_DIR
 
 TEST_DATA_DIR = PROJECT_DIR / 'tests' / 'data'
@@ -268,7 +268,7 @@ def make_synthetic_video(path: Union[str, Path], photos: Sequence[str] = ('obama
 def decode_audio(path: Union[str, Path], sample_rate: int = AUDIO_SAMPLE_RATE) -> Tuple[np.ndarray, float]:
 	"""The first audio stream as mono float32 samples, and when its first sample plays relative to the first video
 	frame (seconds; raw PCM output drops stream start offsets, so they are returned apart)."""
-	from facefusion.video_probe import probe_video
+	from facefusion.video.probe import probe_video
 	result = ffmpeg.run_ffmpeg(['-i', str(path), '-map', '0:a:0', '-ac', '1', '-ar', str(sample_rate), '-f', 'f32le', '-'], what='Decoding the audio of {}'.format(Path(path).name))
 	info = probe_video(str(path))
 	return np.frombuffer(result.stdout, dtype='<f4'), float(info.audio_start_offset or 0.0)

@@ -15,11 +15,12 @@ import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from facefusion import choices, ffmpeg
+from facefusion import choices
+from facefusion.video import ffmpeg
 from facefusion.errors import InputError
 from facefusion.logger import get_logger
-from facefusion.video_io import build_encode_arguments, build_encode_filter, fps_text, plan_read, temporary_path
-from facefusion.video_probe import VideoInfo
+from facefusion.video.io import build_encode_arguments, build_encode_filter, fps_text, plan_read, temporary_path
+from facefusion.video.probe import VideoInfo
 
 # what each temp format is written as: png / tiff as 3.5.3 does (rgb24), bmp in its native order, jpeg in full
 # chroma (the encoder's 4:2:0 default would blur colour edges before the swap even starts)

@@ -18,7 +18,7 @@ VideoWriter
 	- encodes into a temporary name beside the output (``.<name>.<token>.partial<ext>``); ``finalize()`` moves it
 	  into place only when ffmpeg succeeded, ``abort()`` removes it, so a failed run never leaves a broken file
 	  under the final name;
-	- 3.5.0's quality / preset mappings (facefusion.encoders), yuv420p, BT.709 (or the reader's matrix) tags;
+	- 3.5.0's quality / preset mappings (facefusion.video.encoders), yuv420p, BT.709 (or the reader's matrix) tags;
 	- odd sizes: yuv420p needs even sizes, so one row / column is added by repeating the edge pixels (no content is
 	  dropped, no resampling); a requested output scale is rounded to even instead.
 """
@@ -34,11 +34,12 @@ from typing import IO, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from facefusion import encoders, ffmpeg
+from facefusion.video import encoders
+from facefusion.video import ffmpeg
 from facefusion.errors import InputError, ProcessingError
 from facefusion.logger import get_logger
 from facefusion.types import Frame, VisionFrame
-from facefusion.video_probe import VideoInfo, probe_video, snap_frame_rate
+from facefusion.video.probe import VideoInfo, probe_video, snap_frame_rate
 
 # Linux lets an unprivileged process grow a pipe to 1 MiB (fs.pipe-max-size); fewer, larger transfers between
 # ffmpeg and Python cost less per frame than the default 64 KiB

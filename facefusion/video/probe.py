@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from facefusion import ffmpeg
+from facefusion.video import ffmpeg
 from facefusion.errors import InputError
 from facefusion.logger import get_logger
 

@@ -14,7 +14,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from facefusion import choices, ini_config, logger
+from facefusion import choices, logger
+from facefusion.cli import ini_config
 from facefusion.config import RunConfig, default_models_path
 from facefusion.errors import FaceFusionError
 from facefusion.metadata import COMPATIBLE_VERSION, NAME, VERSION

@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from facefusion import choices, encoders, ffmpeg
+from facefusion import choices
+from facefusion.video import encoders
+from facefusion.video import ffmpeg
 from facefusion.errors import FaceFusionError
 from facefusion.logger import get_logger
-from facefusion.video_io import temporary_path
-from facefusion.video_probe import VideoInfo, probe_audio, read_header
+from facefusion.video.io import temporary_path
+from facefusion.video.probe import VideoInfo, probe_audio, read_header
 
 
 @dataclass(frozen=True)

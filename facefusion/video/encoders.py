@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from facefusion import choices, ffmpeg
+from facefusion import choices
+from facefusion.video import ffmpeg
 from facefusion.logger import get_logger
 
 # 3.5.0's own order for its "first available" default audio encoder (kept for reference and the CLI choices)

@@ -120,7 +120,7 @@ def benchmark_config(config: RunConfig, target_path: Path, output_path: Path, so
 
 
 def count_frames(target_path: Path) -> int:
-	from facefusion.video_probe import probe_video
+	from facefusion.video.probe import probe_video
 	return int(probe_video(str(target_path)).frame_count)
 
 

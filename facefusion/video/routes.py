@@ -1,0 +1,284 @@
+"""Hardware video decode (NVDEC) and encode (NVENC) with a graceful fall back to the CPU ffmpeg pipes.
+
+Routes (facefusion.choices): --video-decoder auto | cpu | nvdec, --video-encoder-route auto | cpu | nvenc.
+
+Decode, in order of preference on the nvdec / auto routes:
+1. ffmpeg ``-hwaccel cuda`` (NVDEC inside ffmpeg, frames downloaded for the bgr24 pipe): keeps every VideoReader
+   feature (frame-exact trim, scale, fps, autorotate, colour matrix). Needs an ffmpeg that lists the cuda hwaccel
+   and a working CUDA driver, checked by decoding a tiny clip once per process.
+2. PyNvVideoCodec (when importable and ffmpeg cannot): a simpler reader without scale / fps conversion.
+Encode: h264_nvenc / hevc_nvenc when ffmpeg has them and a tiny real encode succeeds (cached). Listing the
+encoder proves nothing: the bundled ffmpeg lists NVENC everywhere, and H100 / H200 GPUs have NVDEC but no NVENC.
+
+Whatever is missing is said in ONE warning line per process (which part, why, what runs instead), and the CPU
+pipes run; nothing raises because a GPU route is unavailable.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.util
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Set, Tuple, Union
+
+import numpy as np
+
+from facefusion.video import encoders
+from facefusion.video import ffmpeg
+from facefusion.errors import ProcessingError
+from facefusion.logger import get_logger
+from facefusion.types import Frame
+from facefusion.video.io import VideoReader, restrict_trim
+from facefusion.video.probe import VideoInfo
+
+NVENC_ENCODERS: Tuple[str, ...] = ('h264_nvenc', 'hevc_nvenc')
+# the CPU encoder that produces the same codec as each hardware encoder
+CPU_EQUIVALENTS = {'h264_nvenc': 'libx264', 'hevc_nvenc': 'libx265'}
+NVENC_EQUIVALENTS = {'libx264': 'h264_nvenc', 'libx264rgb': 'h264_nvenc', 'libx265': 'hevc_nvenc'}
+_warned: Set[str] = set()
+
+
+@dataclass(frozen=True)
+class DecoderChoice:
+	route: str
+	# 'ffmpeg' (CPU), 'ffmpeg-cuda' (NVDEC through ffmpeg) or 'pynvvideocodec'
+	backend: str
+	decoder_arguments: Tuple[str, ...] = ()
+	reason: str = ''
+
+
+@dataclass(frozen=True)
+class EncoderChoice:
+	route: str
+	encoder: str
+	reason: str = ''
+
+
+@dataclass(frozen=True)
+class VideoRoutes:
+	decoder: DecoderChoice
+	encoder: EncoderChoice
+
+
+def reset_caches() -> None:
+	"""Forget probe results and warnings (tests; or after a driver was installed)."""
+	cuda_driver_status.cache_clear()
+	ffmpeg_cuda_decode_status.cache_clear()
+	nvenc_status.cache_clear()
+	_warned.clear()
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_driver_status() -> Tuple[bool, str]:
+	"""Whether the NVIDIA driver library loads and sees a GPU (without importing any CUDA Python package)."""
+	library_name = 'nvcuda.dll' if sys.platform == 'win32' else 'libcuda.so.1'
+	try:
+		library = ctypes.CDLL(library_name)
+	except OSError:
+		return False, 'no CUDA driver, {} not found'.format(library_name)
+	try:
+		if library.cuInit(0) != 0:
+			return False, 'the CUDA driver failed to initialise'
+		count = ctypes.c_int(0)
+		if library.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value < 1:
+			return False, 'the CUDA driver sees no GPU'
+	except AttributeError:
+		return False, 'the CUDA driver library is incomplete'
+	return True, '{} GPU(s)'.format(count.value)
+
+
+def pynvvideocodec_available() -> bool:
+	return importlib.util.find_spec('PyNvVideoCodec') is not None
+
+
+def _probe_clip() -> str:
+	"""A tiny H.264 clip (made once per process) to try hardware decoding on."""
+	directory = tempfile.mkdtemp(prefix='facefusion-hwprobe-')
+	path = os.path.join(directory, 'probe.mp4')
+	ffmpeg.run_ffmpeg(['-y', '-f', 'lavfi', '-i', 'testsrc2=size=256x256:rate=25', '-frames:v', '5', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', path], what='Making the NVDEC probe clip')
+	return path
+
+
+@functools.lru_cache(maxsize=None)
+def ffmpeg_cuda_decode_status(device_id: int = 0) -> Tuple[bool, str]:
+	if 'cuda' not in ffmpeg.available_hwaccels():
+		return False, 'this ffmpeg has no cuda hwaccel'
+	driver_ok, driver_reason = cuda_driver_status()
+	if not driver_ok:
+		return False, driver_reason
+	clip = _probe_clip()
+	try:
+		# warnings on: a failed hwaccel setup makes ffmpeg fall back to software and still exit 0
+		result = ffmpeg.run_ffmpeg(['-loglevel', 'warning', '-hwaccel', 'cuda', '-hwaccel_device', str(device_id), '-i', clip, '-f', 'null', '-'], what='Probing NVDEC', check=False)
+	finally:
+		Path(clip).unlink(missing_ok=True)
+		Path(clip).parent.rmdir()
+	failed = result.returncode != 0 or any(word in result.stderr for word in ('Failed setup', 'hwaccel initialisation returned error', 'Device creation failed', 'Cannot load'))
+	if failed:
+		return False, 'NVDEC probe failed: {}'.format(ffmpeg.summarize_error(result.stderr, result.returncode))
+	return True, 'ffmpeg -hwaccel cuda'
+
+
+@functools.lru_cache(maxsize=None)
+def nvenc_status(encoder: str = 'h264_nvenc', device_id: int = 0) -> Tuple[bool, str]:
+	if encoder not in ffmpeg.available_encoders():
+		return False, 'this ffmpeg has no {}'.format(encoder)
+	driver_ok, driver_reason = cuda_driver_status()
+	if not driver_ok:
+		return False, driver_reason
+	# a real two-frame encode: GPUs without the NVENC engine (H100, H200, A100) fail only here
+	result = ffmpeg.run_ffmpeg(['-f', 'lavfi', '-i', 'color=black:size=256x256:rate=25', '-frames:v', '2', '-c:v', encoder, '-gpu', str(device_id), '-f', 'null', '-'], what='Probing {}'.format(encoder), check=False)
+	if result.returncode != 0:
+		return False, '{} probe failed: {}'.format(encoder, ffmpeg.summarize_error(result.stderr, result.returncode))
+	return True, encoder
+
+
+def _warn_once(message: str) -> None:
+	if message not in _warned:
+		_warned.add(message)
+		get_logger().warning(message)
+
+
+def select_decoder(route: str = 'auto', device_id: int = 0, warn: bool = True) -> DecoderChoice:
+	"""The decode backend for a route; never raises for a missing GPU. A fall back is warned about once per
+	process (warn=False leaves that to the caller, as select_video_routes does to say it in one line)."""
+	if route == 'cpu':
+		return DecoderChoice('cpu', 'ffmpeg', (), 'CPU decoding requested')
+	cuda_ok, cuda_reason = ffmpeg_cuda_decode_status(device_id)
+	if cuda_ok:
+		return DecoderChoice('nvdec', 'ffmpeg-cuda', ('-hwaccel', 'cuda', '-hwaccel_device', str(device_id)), cuda_reason)
+	if pynvvideocodec_available() and cuda_driver_status()[0]:
+		return DecoderChoice('nvdec', 'pynvvideocodec', (), 'PyNvVideoCodec ({})'.format(cuda_reason))
+	if warn:
+		_warn_once('NVDEC unavailable ({}): decoding on the CPU'.format(cuda_reason))
+	return DecoderChoice('cpu', 'ffmpeg', (), 'NVDEC unavailable: {}'.format(cuda_reason))
+
+
+def select_encoder(route: str = 'auto', requested_encoder: Optional[str] = None, output_path: Union[str, Path] = 'output.mp4', device_id: int = 0, warn: bool = True) -> EncoderChoice:
+	"""The video encoder for a route and the user's --output-video-encoder (None = not given).
+
+	auto: NVENC when nothing else was asked and NVENC really works, else the CPU default (libx264);
+	nvenc: the NVENC twin of the request (libx265 -> hevc_nvenc), CPU when NVENC fails;
+	cpu: the CPU twin of a requested NVENC encoder. Container rules (encoders.resolve_video_encoder) apply last."""
+	output_path = str(output_path)
+	if route == 'cpu':
+		encoder = CPU_EQUIVALENTS.get(requested_encoder or '', requested_encoder)
+		return EncoderChoice('cpu', encoders.resolve_video_encoder(encoder, output_path), 'CPU encoding requested')
+	wants_nvenc = route == 'nvenc' or requested_encoder in NVENC_ENCODERS or (route == 'auto' and requested_encoder is None)
+	if not wants_nvenc:
+		return EncoderChoice('cpu', encoders.resolve_video_encoder(requested_encoder, output_path), '{} requested'.format(requested_encoder))
+	candidate = requested_encoder if requested_encoder in NVENC_ENCODERS else NVENC_EQUIVALENTS.get(requested_encoder or 'libx264', 'h264_nvenc')
+	if not encoders.container_takes(candidate, output_path):
+		# the container takes no H.264 / HEVC (webm): its own CPU encoder, no NVENC question to ask
+		return EncoderChoice('cpu', encoders.resolve_video_encoder(None, output_path), 'container needs another codec')
+	nvenc_ok, reason = nvenc_status(candidate, device_id)
+	if nvenc_ok:
+		return EncoderChoice('nvenc', candidate, reason)
+	fallback = requested_encoder if requested_encoder and requested_encoder not in NVENC_ENCODERS else CPU_EQUIVALENTS[candidate]
+	choice = EncoderChoice('cpu', encoders.resolve_video_encoder(fallback, output_path), 'NVENC unavailable: {}'.format(reason))
+	if warn:
+		_warn_once('NVENC unavailable ({}): encoding with {} on the CPU'.format(reason, choice.encoder))
+	return choice
+
+
+def select_video_routes(decoder_route: str = 'auto', encoder_route: str = 'auto', requested_encoder: Optional[str] = None, output_path: Union[str, Path] = 'output.mp4', device_id: int = 0) -> VideoRoutes:
+	"""Both choices, with at most one warning line (per distinct situation, per process) for what fell back."""
+	decoder = select_decoder(decoder_route, device_id, warn=False)
+	encoder = select_encoder(encoder_route, requested_encoder, output_path, device_id, warn=False)
+	decode_fallback = decoder_route != 'cpu' and decoder.route == 'cpu'
+	encode_fallback = encoder_route != 'cpu' and encoder.route == 'cpu' and encoder.reason.startswith('NVENC unavailable')
+	decode_reason = decoder.reason.replace('NVDEC unavailable: ', '')
+	encode_reason = encoder.reason.replace('NVENC unavailable: ', '')
+	message = None
+	if decode_fallback and encode_fallback and decode_reason == encode_reason:
+		message = 'NVDEC / NVENC unavailable ({}): decoding and encoding ({}) on the CPU'.format(decode_reason, encoder.encoder)
+	elif decode_fallback or encode_fallback:
+		parts = []
+		if decode_fallback:
+			parts.append('NVDEC unavailable ({}): decoding on the CPU'.format(decode_reason))
+		if encode_fallback:
+			parts.append('NVENC unavailable ({}): encoding with {} on the CPU'.format(encode_reason, encoder.encoder))
+		message = '; '.join(parts)
+	if message:
+		_warn_once(message)
+	get_logger().debug('video routes: decode %s (%s), encode %s (%s)', decoder.backend, decoder.reason, encoder.encoder, encoder.reason)
+	return VideoRoutes(decoder, encoder)
+
+
+def open_reader(info: VideoInfo, decoder: DecoderChoice, trim_start: Optional[int] = None, trim_end: Optional[int] = None, size: Optional[Tuple[int, int]] = None, fps: Optional[Union[float, str]] = None, color_matrix: Optional[str] = None) -> Union[VideoReader, 'PyNvVideoReader']:
+	"""A frame reader on the chosen backend. PyNvVideoCodec only serves plain reads (no scale, fps conversion or
+	rotation); anything else, or any failure to open it, goes to the ffmpeg pipe."""
+	if decoder.backend == 'pynvvideocodec' and size is None and fps is None and info.rotation == 0:
+		try:
+			return PyNvVideoReader(info, trim_start, trim_end)
+		except Exception as exception:
+			_warn_once('PyNvVideoCodec failed ({}): decoding on the CPU'.format(str(exception).splitlines()[0] if str(exception) else type(exception).__name__))
+			decoder = DecoderChoice('cpu', 'ffmpeg')
+	return VideoReader(info, trim_start, trim_end, size, fps, decoder.decoder_arguments, color_matrix)
+
+
+class PyNvVideoReader:
+	"""NVDEC through PyNvVideoCodec's SimpleDecoder, with the VideoReader interface (frames copied to host BGR).
+
+	Only used where ffmpeg has no CUDA hwaccel; not exercised on the CPU-only development machine."""
+
+	def __init__(self, info: VideoInfo, trim_start: Optional[int] = None, trim_end: Optional[int] = None, device_id: int = 0) -> None:
+		import PyNvVideoCodec as nvc
+		self.info = info
+		self.first_index, self._end = restrict_trim(info, trim_start, trim_end)
+		self.width, self.height = info.width, info.height
+		self.frame_shape = (self.height, self.width, 3)
+		self.expected_frames = self._end - self.first_index
+		self.frames_read = 0
+		self._decoder = nvc.SimpleDecoder(info.path, gpu_id=device_id, use_device_memory=True, output_color_type=nvc.OutputColorType.RGB)
+
+	@property
+	def frame_count(self) -> int:
+		return self.expected_frames
+
+	def _to_host(self, decoded: object) -> np.ndarray:
+		# decoded frames export DLPack / __cuda_array_interface__; cupy (in the GPU image) copies them to the host
+		import cupy
+		rgb = cupy.asnumpy(cupy.from_dlpack(decoded))
+		return np.ascontiguousarray(rgb.reshape(self.frame_shape)[:, :, ::-1])
+
+	def readinto(self, buffer: np.ndarray) -> bool:
+		if self.first_index + self.frames_read >= self._end:
+			return False
+		try:
+			decoded = self._decoder[self.first_index + self.frames_read]
+		except (IndexError, StopIteration):
+			return False
+		buffer[...] = self._to_host(decoded)
+		self.frames_read += 1
+		return True
+
+	def read(self) -> Optional[Frame]:
+		pixels = np.empty(self.frame_shape, dtype=np.uint8)
+		index = self.first_index + self.frames_read
+		return Frame(index, pixels) if self.readinto(pixels) else None
+
+	def __iter__(self) -> Iterator[Frame]:
+		try:
+			while True:
+				frame = self.read()
+				if frame is None:
+					if self.frames_read < self.expected_frames:
+						raise ProcessingError('NVDEC stopped after {} of {} frames of {}'.format(self.frames_read, self.expected_frames, os.path.basename(self.info.path)))
+					return
+				yield frame
+		finally:
+			self.close()
+
+	def close(self) -> None:
+		self._decoder = None
+
+	def __enter__(self) -> 'PyNvVideoReader':
+		return self
+
+	def __exit__(self, *exception_info: object) -> None:
+		self.close()
