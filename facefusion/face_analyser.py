@@ -1,4 +1,4 @@
-"""From a frame to Face records: detect, NMS, landmarks, angle, and on demand embeddings and classes (§2.2).
+"""From a frame to Face records: detect, NMS, landmarks, angle, and on demand embeddings and classes.
 
 Unlike 3.5.0, embeddings and classes are not computed for every face: callers ask for them (``with_embedding``,
 ``with_classification``, ``ensure_*``), and every model call covers all faces of a frame in one batch. The optional

@@ -1,4 +1,4 @@
-"""Gender, age and race with fairface (§2.5): arcface_112_v2 crop at 224, RGB, ImageNet mean / std."""
+"""Gender, age and race with fairface: arcface_112_v2 crop at 224, RGB, ImageNet mean / std."""
 from __future__ import annotations
 
 from typing import Any, List, Sequence, Tuple

@@ -1,4 +1,4 @@
-"""Face detection: retinaface, scrfd, yolo_face, yunet and 'many' (§2.1), every angle, margin, before NMS.
+"""Face detection: retinaface, scrfd, yolo_face, yunet and 'many', every angle, margin, before NMS.
 
 Pre-processing and decoding follow FaceFusion 3.5.0. Decoders are pure functions of the raw outputs so they can be
 tested with synthetic tensors. One 3.5.0 quirk is deliberately not reproduced: its decoders guard with

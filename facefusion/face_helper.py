@@ -1,6 +1,6 @@
 """Geometry shared by the face path: warp templates, similarity estimation, crops, paste-back, NMS and rotations.
 
-The math is FaceFusion 3.5.0's (see ``../shared/reference/facefusion-3.5.0.md`` §3.1-§3.3); the code is ours.
+The math (templates, similarity estimation, warp, paste-back) is FaceFusion 3.5.0's; the code is ours.
 """
 from __future__ import annotations
 
@@ -194,7 +194,7 @@ def paste_back(
 	affine: Matrix,
 	track_token: Optional[int] = None
 ) -> VisionFrame:
-	"""Blend a crop back into a copy of the frame through its mask (§3.3); only the paste box is warped and touched.
+	"""Blend a crop back into a copy of the frame through its mask; only the paste box is warped and touched.
 
 	region' = region * (1 - mask') + crop' * mask' in the mask's float type, truncated back to the frame's dtype.
 	"""

@@ -1,4 +1,4 @@
-"""68-point landmarks: 2dfan4, peppa_wutz, 'many', and fan_68_5 (68 points estimated from the detector's 5) (§2.3).
+"""68-point landmarks: 2dfan4, peppa_wutz, 'many', and fan_68_5 (68 points estimated from the detector's 5).
 
 Every function has a batched form that feeds all faces of a frame through one ``run_batch`` call; the single-face
 functions of the module contract are thin wrappers around them.

@@ -1,4 +1,4 @@
-"""Face embeddings with arcface_w600k_r50 (§2.4): arcface_112_v2 crop, RGB, x / 127.5 - 1, raw and L2-normalised."""
+"""Face embeddings with arcface_w600k_r50: arcface_112_v2 crop, RGB, x / 127.5 - 1, raw and L2-normalised."""
 from __future__ import annotations
 
 from typing import Any, Sequence, Tuple

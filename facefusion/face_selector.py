@@ -1,4 +1,4 @@
-"""Which target faces get processed: --face-selector-mode one / many / reference, orders, filters (§2.6)."""
+"""Which target faces get processed: --face-selector-mode one / many / reference, orders, filters."""
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple

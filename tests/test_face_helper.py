@@ -1,4 +1,4 @@
-"""face_helper: templates, similarity estimation, warps, paste-back (bit-exact against §3.3), NMS, rotations."""
+"""face_helper: templates, similarity estimation, warps, paste-back (bit-exact against 3.5.0's formula), NMS, rotations."""
 from __future__ import annotations
 
 from typing import Tuple
@@ -30,7 +30,7 @@ from facefusion.face_helper import (
 	warp_face_by_translation
 )
 
-# §3.1, typed in again from the reference so a slip in either copy shows
+# 3.5.0's templates, typed in again from the reference so a slip in either copy shows
 TEMPLATE_TABLE = {
 	'arcface_112_v1': [0.35473214, 0.45658929, 0.64526786, 0.45658929, 0.50000000, 0.61154464, 0.37913393, 0.77687500, 0.62086607, 0.77687500],
 	'arcface_112_v2': [0.34191607, 0.46157411, 0.65653393, 0.45983393, 0.50022500, 0.64050536, 0.37097589, 0.82469196, 0.63151696, 0.82325089],
@@ -110,7 +110,7 @@ def test_warp_by_bounding_box_and_translation() -> None:
 
 
 def literal_paste_back(frame: np.ndarray, crop: np.ndarray, mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
-	"""§3.3 written out step by step, independently of face_helper."""
+	"""written out step by step, independently of face_helper."""
 	frame_height, frame_width = frame.shape[:2]
 	crop_height, crop_width = crop.shape[:2]
 	inverse = cv2.invertAffineTransform(affine)

@@ -92,7 +92,7 @@ def make_masker(models_dir: Path, **changes: object) -> FaceMasker:
 
 
 def refine(mask: np.ndarray) -> np.ndarray:
-	"""§3.5 post-processing written out: Gaussian sigma 5, clip to [0.5, 1], minus 0.5, times 2."""
+	"""post-processing written out: Gaussian sigma 5, clip to [0.5, 1], minus 0.5, times 2."""
 	blurred = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 5)
 	return (np.clip(blurred, 0.5, 1.0) - 0.5) * 2
 

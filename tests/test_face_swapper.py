@@ -1,4 +1,4 @@
-"""The face swapper against FaceFusion 3.5.0's formulas (brief §4), on stand-in models with the real signatures.
+"""The face swapper against FaceFusion 3.5.0's formulas, on stand-in models with the real signatures.
 
 Every expected tensor here is computed from the documented formulas with plain numpy / OpenCV / onnxruntime, not
 with the engine's helpers: the model facts are written out below (not read from the registry), the inswapper emap is
@@ -45,7 +45,7 @@ ONE: Triple = (1.0, 1.0, 1.0)
 IMAGENET_MEAN: Triple = (0.485, 0.456, 0.406)
 IMAGENET_STD: Triple = (0.229, 0.224, 0.225)
 
-# 3.5.0 brief §4.2: type, target template, model size, mean, std
+# 3.5.0's per-model facts: type, target template, model size, mean, std
 MODEL_FACTS: Dict[str, Tuple[str, str, int, Triple, Triple]] = {
 	'blendswap_256': ('blendswap', 'ffhq_512', 256, ZERO, ONE),
 	'ghost_1_256': ('ghost', 'arcface_112_v1', 256, HALF, HALF),
@@ -64,9 +64,9 @@ MODEL_FACTS: Dict[str, Tuple[str, str, int, Triple, Triple]] = {
 CONVERTERS = {'ghost': 'crossface_ghost', 'hififace': 'crossface_hififace', 'simswap': 'crossface_simswap'}
 # image-source models: the source face's template and crop size
 SOURCE_CROPS = {'blendswap': ('arcface_112_v2', 112), 'uniface': ('ffhq_512', 256)}
-# outputs in the input's (x - mean) / std space (§4.3); the others are taken as 0..1
+# outputs in the input's (x - mean) / std space; the others are taken as 0..1
 DENORMALISED = ('ghost', 'hififace', 'hyperswap', 'uniface')
-# §3.1, unit square
+# 3.5.0's warp templates, unit square
 TEMPLATES = {
 	'arcface_112_v1': [[0.35473214, 0.45658929], [0.64526786, 0.45658929], [0.50000000, 0.61154464], [0.37913393, 0.77687500], [0.62086607, 0.77687500]],
 	'arcface_112_v2': [[0.34191607, 0.46157411], [0.65653393, 0.45983393], [0.50022500, 0.64050536], [0.37097589, 0.82469196], [0.63151696, 0.82325089]],
@@ -160,7 +160,7 @@ def ort_session(path: Path) -> onnxruntime.InferenceSession:
 
 
 def warp(frame: np.ndarray, landmark_5: np.ndarray, template: str, size: int) -> Tuple[np.ndarray, np.ndarray]:
-	"""§3.2: RANSAC similarity onto the template × size, bilinear warp with replicated border."""
+	"""RANSAC similarity onto the template × size, bilinear warp with replicated border."""
 	target = np.array(TEMPLATES[template], dtype=np.float64) * size
 	matrix, _ = cv2.estimateAffinePartial2D(np.asarray(landmark_5, dtype=np.float64), target, method=cv2.RANSAC, ransacReprojThreshold=100)
 	crop = cv2.warpAffine(frame, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_AREA)
@@ -168,7 +168,7 @@ def warp(frame: np.ndarray, landmark_5: np.ndarray, template: str, size: int) ->
 
 
 def expected_target(crop: np.ndarray, model: str) -> np.ndarray:
-	"""§4.5 + §4.3: sub-image (i, j) = rows r·k + i, cols c·k + j (in order i·k + j), then RGB, / 255, (x - mean) / std."""
+	"""sub-image (i, j) = rows r·k + i, cols c·k + j (in order i·k + j), then RGB, / 255, (x - mean) / std."""
 	_, _, size, mean, std = MODEL_FACTS[model]
 	factor = crop.shape[0] // size
 	items = []
@@ -180,7 +180,7 @@ def expected_target(crop: np.ndarray, model: str) -> np.ndarray:
 
 
 def expected_source(models_dir: Path, model: str, source_face: Face, source_frame: np.ndarray, target_embedding: np.ndarray, weight: float) -> np.ndarray:
-	"""§4.2 source input, then §4.4 identity weight."""
+	"""source input, then the identity weight."""
 	swapper_type = MODEL_FACTS[model][0]
 	if swapper_type in SOURCE_CROPS:
 		template, size = SOURCE_CROPS[swapper_type]
@@ -203,7 +203,7 @@ def expected_source(models_dir: Path, model: str, source_face: Face, source_fram
 
 
 def expected_swap(models_dir: Path, model: str, target: np.ndarray, source: np.ndarray) -> np.ndarray:
-	"""3.5.0's loop: one call per sub-image (batch 1), first output, §4.3 normalisation, re-interleave."""
+	"""3.5.0's loop: one call per sub-image (batch 1), first output, output normalisation, re-interleave."""
 	swapper_type, _, size, mean, std = MODEL_FACTS[model]
 	session = ort_session(models_dir / (model + '.onnx'))
 	factor = int(round(np.sqrt(len(target))))
@@ -453,7 +453,7 @@ def test_reference_mode_changes_only_the_matching_face(standin_models_dir: Path,
 
 
 def test_every_mask_type_is_taken_on_the_right_crop(standin_models_dir: Path) -> None:
-	"""§4.6: box and occlusion on the target crop before the swap, area (68 points mapped into the crop) and region
+	"""box and occlusion on the target crop before the swap, area (68 points mapped into the crop) and region
 	on the swapped crop, the minimum of all of them for the paste."""
 	context = analysed_context(
 		standin_models_dir, face_selector_mode='many', face_swapper_pixel_boost='512x512',

@@ -3,7 +3,7 @@
 The probe runs once per device id and is cached: it imports CuPy, counts devices and runs one tiny kernel, because
 `cupy.cuda.is_available()` and even `getDeviceCount()` can succeed on a machine whose driver is too old for the CUDA
 runtime, which only fails at the first real allocation. When the GPU was asked for but is unusable the engine says
-so in one line (principle 5) and continues with NumPy.
+so in one line and continues with NumPy.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """FaceFusion's model integrity check: a ``.hash`` file beside each model holding the CRC32 of its bytes.
 
-Format (3.5.0, reference §11.2): exactly 8 lowercase hex digits, no newline, nothing else. We are strict about it
+Format (3.5.0's): exactly 8 lowercase hex digits, no newline, nothing else. We are strict about it
 when validating, because 3.5.0 is, and a folder of models should work for both engines.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 One ``ModelSpec`` per model, keyed by FaceFusion's own model names (``yolo_face``, ``hyperswap_1a_256``, ...), so
 option values map straight onto specs. Facts (files, release tags, templates, sizes, mean/std, vendor and licence)
-are those of 3.5.0; see ``../shared/reference/facefusion-3.5.0.md`` §2-§5 and §7.
+are those of FaceFusion 3.5.0's model files and their code paths.
 
 Normalisation convention for ``mean`` / ``std``: the model input is ``(pixel / 255 - mean) / std`` per channel,
 in the channel order given by ``channel_order``. Upstream writes some of them differently (e.g. retinaface's
@@ -119,13 +119,13 @@ def _converter(name: str, vendor: str, license: str) -> ModelSpec:
 
 
 _SPECS: Tuple[ModelSpec, ...] = (
-	# face detectors (§2.1); retinaface and scrfd share the SCRFD decoding and normalisation
+	# face detectors; retinaface and scrfd share the SCRFD decoding and normalisation
 	_detector('retinaface', 'retinaface_10g.onnx', 'models-3.0.0', 'InsightFace', 'Non-Commercial', HALF, SCRFD_STD),
 	_detector('scrfd', 'scrfd_2.5g.onnx', 'models-3.0.0', 'InsightFace', 'Non-Commercial', HALF, SCRFD_STD),
 	_detector('yolo_face', 'yoloface_8n.onnx', 'models-3.0.0', 'derronqi', 'GPL-3.0', ZERO, ONE),
 	_detector('yunet', 'yunet_2023_mar.onnx', 'models-3.4.0', 'OpenCV', 'MIT', ZERO, RAW_STD),
 
-	# face landmarkers (§2.3); fan_68_5 takes five points, not an image
+	# face landmarkers; fan_68_5 takes five points, not an image
 	ModelSpec(
 		name='2dfan4', file_name='2dfan4.onnx', release='models-3.0.0', kind='face_landmarker',
 		vendor='breadbread1984', license='MIT', size=(256, 256), mean=ZERO, std=ONE, channel_order='BGR',
@@ -141,21 +141,21 @@ _SPECS: Tuple[ModelSpec, ...] = (
 		vendor='FaceFusion', license='OpenRAIL-M', template='ffhq_512'
 	),
 
-	# face recognizer (§2.4): x / 127.5 - 1 in RGB
+	# face recognizer: x / 127.5 - 1 in RGB
 	ModelSpec(
 		name='arcface_w600k_r50', file_name='arcface_w600k_r50.onnx', release='models-3.0.0',
 		kind='face_recognizer', vendor='InsightFace', license='Non-Commercial', template='arcface_112_v2',
 		size=(112, 112), mean=HALF, std=HALF, channel_order='RGB', layout='NCHW'
 	),
 
-	# face classifier (§2.5): the arcface_112_v2 template scaled to a 224 crop
+	# face classifier: the arcface_112_v2 template scaled to a 224 crop
 	ModelSpec(
 		name='fairface', file_name='fairface.onnx', release='models-3.0.0', kind='face_classifier',
 		vendor='dchen236', license='CC-BY-4.0', template='arcface_112_v2', size=(224, 224),
 		mean=IMAGENET_MEAN, std=IMAGENET_STD, channel_order='RGB', layout='NCHW'
 	),
 
-	# face occluders (§3.5): NHWC input
+	# face occluders: NHWC input
 	ModelSpec(
 		name='xseg_1', file_name='xseg_1.onnx', release='models-3.1.0', kind='face_occluder',
 		vendor='DeepFaceLab', license='GPL-3.0', size=(256, 256), mean=ZERO, std=ONE, channel_order='BGR',
@@ -172,7 +172,7 @@ _SPECS: Tuple[ModelSpec, ...] = (
 		layout='NHWC'
 	),
 
-	# face parsers (§3.7)
+	# face parsers
 	ModelSpec(
 		name='bisenet_resnet_18', file_name='bisenet_resnet_18.onnx', release='models-3.1.0', kind='face_parser',
 		vendor='yakhyo', license='MIT', size=(512, 512), mean=IMAGENET_MEAN, std=IMAGENET_STD,
@@ -184,7 +184,7 @@ _SPECS: Tuple[ModelSpec, ...] = (
 		channel_order='RGB', layout='NCHW'
 	),
 
-	# content analyser (§7): all three always run; inputs are letterboxed to the model size
+	# content analyser: all three always run; inputs are letterboxed to the model size
 	ModelSpec(
 		name='nsfw_1', file_name='nsfw_1.onnx', release='models-3.3.0', kind='content_analyser', vendor='EraX',
 		license='Apache-2.0', size=(640, 640), mean=ZERO, std=ONE, channel_order='RGB', layout='NCHW'
@@ -200,7 +200,7 @@ _SPECS: Tuple[ModelSpec, ...] = (
 		layout='NCHW'
 	),
 
-	# face swappers (§4.2): the target crop is prepared as RGB, /255, (x - mean) / std
+	# face swappers: the target crop is prepared as RGB, /255, (x - mean) / std
 	_swapper(
 		'blendswap_256', 'models-3.0.0', 'blendswap', 'ffhq_512', 256, ZERO, ONE, 'mapooon', 'Non-Commercial',
 		source_template='arcface_112_v2', source_size=112

@@ -1,4 +1,4 @@
-"""The one place that decides how big a model call may be (architecture principle 3).
+"""The one place that decides how big a model call may be .
 
 Callers decide what goes into a batch (the sub-images of every face of a frame, faces from a window of frames); the
 BatchProcessor splits the items into calls no larger than the current limit, runs them in order and puts the

@@ -653,7 +653,7 @@ def _build_nsfw(name: str, flagged: bool) -> onnx.ModelProto:
 
 
 class _SwapperSpec:
-	"""Per-model conventions of the swapper stand-ins (see the 3.5.0 brief, section 4.2 / 4.3)."""
+	"""Per-model conventions of the swapper stand-ins (3.5.0's preprocessing and output normalisation per swapper type)."""
 
 	def __init__(self, size: int, mean: Sequence[float], std: Sequence[float], signed_output: bool, source_image_size: int = 0, fixed_batch: bool = False, mask_output: bool = False, emap: bool = False, fp16: bool = False) -> None:
 		self.size = size

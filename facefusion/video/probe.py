@@ -8,7 +8,7 @@ Two passes, both cheap:
    packet and the audio packets with their exact timestamps. From it come the exact frame count, the true
    presentation time of every frame (used to seek to a trim start frame-exactly, also in VFR files), the exact
    frame rate, whether the rate is variable, and the start times of the video and audio streams, which 3.5.0
-   ignored and so shifted or cut the audio (reference §12).
+   ignored and so shifted or cut the audio.
 
 A file whose packets stop far short of what its header promises (a truncated download) raises InputError here,
 before any work, instead of producing half a video.

@@ -6,7 +6,7 @@ with the same encoder flags the streaming writer uses, and clear_temp_directory 
 --keep-temp. The trim, scale, fps and colour decisions are the streaming reader's (video_io.plan_read), so both
 strategies produce the same frames; only the extraction flags follow 3.5.0 (``-q:v 0``, rgb24 since 3.5.3).
 
-This is slow by design (PNG writing runs at about 7-13 fps at 720p, environment notes §5); the memory strategy
+This is slow by design (PNG writing runs at about 7-13 fps at 720p on the 2-core machines we measure on); the memory strategy
 (video_io pipes) is the default.
 """
 from __future__ import annotations
