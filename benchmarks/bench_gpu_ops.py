@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from facefusion import face_helper  # noqa: E402
 from facefusion.gpu import array_ops, device  # noqa: E402
 from facefusion.gpu.compositor import Compositor, PasteJob  # noqa: E402
+from facefusion.processors.modules.face_swapper import pixel_boost  # noqa: E402
 
 MODEL_SIZE = (128, 128)
 FRAME_SIZE = (1920, 1080)
@@ -97,8 +98,8 @@ def feather_mask(size: int) -> np.ndarray:
 def cpu_stages(frame: np.ndarray, affines: List[np.ndarray], boost: int) -> Dict[str, Callable[[], Any]]:
 	mask = feather_mask(boost)
 	crops = np.stack([cv2.warpAffine(frame, affine, (boost, boost), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_AREA) for affine in affines])
-	tiles = array_ops.prepare_crops(array_ops.implode_batch(crops, MODEL_SIZE), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-	swapped = array_ops.explode_batch(array_ops.normalize_outputs(tiles, False, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), (boost, boost))
+	tiles = array_ops.prepare_crops(pixel_boost.implode_batch(crops, MODEL_SIZE), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+	swapped = pixel_boost.explode_batch(array_ops.normalize_outputs(tiles, False, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), (boost, boost))
 
 	def paste() -> np.ndarray:
 		result = frame
@@ -108,8 +109,8 @@ def cpu_stages(frame: np.ndarray, affines: List[np.ndarray], boost: int) -> Dict
 
 	return {
 		'warp': lambda: [cv2.warpAffine(frame, affine, (boost, boost), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_AREA) for affine in affines],
-		'pre': lambda: array_ops.prepare_crops(array_ops.implode_batch(crops, MODEL_SIZE), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
-		'post': lambda: array_ops.explode_batch(array_ops.normalize_outputs(tiles, False, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), (boost, boost)),
+		'pre': lambda: array_ops.prepare_crops(pixel_boost.implode_batch(crops, MODEL_SIZE), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+		'post': lambda: pixel_boost.explode_batch(array_ops.normalize_outputs(tiles, False, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), (boost, boost)),
 		'paste': paste
 	}
 
@@ -120,8 +121,8 @@ def gpu_stages(frame: np.ndarray, affines: List[np.ndarray], boost: int) -> Dict
 	device_frame = compositor.upload(frame)
 	mask = compositor.upload(feather_mask(boost))
 	crops = compositor.warp_crops(device_frame, affines, (boost, boost))
-	tiles = array_ops.prepare_crops(array_ops.implode_batch(crops, MODEL_SIZE), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-	swapped = array_ops.explode_batch(array_ops.normalize_outputs(tiles, False, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), (boost, boost))
+	tiles = array_ops.prepare_crops(pixel_boost.implode_batch(crops, MODEL_SIZE), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+	swapped = pixel_boost.explode_batch(array_ops.normalize_outputs(tiles, False, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), (boost, boost))
 	jobs = [PasteJob(crop, [mask], affine) for crop, affine in zip(swapped, affines)]
 	working = device_frame.copy()
 	host_frame = np.empty_like(frame)
@@ -132,8 +133,8 @@ def gpu_stages(frame: np.ndarray, affines: List[np.ndarray], boost: int) -> Dict
 
 	return {
 		'warp': lambda: compositor.warp_crops(device_frame, affines, (boost, boost)),
-		'pre': lambda: array_ops.prepare_crops(array_ops.implode_batch(crops, MODEL_SIZE), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
-		'post': lambda: array_ops.explode_batch(array_ops.normalize_outputs(tiles, False, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), (boost, boost)),
+		'pre': lambda: array_ops.prepare_crops(pixel_boost.implode_batch(crops, MODEL_SIZE), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+		'post': lambda: pixel_boost.explode_batch(array_ops.normalize_outputs(tiles, False, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), (boost, boost)),
 		# in place on a scratch frame: a real run pastes into the frame it is about to encode
 		'paste': lambda: compositor.paste_all(working, jobs, in_place=True),
 		'paste (copy)': lambda: compositor.paste_all(device_frame, jobs),

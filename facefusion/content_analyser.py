@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from facefusion.config import RunConfig
 from facefusion.errors import InputError
 from facefusion.inference.manager import InferenceManager
 from facefusion.logger import get_logger
@@ -58,10 +59,6 @@ NSFW_MODELS: List[NsfwModel] = [
 ]
 
 
-def required_models() -> List[str]:
-	return [model.name for model in NSFW_MODELS]
-
-
 def letterbox_frame(frame: VisionFrame, size: int) -> VisionFrame:
 	"""Fit the whole frame into size x size keeping its aspect, centred on black: nothing is cropped away, so
 	content at the edges is still seen."""
@@ -86,26 +83,16 @@ def prepare_frame(frame: VisionFrame, size: int, mean: Sequence[float], std: Seq
 	return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
 
 
-def read_image(path: Union[str, Path]) -> VisionFrame:
-	# imdecode from bytes so paths with non-ASCII characters work on every platform
-	try:
-		data = np.fromfile(str(path), dtype=np.uint8)
-	except OSError as exception:
-		raise InputError('cannot read image ' + str(path) + ': ' + str(exception)) from exception
-	frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-	if frame is None:
-		raise InputError('cannot decode image ' + str(path))
-	return frame
-
-
 class ContentAnalyser:
 	def __init__(self, inference: InferenceManager) -> None:
 		self.inference = inference
-		# results per image path and per (video path, start, end, fps), as 3.5.0 caches them
-		self.image_results: Dict[str, bool] = {}
+		# results per (video path, start, end, fps), as 3.5.0 caches them
 		self.video_results: Dict[Tuple[str, Optional[int], Optional[int], Optional[float]], bool] = {}
 
-	required_models = staticmethod(required_models)
+	@staticmethod
+	def required_models(config: RunConfig) -> List[str]:
+		"""All three classifiers, whatever the config: the safeguard cannot be switched off."""
+		return [model.name for model in NSFW_MODELS]
 
 	def analyse_frame(self, frame: VisionFrame) -> bool:
 		return self.analyse_frames([frame])[0]
@@ -122,15 +109,6 @@ class ContentAnalyser:
 			outputs = model_session.run_batch({model_session.input_names[0]: batch})[0]
 			votes += np.array([model.detect(outputs[index]) for index in range(len(frames))], dtype=np.int32)
 		return [bool(count >= NSFW_VOTES_REQUIRED) for count in votes]
-
-	def analyse_image(self, image: Union[str, Path, VisionFrame]) -> bool:
-		"""An image path (result cached per path) or an already decoded frame."""
-		if isinstance(image, np.ndarray):
-			return self.analyse_frame(image)
-		key = str(image)
-		if key not in self.image_results:
-			self.image_results[key] = self.analyse_frame(read_image(image))
-		return self.image_results[key]
 
 	def analyse_video(
 		self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Hashable, List, Optional, Sequence
+from typing import Hashable, List, Optional, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from facefusion.face_detector import detect_faces, detector_models
 from facefusion.face_helper import apply_nms, bounding_box_area, convert_to_face_landmark_5, estimate_face_angle, get_nms_threshold
 from facefusion.face_landmarker import detect_face_landmarks_68, estimate_face_landmarks_68_5, landmarker_models
 from facefusion.face_recognizer import RECOGNIZER_MODEL, calculate_face_embeddings
+from facefusion.inference.manager import InferenceManager
 from facefusion.logger import get_logger
 from facefusion.types import Face, FaceLandmarkSet, FaceScoreSet, VisionFrame
 
@@ -30,29 +31,25 @@ def needs_classification(config: RunConfig) -> bool:
 	return bool(config.face_selector_gender or config.face_selector_race or config.face_selector_age_start or config.face_selector_age_end)
 
 
-def required_models(config: RunConfig, need_embedding: bool = False, need_classification: bool = False) -> List[str]:
-	"""Model keys the analysis needs under this config. Embeddings are needed in reference mode or when the caller
-	says so (e.g. a swapper's source face); the classifier when a filter is set or the caller says so."""
-	names = detector_models(config.face_detector_model) + ['fan_68_5']
-	if config.face_landmarker_score > 0:
-		names += landmarker_models(config.face_landmarker_model)
-	if need_embedding or config.face_selector_mode == 'reference':
-		names.append(RECOGNIZER_MODEL)
-	if need_classification or needs_classification(config):
-		names.append(CLASSIFIER_MODEL)
-	return list(dict.fromkeys(names))
-
-
 class FaceAnalyser:
-	def __init__(self, config: RunConfig, inference: Any) -> None:
+	def __init__(self, config: RunConfig, inference: InferenceManager) -> None:
 		self.config = config
 		self.inference = inference
 		self.cache: 'OrderedDict[Hashable, List[Face]]' = OrderedDict()
 		self.lock = threading.Lock()
 
 	@staticmethod
-	def required_models(config: RunConfig, need_embedding: bool = False, need_classification: bool = False) -> List[str]:
-		return required_models(config, need_embedding, need_classification)
+	def required_models(config: RunConfig) -> List[str]:
+		"""Model keys the analysis needs under this config: the recognizer in reference mode (a processor that needs
+		embeddings, such as the swapper for its source, names it itself), the classifier when a filter is set."""
+		names = detector_models(config.face_detector_model) + ['fan_68_5']
+		if config.face_landmarker_score > 0:
+			names += landmarker_models(config.face_landmarker_model)
+		if config.face_selector_mode == 'reference':
+			names.append(RECOGNIZER_MODEL)
+		if needs_classification(config):
+			names.append(CLASSIFIER_MODEL)
+		return list(dict.fromkeys(names))
 
 	def get_many_faces(
 		self,
@@ -73,9 +70,6 @@ class FaceAnalyser:
 			self.ensure_classification(frame, faces)
 		return list(faces)
 
-	def get_one_face(self, frame: VisionFrame, position: int = 0, cache_key: Optional[Hashable] = None) -> Optional[Face]:
-		return pick_face(self.get_many_faces(frame, cache_key = cache_key), position)
-
 	def cached_faces(self, cache_key: Optional[Hashable]) -> Optional[List[Face]]:
 		if cache_key is None:
 			return None
@@ -92,11 +86,7 @@ class FaceAnalyser:
 			self.cache[cache_key] = faces
 			self.cache.move_to_end(cache_key)
 			while len(self.cache) > CACHE_SIZE:
-				self.cache.popitem(last = False)
-
-	def clear_cache(self) -> None:
-		with self.lock:
-			self.cache.clear()
+				self.cache.popitem(last=False)
 
 	def create_faces(self, frame: VisionFrame) -> List[Face]:
 		"""detect -> NMS -> 68/5 -> angle -> 68 (when asked for) -> 5/68, batched across the kept faces."""
@@ -125,15 +115,15 @@ class FaceAnalyser:
 			if landmark_scores[index] > config.face_landmarker_score:
 				landmark_5_68 = convert_to_face_landmark_5(landmarks_68[index]).astype(np.float32)
 			faces.append(Face(
-				bounding_box = boxes[index],
-				score_set = FaceScoreSet(detector = float(scores[index]), landmarker = float(landmark_scores[index])),
-				landmark_set = FaceLandmarkSet(
-					five = landmarks_5[index],
-					five_68 = landmark_5_68,
-					sixty_eight = landmarks_68[index],
-					sixty_eight_5 = landmarks_68_5[index]
+				bounding_box=boxes[index],
+				score_set=FaceScoreSet(detector=float(scores[index]), landmarker=float(landmark_scores[index])),
+				landmark_set=FaceLandmarkSet(
+					five=landmarks_5[index],
+					five_68=landmark_5_68,
+					sixty_eight=landmarks_68[index],
+					sixty_eight_5=landmarks_68_5[index]
 				),
-				angle = angles[index]
+				angle=angles[index]
 			))
 		return faces
 
@@ -169,7 +159,7 @@ class FaceAnalyser:
 				get_logger().warning('no face detected in source image %d, it is left out', index + 1)
 				continue
 			# sorted() is stable, so equal areas keep the detector's order, as 3.5.0's large-small sort does
-			chosen_faces.append(sorted(faces, key = lambda face: bounding_box_area(face.bounding_box), reverse = True)[0])
+			chosen_faces.append(sorted(faces, key=lambda face: bounding_box_area(face.bounding_box), reverse=True)[0])
 			chosen_frames.append(frame)
 		if not chosen_faces:
 			raise ProcessingError('no face detected in source ' + ('image' if len(frames) == 1 else 'images'))
@@ -186,15 +176,15 @@ class FaceAnalyser:
 				chosen_faces[index].embedding_norm = norm
 		first = chosen_faces[0]
 		return Face(
-			bounding_box = first.bounding_box,
-			score_set = first.score_set,
-			landmark_set = first.landmark_set,
-			angle = first.angle,
-			embedding = np.mean([face.embedding for face in chosen_faces], axis = 0),
-			embedding_norm = np.mean([face.embedding_norm for face in chosen_faces], axis = 0),
-			gender = first.gender,
-			age = first.age,
-			race = first.race
+			bounding_box=first.bounding_box,
+			score_set=first.score_set,
+			landmark_set=first.landmark_set,
+			angle=first.angle,
+			embedding=np.mean([face.embedding for face in chosen_faces], axis=0),
+			embedding_norm=np.mean([face.embedding_norm for face in chosen_faces], axis=0),
+			gender=first.gender,
+			age=first.age,
+			race=first.race
 		)
 
 

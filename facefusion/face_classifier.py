@@ -1,11 +1,12 @@
 """Gender, age and race with fairface: arcface_112_v2 crop at 224, RGB, ImageNet mean / std."""
 from __future__ import annotations
 
-from typing import Any, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
 from facefusion.face_helper import warp_face_by_face_landmark_5
+from facefusion.inference.manager import InferenceManager
 from facefusion.types import Points, VisionFrame
 
 CLASSIFIER_MODEL = 'fairface'
@@ -45,7 +46,7 @@ def prepare_classifier_crop(frame: VisionFrame, landmark_5: Points) -> np.ndarra
 	return np.ascontiguousarray(crop.transpose(2, 0, 1))
 
 
-def classify_faces(frame_list: Sequence[VisionFrame], landmark_5_list: Sequence[Points], inference: Any) -> List[Classification]:
+def classify_faces(frame_list: Sequence[VisionFrame], landmark_5_list: Sequence[Points], inference: InferenceManager) -> List[Classification]:
 	"""(gender, age, race) of N faces in one batched call; the model outputs class ids race, gender, age."""
 	if not len(landmark_5_list):
 		return []
@@ -56,7 +57,3 @@ def classify_faces(frame_list: Sequence[VisionFrame], landmark_5_list: Sequence[
 		(categorize_gender(int(gender_id)), categorize_age(int(age_id)), categorize_race(int(race_id)))
 		for race_id, gender_id, age_id in zip(race_ids, gender_ids, age_ids)
 	]
-
-
-def classify_face(frame: VisionFrame, landmark_5: Points, inference: Any) -> Classification:
-	return classify_faces([frame], [landmark_5], inference)[0]

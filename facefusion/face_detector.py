@@ -7,7 +7,7 @@ tested with synthetic tensors. One 3.5.0 quirk is deliberately not reproduced: i
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -20,6 +20,8 @@ from facefusion.face_helper import (
 	distance_to_face_landmark_5,
 	transform_points
 )
+from facefusion.inference.manager import InferenceManager
+from facefusion.inference.session import ModelSession
 from facefusion.types import VisionFrame
 
 Detections = Tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -103,7 +105,7 @@ def restrict_frame(frame: VisionFrame, size: Tuple[int, int]) -> VisionFrame:
 def prepare_detect_frame(frame: VisionFrame, size: Tuple[int, int], normalisation: str) -> np.ndarray:
 	"""Paste top-left into a zero (h, w) canvas, normalise (padding included, as 3.5.0), NCHW float32."""
 	width, height = size
-	canvas = np.zeros((height, width, 3), dtype = np.float32)
+	canvas = np.zeros((height, width, 3), dtype=np.float32)
 	canvas[:frame.shape[0], :frame.shape[1]] = frame[:height, :width]
 	if normalisation == 'symmetric':
 		canvas -= 127.5
@@ -113,7 +115,7 @@ def prepare_detect_frame(frame: VisionFrame, size: Tuple[int, int], normalisatio
 	return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None])
 
 
-def static_input_size(session: Any) -> Optional[Tuple[int, int]]:
+def static_input_size(session: ModelSession) -> Optional[Tuple[int, int]]:
 	"""(w, h) when the session's image input has fixed integer height and width, else None."""
 	shapes = getattr(session, 'input_shapes', None)
 	if not shapes or len(shapes[0]) != 4:
@@ -124,7 +126,7 @@ def static_input_size(session: Any) -> Optional[Tuple[int, int]]:
 	return None
 
 
-def resolve_input_size(session: Any, model_name: str, config: RunConfig) -> Tuple[int, int]:
+def resolve_input_size(session: ModelSession, model_name: str, config: RunConfig) -> Tuple[int, int]:
 	"""A fixed export dictates its size (the real yoloface / yunet are 640); a dynamic one takes --face-detector-size."""
 	size = static_input_size(session)
 	if size is not None:
@@ -172,7 +174,7 @@ def decode_yolo_face(output: np.ndarray, score_threshold: float, ratio: Ratio = 
 		(centre_y - box_height / 2) * ratio_height,
 		(centre_x + box_width / 2) * ratio_width,
 		(centre_y + box_height / 2) * ratio_height
-	], axis = -1)
+	], axis=-1)
 	landmarks = candidates[:, 5:20].reshape(-1, 5, 3)[:, :, :2] * np.array([ratio_width, ratio_height])
 	return boxes.astype(np.float32), candidates[:, 4].astype(np.float32), landmarks.astype(np.float32)
 
@@ -221,7 +223,7 @@ def decode_yunet(
 		box_raw = np.asarray(outputs[index + 6]).reshape(-1, 4)[keep]
 		centres = box_raw[:, :2] * stride + anchors
 		sizes = np.exp(box_raw[:, 2:4]) * stride
-		boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis = -1)
+		boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=-1)
 		boxes = boxes * np.array([ratio_width, ratio_height, ratio_width, ratio_height])
 		keypoints = np.asarray(outputs[index + 9]).reshape(-1, 5, 2)[keep]
 		landmarks = (keypoints * stride + anchors[:, None, :]) * np.array([ratio_width, ratio_height])
@@ -232,7 +234,7 @@ def decode_yunet(
 # ---------------------------------------------------------------- running the models
 
 
-def detect_with_model(frame: VisionFrame, model_name: str, config: RunConfig, inference: Any) -> Detections:
+def detect_with_model(frame: VisionFrame, model_name: str, config: RunConfig, inference: InferenceManager) -> Detections:
 	"""One detector on one (already margin-padded) frame; results in that frame's coordinates."""
 	session = inference.get(model_name)
 	input_size = resolve_input_size(session, model_name, config)
@@ -249,7 +251,7 @@ def detect_with_model(frame: VisionFrame, model_name: str, config: RunConfig, in
 	return decode_scrfd(outputs, input_size, score_threshold, ratio)
 
 
-def detect_upright(frame: VisionFrame, config: RunConfig, inference: Any) -> Detections:
+def detect_upright(frame: VisionFrame, config: RunConfig, inference: InferenceManager) -> Detections:
 	"""Margin, every model of the chosen detector, margin removed again."""
 	margins = prepare_margin(frame.shape, config.face_detector_margin)
 	padded = pad_margin(frame, margins)
@@ -257,12 +259,12 @@ def detect_upright(frame: VisionFrame, config: RunConfig, inference: Any) -> Det
 	boxes, scores, landmarks = concatenate_detections(parts)
 	top, _, _, left = margins
 	if top or left:
-		boxes = boxes - np.array([left, top, left, top], dtype = np.float32)
-		landmarks = landmarks - np.array([left, top], dtype = np.float32)
+		boxes = boxes - np.array([left, top, left, top], dtype=np.float32)
+		landmarks = landmarks - np.array([left, top], dtype=np.float32)
 	return boxes, scores, landmarks
 
 
-def detect_at_angle(frame: VisionFrame, angle: int, config: RunConfig, inference: Any) -> Detections:
+def detect_at_angle(frame: VisionFrame, angle: int, config: RunConfig, inference: InferenceManager) -> Detections:
 	"""Rotate onto an enlarged canvas, detect upright, map boxes and points back with the inverse rotation."""
 	if angle % 360 == 0:
 		return detect_upright(frame, config, inference)
@@ -274,12 +276,12 @@ def detect_at_angle(frame: VisionFrame, angle: int, config: RunConfig, inference
 	inverse = cv2.invertAffineTransform(matrix)
 	corners = boxes[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 2)
 	corners = transform_points(corners.astype(np.float64), inverse).reshape(-1, 4, 2)
-	boxes = np.concatenate([corners.min(axis = 1), corners.max(axis = 1)], axis = -1)
+	boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=-1)
 	landmarks = transform_points(landmarks.reshape(-1, 2).astype(np.float64), inverse).reshape(-1, 5, 2)
 	return boxes.astype(np.float32), scores, landmarks.astype(np.float32)
 
 
-def detect_faces(frame: VisionFrame, config: RunConfig, inference: Any) -> Detections:
+def detect_faces(frame: VisionFrame, config: RunConfig, inference: InferenceManager) -> Detections:
 	"""Candidates of every configured angle pooled: boxes (N, 4) x1y1x2y2, scores (N,), landmarks_5 (N, 5, 2), all
 	float32 in frame coordinates, above --face-detector-score, before NMS."""
 	parts = [detect_at_angle(frame, int(angle), config, inference) for angle in config.face_detector_angles]

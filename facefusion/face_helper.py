@@ -130,19 +130,6 @@ def warp_face_by_face_landmark_5(
 	return crop, matrix
 
 
-def warp_face_by_bounding_box(frame: VisionFrame, bounding_box: BoundingBox, crop_size: CropSize) -> Tuple[VisionFrame, Matrix]:
-	"""Axis-aligned crop of a box stretched to crop size (3-point affine, zero border)."""
-	width, height = as_size(crop_size)
-	x1, y1, x2, y2 = [float(value) for value in bounding_box[:4]]
-	source = np.array([[x1, y1], [x2, y1], [x1, y2]], dtype = np.float32)
-	target = np.array([[0, 0], [width, 0], [0, height]], dtype = np.float32)
-	matrix = cv2.getAffineTransform(source, target)
-	shrinking = x2 - x1 > width or y2 - y1 > height
-	interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-	crop = cv2.warpAffine(frame, matrix, (width, height), flags = interpolation)
-	return crop, matrix
-
-
 def warp_face_by_translation(frame: VisionFrame, translation: Sequence[float], scale: float, crop_size: CropSize) -> Tuple[VisionFrame, Matrix]:
 	"""Scale then shift (the landmarker crop); OpenCV's default flags as 3.5.0."""
 	matrix = np.array([[scale, 0.0, translation[0]], [0.0, scale, translation[1]]], dtype = np.float64)
@@ -158,19 +145,6 @@ def transform_points(points: Points, matrix: Matrix) -> Points:
 	if array.size == 0:
 		return array.reshape(-1, 2)
 	return cv2.transform(array.reshape(-1, 1, 2), np.asarray(matrix, dtype = np.float64)).reshape(-1, 2)
-
-
-def normalize_bounding_box(bounding_box: BoundingBox) -> BoundingBox:
-	"""x1 <= x2 and y1 <= y2 (a rotation may swap corners)."""
-	x1, y1, x2, y2 = bounding_box[:4]
-	return np.array([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)], dtype = np.asarray(bounding_box).dtype)
-
-
-def transform_bounding_box(bounding_box: BoundingBox, matrix: Matrix) -> BoundingBox:
-	"""The axis-aligned box around the four transformed corners."""
-	x1, y1, x2, y2 = [float(value) for value in bounding_box[:4]]
-	corners = transform_points(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]]), matrix)
-	return np.concatenate([corners.min(axis = 0), corners.max(axis = 0)])
 
 
 def paste_box(frame_shape: Sequence[int], crop_size: CropSize, affine: Matrix) -> Tuple[int, int, int, int]:
@@ -260,12 +234,6 @@ def create_rotation_matrix_and_size(angle: float, size: Sequence[int]) -> Tuple[
 	rotated = np.abs(matrix[:, :2]) @ np.array([width, height])
 	matrix[:, 2] += (rotated - np.array([width, height])) * 0.5
 	return matrix, (int(rotated[0]), int(rotated[1]))
-
-
-def rotate_frame(frame: VisionFrame, angle: float) -> Tuple[VisionFrame, Matrix]:
-	"""The frame rotated by angle (counter-clockwise, OpenCV's sense) on an enlarged canvas, and the matrix used."""
-	matrix, size = create_rotation_matrix_and_size(angle, (frame.shape[1], frame.shape[0]))
-	return cv2.warpAffine(frame, matrix, size), matrix
 
 
 def estimate_face_angle(landmark_68: Points) -> int:

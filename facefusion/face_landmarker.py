@@ -1,11 +1,10 @@
 """68-point landmarks: 2dfan4, peppa_wutz, 'many', and fan_68_5 (68 points estimated from the detector's 5).
 
-Every function has a batched form that feeds all faces of a frame through one ``run_batch`` call; the single-face
-functions of the module contract are thin wrappers around them.
+Every function takes all faces of a frame at once and feeds them through one ``run_batch`` call per model.
 """
 from __future__ import annotations
 
-from typing import Any, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -17,6 +16,7 @@ from facefusion.face_helper import (
 	transform_points,
 	warp_face_by_translation
 )
+from facefusion.inference.manager import InferenceManager
 from facefusion.types import BoundingBox, Matrix, Points, VisionFrame
 
 LANDMARKER_SIZE = 256
@@ -42,13 +42,13 @@ def conditional_optimize_contrast(crop: VisionFrame) -> VisionFrame:
 	because it is lossy and the models saw its output."""
 	lab = cv2.cvtColor(crop, cv2.COLOR_RGB2Lab)
 	if np.mean(lab[:, :, 0]) < DARK_LIGHTNESS:
-		lab[:, :, 0] = cv2.createCLAHE(clipLimit = 2).apply(lab[:, :, 0])
+		lab[:, :, 0] = cv2.createCLAHE(clipLimit=2).apply(lab[:, :, 0])
 	return cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
 
 
 def prepare_landmarker_crop(frame: VisionFrame, bounding_box: BoundingBox, angle: int) -> Tuple[np.ndarray, Matrix, Matrix]:
 	"""The 256 crop (CHW float32 in 0..1, BGR) around a box, rotated upright; with the crop and rotation matrices."""
-	box = np.asarray(bounding_box, dtype = np.float64)[:4]
+	box = np.asarray(bounding_box, dtype=np.float64)[:4]
 	scale = BOX_SCALE / max(float((box[2:] - box[:2]).max()), 1.0)
 	translation = (LANDMARKER_SIZE - (box[2:] + box[:2]) * scale) * 0.5
 	rotation_matrix, rotation_size = create_rotation_matrix_and_size(angle, (LANDMARKER_SIZE, LANDMARKER_SIZE))
@@ -63,14 +63,14 @@ def prepare_landmarker_crop(frame: VisionFrame, bounding_box: BoundingBox, angle
 
 def crop_points_to_frame(points: np.ndarray, crop_matrix: Matrix, rotation_matrix: Matrix) -> Points:
 	"""64-grid predictions back to frame pixels: to the 256 crop, undo the rotation, undo the crop."""
-	points = np.asarray(points, dtype = np.float32) / HEATMAP_SIZE * LANDMARKER_SIZE
+	points = np.asarray(points, dtype=np.float32) / HEATMAP_SIZE * LANDMARKER_SIZE
 	points = transform_points(points, cv2.invertAffineTransform(rotation_matrix))
 	return transform_points(points, cv2.invertAffineTransform(crop_matrix))
 
 
 def score_2dfan4(heatmaps: np.ndarray) -> float:
 	"""Mean of each heat-map's maximum, mapped [0, 0.9] -> [0, 1] (clamped)."""
-	peak = float(np.mean(np.amax(heatmaps.reshape(heatmaps.shape[0], -1), axis = 1)))
+	peak = float(np.mean(np.amax(heatmaps.reshape(heatmaps.shape[0], -1), axis=1)))
 	return float(np.interp(peak, [0, 0.9], [0, 1]))
 
 
@@ -84,7 +84,7 @@ def detect_face_landmarks_68(
 	bounding_boxes: Sequence[BoundingBox],
 	angles: Sequence[int],
 	config: RunConfig,
-	inference: Any
+	inference: InferenceManager
 ) -> Tuple[List[Points], List[float]]:
 	"""68 points and landmarker score for every box of one frame (one batched call per model)."""
 	if not len(bounding_boxes):
@@ -122,27 +122,18 @@ def choose_many(fan: Tuple[List[Points], List[float]], peppa: Tuple[List[Points]
 	return landmarks_list, scores
 
 
-def detect_face_landmark_68(frame: VisionFrame, bounding_box: BoundingBox, angle: int, config: RunConfig, inference: Any) -> Tuple[Points, float]:
-	landmarks_list, scores = detect_face_landmarks_68(frame, [bounding_box], [angle], config, inference)
-	return landmarks_list[0], scores[0]
-
-
-def estimate_face_landmarks_68_5(landmarks_5: Sequence[Points], inference: Any) -> List[Points]:
+def estimate_face_landmarks_68_5(landmarks_5: Sequence[Points], inference: InferenceManager) -> List[Points]:
 	"""fan_68_5 for several faces: each 5-point set goes to ffhq_512's unit square, through the model, and back."""
 	if not len(landmarks_5):
 		return []
 	matrices = [estimate_matrix_by_face_landmark_5(points, 'ffhq_512', (1, 1)) for points in landmarks_5]
 	unit_points = np.stack([
-		transform_points(np.asarray(points, dtype = np.float32).reshape(-1, 2), matrix)
+		transform_points(np.asarray(points, dtype=np.float32).reshape(-1, 2), matrix)
 		for points, matrix in zip(landmarks_5, matrices)
 	]).astype(np.float32)
 	session = inference.get('fan_68_5')
 	outputs = session.run_batch({session.input_names[0]: unit_points})[0]
 	return [
-		transform_points(np.asarray(output, dtype = np.float32).reshape(-1, 2), cv2.invertAffineTransform(matrix)).astype(np.float32)
+		transform_points(np.asarray(output, dtype=np.float32).reshape(-1, 2), cv2.invertAffineTransform(matrix)).astype(np.float32)
 		for output, matrix in zip(outputs, matrices)
 	]
-
-
-def estimate_face_landmark_68_5(landmark_5: Points, inference: Any) -> Points:
-	return estimate_face_landmarks_68_5([landmark_5], inference)[0]

@@ -3,11 +3,11 @@
 Every mask is a float32 H x W array in [0, 1] for one face crop. The swapper needs them in two groups because 3.5.0
 computes them on different pictures: box and occlusion on the target crop before the swap (the occluder must see the
 hand or hair in front of the original face), area and region on the swapped crop after it (the parser must see the new
-face's features). The final crop mask is the element-wise minimum of the requested masks.
+face's features). The final crop mask is the element-wise minimum of the requested masks
+(`gpu.array_ops.combine_masks`).
 """
 from __future__ import annotations
 
-from functools import reduce
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -92,26 +92,8 @@ def create_area_mask(crop_size: Size, landmark_68: Points, face_mask_areas: Sequ
 	return refine_model_mask(area_mask)
 
 
-def combine_masks(masks: Sequence[Mask]) -> Mask:
-	"""Element-wise minimum: a pixel is pasted only as much as every requested mask allows."""
-	if not masks:
-		raise ValueError('combine_masks needs at least one mask')
-	combined = reduce(np.minimum, masks)
-	return np.clip(combined, 0, 1).astype(np.float32)
-
-
 def occluder_model_names(face_occluder_model: str) -> List[str]:
 	return list(OCCLUDER_MODELS) if face_occluder_model == 'many' else [face_occluder_model]
-
-
-def required_models(config: RunConfig) -> List[str]:
-	"""Model keys the configured mask types need (box and area need none)."""
-	model_names: List[str] = []
-	if 'occlusion' in config.face_mask_types:
-		model_names.extend(occluder_model_names(config.face_occluder_model))
-	if 'region' in config.face_mask_types:
-		model_names.append(config.face_parser_model)
-	return model_names
 
 
 def model_spatial_size(model_session: ModelSession, layout: str, fallback: Size) -> Size:
@@ -146,6 +128,16 @@ class FaceMasker:
 		self.inference = inference
 		self.box_masks: Dict[Size, Mask] = {}
 
+	@staticmethod
+	def required_models(config: RunConfig) -> List[str]:
+		"""Model keys the configured mask types need (box and area need none)."""
+		model_names: List[str] = []
+		if 'occlusion' in config.face_mask_types:
+			model_names.extend(occluder_model_names(config.face_occluder_model))
+		if 'region' in config.face_mask_types:
+			model_names.append(config.face_parser_model)
+		return model_names
+
 	def box_mask(self, crop_size: Size) -> Mask:
 		"""The configured box mask; it depends on the crop size only, so it is built once per size (a Gaussian blur
 		of a 1024 crop per face per frame would otherwise add up). Read-only: callers combine, never edit."""
@@ -156,9 +148,6 @@ class FaceMasker:
 			box_mask.flags.writeable = False
 			self.box_masks[crop_size] = box_mask
 		return box_mask
-
-	def occlusion_mask(self, crop: VisionFrame) -> Mask:
-		return self.occlusion_masks([crop])[0]
 
 	def occlusion_masks(self, crops: Sequence[VisionFrame]) -> List[Mask]:
 		"""xseg on each crop: NHWC, BGR, /255; with `many` the three models' raw masks meet at their minimum before
@@ -176,9 +165,6 @@ class FaceMasker:
 				plane = cv2.resize(plane, crop_size_of(crop))
 				raw_masks[index] = plane if raw_masks[index] is None else np.minimum(raw_masks[index], plane)
 		return [refine_model_mask(raw_mask) for raw_mask in raw_masks]
-
-	def region_mask(self, crop: VisionFrame, face_mask_regions: Optional[Sequence[str]] = None) -> Mask:
-		return self.region_masks([crop], face_mask_regions)[0]
 
 	def region_masks(self, crops: Sequence[VisionFrame], face_mask_regions: Optional[Sequence[str]] = None) -> List[Mask]:
 		"""bisenet on each crop: RGB, /255, ImageNet mean/std, NCHW; a pixel belongs to the mask when its most likely
@@ -203,9 +189,6 @@ class FaceMasker:
 		areas = self.config.face_mask_areas if face_mask_areas is None else face_mask_areas
 		return create_area_mask(crop_size, landmark_68_in_crop, areas)
 
-	def pre_swap_masks(self, crop: VisionFrame, face_mask_types: Optional[Sequence[str]] = None) -> List[Mask]:
-		return self.pre_swap_masks_batch([crop], face_mask_types)[0]
-
 	def pre_swap_masks_batch(
 		self,
 		crops: Sequence[VisionFrame],
@@ -221,14 +204,6 @@ class FaceMasker:
 			for mask_list, occlusion_mask in zip(mask_lists, self.occlusion_masks(crops)):
 				mask_list.append(occlusion_mask)
 		return mask_lists
-
-	def post_swap_masks(
-		self,
-		swapped_crop: VisionFrame,
-		landmark_68_in_crop: Optional[Points],
-		face_mask_types: Optional[Sequence[str]] = None
-	) -> List[Mask]:
-		return self.post_swap_masks_batch([swapped_crop], [landmark_68_in_crop], face_mask_types)[0]
 
 	def post_swap_masks_batch(
 		self,
@@ -249,22 +224,6 @@ class FaceMasker:
 			for mask_list, region_mask in zip(mask_lists, self.region_masks(swapped_crops)):
 				mask_list.append(region_mask)
 		return mask_lists
-
-	def create_crop_mask(
-		self,
-		target_crop: VisionFrame,
-		swapped_crop: VisionFrame,
-		landmark_68_in_crop: Optional[Points],
-		face_mask_types: Optional[Sequence[str]] = None
-	) -> Mask:
-		"""One face's final crop mask in 3.5.0's order (pre-swap masks on the target crop, post-swap masks on the
-		swapped crop). A caller that overlaps the swap with other work calls the two halves itself."""
-		masks = self.pre_swap_masks(target_crop, face_mask_types)
-		masks.extend(self.post_swap_masks(swapped_crop, landmark_68_in_crop, face_mask_types))
-		if not masks:
-			# no mask type requested: paste the whole crop
-			return np.ones(target_crop.shape[:2], dtype=np.float32)
-		return combine_masks(masks)
 
 
 def prepare_parser_crop(crop: VisionFrame, model_size: Size) -> np.ndarray:

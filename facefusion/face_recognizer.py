@@ -1,11 +1,12 @@
 """Face embeddings with arcface_w600k_r50: arcface_112_v2 crop, RGB, x / 127.5 - 1, raw and L2-normalised."""
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
 from facefusion.face_helper import warp_face_by_face_landmark_5
+from facefusion.inference.manager import InferenceManager
 from facefusion.types import Embedding, Points, VisionFrame
 
 RECOGNIZER_MODEL = 'arcface_w600k_r50'
@@ -29,7 +30,7 @@ def normalize_embedding(embedding: Embedding) -> Embedding:
 def calculate_face_embeddings(
 	frame_list: Sequence[VisionFrame],
 	landmark_5_list: Sequence[Points],
-	inference: Any
+	inference: InferenceManager
 ) -> Tuple[np.ndarray, np.ndarray]:
 	"""Embeddings of N faces (face i in frame_list[i]) in one batched call: (N, 512) raw and (N, 512) normalised."""
 	if not len(landmark_5_list):
@@ -40,8 +41,3 @@ def calculate_face_embeddings(
 	embeddings = embeddings.reshape(len(landmark_5_list), -1)
 	norms = np.stack([normalize_embedding(embedding) for embedding in embeddings])
 	return embeddings, norms
-
-
-def calculate_face_embedding(frame: VisionFrame, landmark_5: Points, inference: Any) -> Tuple[Embedding, Embedding]:
-	embeddings, norms = calculate_face_embeddings([frame], [landmark_5], inference)
-	return embeddings[0], norms[0]

@@ -1,12 +1,12 @@
 """Which target faces get processed: --face-selector-mode one / many / reference, orders, filters."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from facefusion.config import RunConfig
-from facefusion.face_analyser import needs_classification, pick_face
+from facefusion.face_analyser import FaceAnalyser, needs_classification, pick_face
 from facefusion.face_helper import bounding_box_area
 from facefusion.types import Face, VisionFrame
 
@@ -29,7 +29,7 @@ def sort_faces(faces: Sequence[Face], order: Optional[str]) -> List[Face]:
 	if order not in SORT_KEYS:
 		raise ValueError('unknown face selector order ' + repr(order))
 	key, descending = SORT_KEYS[order]
-	return sorted(faces, key = key, reverse = descending)
+	return sorted(faces, key=key, reverse=descending)
 
 
 def age_filter_range(config: RunConfig) -> Optional[range]:
@@ -83,12 +83,12 @@ def find_match_faces(reference_faces: Sequence[Face], target_faces: Sequence[Fac
 	return matches
 
 
-def get_reference_faces(reference_frame: Optional[VisionFrame], analyser: Any, config: RunConfig) -> List[Face]:
+def get_reference_faces(reference_frame: Optional[VisionFrame], analyser: FaceAnalyser, config: RunConfig) -> List[Face]:
 	"""The reference face (sorted and filtered faces of the reference frame, --reference-face-position clamped), with
 	its embedding; an empty list when the frame holds none."""
 	if reference_frame is None:
 		return []
-	faces = analyser.get_many_faces(reference_frame, with_classification = needs_classification(config))
+	faces = analyser.get_many_faces(reference_frame, with_classification=needs_classification(config))
 	reference_face = pick_face(sort_and_filter_faces(faces, config), config.reference_face_position)
 	if reference_face is None:
 		return []
@@ -98,7 +98,7 @@ def get_reference_faces(reference_frame: Optional[VisionFrame], analyser: Any, c
 
 def select_faces(
 	frame: VisionFrame,
-	analyser: Any,
+	analyser: FaceAnalyser,
 	config: RunConfig,
 	reference_faces: Optional[Sequence[Face]] = None,
 	faces: Optional[Sequence[Face]] = None

@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from facefusion.config import RunConfig
-from facefusion.content_analyser import ContentAnalyser, letterbox_frame, prepare_frame, required_models
+from facefusion.content_analyser import ContentAnalyser, letterbox_frame, prepare_frame
 from facefusion.errors import InputError
 from facefusion.inference.manager import InferenceManager
 from facefusion.types import VisionFrame
@@ -87,8 +87,9 @@ def gray_frame(level: int, width: int = 160, height: int = 120) -> VisionFrame:
 
 
 def test_required_models() -> None:
-	assert required_models() == ['nsfw_1', 'nsfw_2', 'nsfw_3']
-	assert ContentAnalyser.required_models() == ['nsfw_1', 'nsfw_2', 'nsfw_3']
+	# the safeguard cannot be switched off: every config needs all three
+	assert ContentAnalyser.required_models(RunConfig()) == ['nsfw_1', 'nsfw_2', 'nsfw_3']
+	assert ContentAnalyser.required_models(RunConfig(processors=['face_debugger'])) == ['nsfw_1', 'nsfw_2', 'nsfw_3']
 
 
 def test_letterbox_is_centred_contain_with_zero_padding() -> None:
@@ -122,7 +123,7 @@ def test_prepare_frame_is_rgb_scaled_and_normalised() -> None:
 def test_safe_models_pass_and_flagged_models_refuse(tmp_path: Path) -> None:
 	safe = make_analyser(tmp_path / 'safe', {name: 'safe' for name in MODEL_SIGNATURES})
 	assert safe.analyse_frame(gray_frame(BRIGHT)) is False
-	assert safe.analyse_image(gray_frame(DARK)) is False
+	assert safe.analyse_frame(gray_frame(DARK)) is False
 	flagged = make_analyser(tmp_path / 'flagged', {name: 'flagged' for name in MODEL_SIGNATURES})
 	assert flagged.analyse_frame(gray_frame(DARK)) is True
 
@@ -139,19 +140,6 @@ def test_two_of_three_votes(tmp_path: Path, flagged_names: List[str]) -> None:
 def test_bright_stand_ins_judge_each_frame(tmp_path: Path) -> None:
 	analyser = make_analyser(tmp_path, {name: 'bright' for name in MODEL_SIGNATURES})
 	assert analyser.analyse_frames([gray_frame(BRIGHT), gray_frame(DARK), gray_frame(BRIGHT, 50, 300)]) == [True, False, True]
-
-
-def test_analyse_image_reads_unicode_paths_and_caches(tmp_path: Path) -> None:
-	analyser = make_analyser(tmp_path / 'models', {name: 'bright' for name in MODEL_SIGNATURES})
-	image_path = tmp_path / 'bild_é_画像.png'
-	ok, encoded = cv2.imencode('.png', gray_frame(BRIGHT))
-	assert ok
-	encoded.tofile(str(image_path))
-	assert analyser.analyse_image(image_path) is True
-	assert analyser.analyse_image(str(image_path)) is True
-	assert list(analyser.image_results) == [str(image_path)]
-	with pytest.raises(InputError):
-		analyser.analyse_image(tmp_path / 'missing.png')
 
 
 def write_clip(path: Path, levels: Sequence[int], fps: float = 10.0) -> None:
@@ -240,8 +228,9 @@ def test_unreadable_video_is_an_input_error(tmp_path: Path) -> None:
 def test_project_stand_ins_through_the_registry(tmp_path: Path) -> None:
 	"""The project's stand-in files under their registry names, loaded by the unmodified manager."""
 	from facefusion.testing.standin_models import write_standin_models
-	write_standin_models(tmp_path / 'safe', required_models())
-	write_standin_models(tmp_path / 'flagged', required_models(), nsfw_flagged=True)
+	model_names = ContentAnalyser.required_models(RunConfig())
+	write_standin_models(tmp_path / 'safe', model_names)
+	write_standin_models(tmp_path / 'flagged', model_names, nsfw_flagged=True)
 	safe = ContentAnalyser(InferenceManager(RunConfig(models_path=str(tmp_path / 'safe'))))
 	flagged = ContentAnalyser(InferenceManager(RunConfig(models_path=str(tmp_path / 'flagged'))))
 	frame = cv2.imread(str(Path(__file__).resolve().parent / 'data' / 'obama.jpg'))

@@ -40,7 +40,7 @@ ASTRONAUT_BOX = (178, 63, 178 + 90, 63 + 113)
 
 
 def sort_by_score(detections: Tuple[np.ndarray, np.ndarray, np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-	order = np.argsort(-detections[1], kind = 'stable')
+	order = np.argsort(-detections[1], kind='stable')
 	return detections[0][order], detections[1][order], detections[2][order]
 
 
@@ -67,17 +67,17 @@ def test_restrict_frame() -> None:
 
 
 def test_prepare_detect_frame() -> None:
-	frame = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype = np.uint8)
+	frame = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
 	raw = prepare_detect_frame(frame, (64, 40), 'raw')
 	assert raw.shape == (1, 3, 40, 64) and raw.dtype == np.float32
 	np.testing.assert_array_equal(raw[0, :, :30, :50], frame.transpose(2, 0, 1))
 	assert raw[0, :, 30:, :].max() == 0 and raw[0, :, :, 50:].max() == 0
 	symmetric = prepare_detect_frame(frame, (64, 40), 'symmetric')
-	np.testing.assert_allclose(symmetric[0, :, :30, :50], (frame.transpose(2, 0, 1) - 127.5) / 128.0, rtol = 1e-6)
+	np.testing.assert_allclose(symmetric[0, :, :30, :50], (frame.transpose(2, 0, 1) - 127.5) / 128.0, rtol=1e-6)
 	# the zero padding is normalised too, as 3.5.0 does
 	assert symmetric[0, 0, 39, 63] == pytest.approx(-127.5 / 128)
 	unit = prepare_detect_frame(frame, (64, 40), 'unit')
-	np.testing.assert_allclose(unit[0, :, :30, :50], frame.transpose(2, 0, 1) / 255.0, rtol = 1e-6)
+	np.testing.assert_allclose(unit[0, :, :30, :50], frame.transpose(2, 0, 1) / 255.0, rtol=1e-6)
 
 
 def test_detector_models() -> None:
@@ -117,10 +117,10 @@ def test_decode_yolo_face() -> None:
 	np.testing.assert_allclose(scores, [candidates[index] for index in expected_indices])
 	for row, index in enumerate(expected_indices):
 		cx, cy, w, h = (float(value) for value in output[0, :4, index])
-		np.testing.assert_allclose(boxes[row], [(cx - w / 2) * 2.0, (cy - h / 2) * 1.5, (cx + w / 2) * 2.0, (cy + h / 2) * 1.5], rtol = 1e-5)
+		np.testing.assert_allclose(boxes[row], [(cx - w / 2) * 2.0, (cy - h / 2) * 1.5, (cx + w / 2) * 2.0, (cy + h / 2) * 1.5], rtol=1e-5)
 		for point in range(5):
 			x, y = output[0, 5 + point * 3, index], output[0, 6 + point * 3, index]
-			np.testing.assert_allclose(landmarks[row, point], [x * 2.0, y * 1.5], rtol = 1e-5)
+			np.testing.assert_allclose(landmarks[row, point], [x * 2.0, y * 1.5], rtol=1e-5)
 	assert decode_yolo_face(np.zeros((1, 20, 8400), np.float32), 0.5)[1].shape == (0,)
 
 
@@ -164,8 +164,8 @@ def test_decode_scrfd(size: int, with_batch: bool) -> None:
 	np.testing.assert_allclose(scores, [score for _, _, score in candidates])
 	for row, (stride_index, index, _) in enumerate(candidates):
 		box, points = expected_scrfd(outputs, stride_index, index, size, ratio)
-		np.testing.assert_allclose(boxes[row], box, rtol = 1e-5, atol = 1e-3)
-		np.testing.assert_allclose(landmarks[row], points, rtol = 1e-5, atol = 1e-3)
+		np.testing.assert_allclose(boxes[row], box, rtol=1e-5, atol=1e-3)
+		np.testing.assert_allclose(landmarks[row], points, rtol=1e-5, atol=1e-3)
 
 
 def yunet_outputs(width: int, height: int, rng: np.random.Generator, with_batch: bool = True) -> List[np.ndarray]:
@@ -210,9 +210,9 @@ def test_decode_yunet(width: int, height: int, with_batch: bool) -> None:
 	assert len(scores) == len(candidates)
 	for row, (stride_index, index, _, _) in enumerate(candidates):
 		score, box, points = expected_yunet(outputs, stride_index, index, width, ratio)
-		assert scores[row] == pytest.approx(score, rel = 1e-6)
-		np.testing.assert_allclose(boxes[row], box, rtol = 1e-5, atol = 1e-3)
-		np.testing.assert_allclose(landmarks[row], points, rtol = 1e-5, atol = 1e-3)
+		assert scores[row] == pytest.approx(score, rel=1e-6)
+		np.testing.assert_allclose(boxes[row], box, rtol=1e-5, atol=1e-3)
+		np.testing.assert_allclose(landmarks[row], points, rtol=1e-5, atol=1e-3)
 
 
 # ---------------------------------------------------------------- model plumbing on fake sessions
@@ -277,7 +277,7 @@ def test_many_runs_three_models_with_their_normalisation() -> None:
 		'yolo_face': FakeSession([1, 3, 640, 640], yolo_answer),
 	}
 	frame = np.full((720, 1280, 3), 255, np.uint8)
-	config = RunConfig(face_detector_model = 'many', face_detector_score = 0.5)
+	config = RunConfig(face_detector_model='many', face_detector_score=0.5)
 	boxes, scores, landmarks = detect_faces(frame, config, FakeInference(sessions))
 	for name in ('retinaface', 'scrfd'):
 		tensor = sessions[name].fed[0]
@@ -296,7 +296,7 @@ def test_many_runs_three_models_with_their_normalisation() -> None:
 def test_dynamic_yunet_takes_configured_size(size: str, fed: Tuple[int, int]) -> None:
 	session = FakeSession([1, 3, 'height', 'width'], yunet_answer)
 	frame = np.full((100, 150, 3), 9, np.uint8)
-	config = RunConfig(face_detector_model = 'yunet', face_detector_size = size)
+	config = RunConfig(face_detector_model='yunet', face_detector_size=size)
 	boxes, scores, _ = detect_faces(frame, config, FakeInference({'yunet': session}))
 	assert session.fed[0].shape == (1, 3, fed[1], fed[0])
 	# raw pixel values, frame pasted top-left
@@ -308,7 +308,7 @@ def test_dynamic_yunet_takes_configured_size(size: str, fed: Tuple[int, int]) ->
 def test_fixed_export_ignores_configured_size_and_margin_is_removed() -> None:
 	session = FakeSession([1, 3, 640, 640], yunet_answer)
 	frame = np.full((400, 400, 3), 9, np.uint8)
-	config = RunConfig(face_detector_model = 'yunet', face_detector_size = '320x320', face_detector_margin = (10, 0, 0, 20))
+	config = RunConfig(face_detector_model='yunet', face_detector_size='320x320', face_detector_margin=(10, 0, 0, 20))
 	boxes, _, landmarks = detect_faces(frame, config, FakeInference({'yunet': session}))
 	assert session.fed[0].shape == (1, 3, 640, 640)
 	# margin top 400 * 0.05 = 20, left 400 * 0.1 = 40: the padded frame had the face there, the result is shifted back
@@ -318,21 +318,21 @@ def test_fixed_export_ignores_configured_size_and_margin_is_removed() -> None:
 
 def test_no_candidates() -> None:
 	session = FakeSession([1, 3, 640, 640], lambda tensor: [np.zeros_like(output) for output in yunet_answer(tensor)])
-	boxes, scores, landmarks = detect_faces(np.ones((50, 50, 3), np.uint8), RunConfig(face_detector_model = 'yunet'), FakeInference({'yunet': session}))
+	boxes, scores, landmarks = detect_faces(np.ones((50, 50, 3), np.uint8), RunConfig(face_detector_model='yunet'), FakeInference({'yunet': session}))
 	assert boxes.shape == (0, 4) and scores.shape == (0,) and landmarks.shape == (0, 5, 2)
 
 
 # ---------------------------------------------------------------- the real YuNet on real photos
 
 
-@pytest.fixture(scope = 'module')
+@pytest.fixture(scope='module')
 def yunet_fixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 	directory = tmp_path_factory.mktemp('yunet_fixed')
 	shutil.copy(DATA / 'yunet_2023_mar.onnx', directory / 'yunet_2023_mar.onnx')
 	return directory
 
 
-@pytest.fixture(scope = 'module')
+@pytest.fixture(scope='module')
 def yunet_dynamic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 	"""The same network with symbolic height / width: YuNet is fully convolutional and its reshapes use -1."""
 	directory = tmp_path_factory.mktemp('yunet_dynamic')
@@ -350,7 +350,7 @@ def yunet_dynamic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 	return directory
 
 
-@pytest.fixture(scope = 'module')
+@pytest.fixture(scope='module')
 def photos() -> Dict[str, np.ndarray]:
 	frames = {name: cv2.imread(str(DATA / (name + '.jpg'))) for name in ('obama', 'biden', 'obama_and_biden')}
 	frames['astronaut'] = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
@@ -358,7 +358,7 @@ def photos() -> Dict[str, np.ndarray]:
 
 
 def detect_and_nms(frame: np.ndarray, models_path: Path, **changes: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-	config = RunConfig(models_path = str(models_path), face_detector_model = 'yunet', **changes)
+	config = RunConfig(models_path=str(models_path), face_detector_model='yunet', **changes)
 	boxes, scores, landmarks = detect_faces(frame, config, InferenceManager(config))
 	keep = apply_nms(boxes, scores, config.face_detector_score, get_nms_threshold('yunet', config.face_detector_angles))
 	return boxes[keep], scores[keep], landmarks[keep]
@@ -369,7 +369,7 @@ def test_real_portraits(yunet_fixed: Path, photos: Dict[str, np.ndarray], name: 
 	boxes, scores, landmarks = detect_and_nms(photos[name], yunet_fixed)
 	assert len(scores) == 1
 	# 3.5.0 scores cls * obj; the documented numbers are OpenCV's sqrt(cls * obj)
-	assert math.sqrt(scores[0]) == pytest.approx(documented, abs = 0.01)
+	assert math.sqrt(scores[0]) == pytest.approx(documented, abs=0.01)
 	left_eye, right_eye, nose, left_mouth, right_mouth = landmarks[0]
 	x1, y1, x2, y2 = boxes[0]
 	assert x1 < left_eye[0] < right_eye[0] < x2 and y1 < left_eye[1] < nose[1] < left_mouth[1] < y2
@@ -382,14 +382,14 @@ def test_real_group_photo_at_640(yunet_fixed: Path, photos: Dict[str, np.ndarray
 	assert len(scores) == 3
 	for box, expected in zip(boxes, GROUP_FACES):
 		assert bounding_box_iou(box, expected) > 0.9
-	np.testing.assert_allclose(np.sqrt(scores), GROUP_SCORES_FULL[:3], atol = 0.025)
+	np.testing.assert_allclose(np.sqrt(scores), GROUP_SCORES_FULL[:3], atol=0.025)
 
 
 def test_real_group_photo_dynamic_full_size(yunet_dynamic: Path, photos: Dict[str, np.ndarray]) -> None:
 	"""A dynamic-size export at the photo's own size finds exactly the four documented faces at sqrt score >= 0.6."""
-	boxes, scores, _ = detect_and_nms(photos['obama_and_biden'], yunet_dynamic, face_detector_size = '2000x1428', face_detector_score = 0.36)
+	boxes, scores, _ = detect_and_nms(photos['obama_and_biden'], yunet_dynamic, face_detector_size='2000x1428', face_detector_score=0.36)
 	assert len(scores) == 4
-	np.testing.assert_allclose(np.sqrt(scores), GROUP_SCORES_FULL, atol = 0.01)
+	np.testing.assert_allclose(np.sqrt(scores), GROUP_SCORES_FULL, atol=0.01)
 	for box, expected in zip(boxes, GROUP_FACES_FULL):
 		assert bounding_box_iou(box, expected) > 0.7
 
@@ -397,29 +397,29 @@ def test_real_group_photo_dynamic_full_size(yunet_dynamic: Path, photos: Dict[st
 def test_real_astronaut(yunet_fixed: Path, photos: Dict[str, np.ndarray]) -> None:
 	boxes, scores, landmarks = detect_and_nms(photos['astronaut'], yunet_fixed)
 	assert len(scores) == 1
-	assert math.sqrt(scores[0]) == pytest.approx(0.93, abs = 0.01)
-	np.testing.assert_allclose(boxes[0], ASTRONAUT_BOX, atol = 2)
-	np.testing.assert_allclose(landmarks[0][:2], [[200, 102], [247, 103]], atol = 2)
+	assert math.sqrt(scores[0]) == pytest.approx(0.93, abs=0.01)
+	np.testing.assert_allclose(boxes[0], ASTRONAUT_BOX, atol=2)
+	np.testing.assert_allclose(landmarks[0][:2], [[200, 102], [247, 103]], atol=2)
 
 
 def test_real_rotated_frame_found_by_angles(yunet_fixed: Path, photos: Dict[str, np.ndarray]) -> None:
 	"""The astronaut turned 90 degrees clockwise is found by the angle sweep and mapped back onto the turned frame."""
 	frame = photos['astronaut']
-	turned = np.ascontiguousarray(np.rot90(frame, k = -1))
+	turned = np.ascontiguousarray(np.rot90(frame, k=-1))
 	# clockwise quarter turn of a 512 x 512 image: (x, y) -> (511 - y, x)
 	x1, y1, x2, y2 = ASTRONAUT_BOX
 	expected = (511 - y2, x1, 511 - y1, x2)
 	sideways_score = detect_and_nms(turned, yunet_fixed)[1].max()
-	boxes, scores, landmarks = detect_and_nms(turned, yunet_fixed, face_detector_angles = [0, 90, 180, 270])
+	boxes, scores, landmarks = detect_and_nms(turned, yunet_fixed, face_detector_angles=[0, 90, 180, 270])
 	assert len(scores) == 1
 	# the 90 degree pass sees the face upright and scores it as the upright photo does (0.87), above the sideways 0.72
 	assert scores[0] > sideways_score + 0.1
-	assert math.sqrt(scores[0]) == pytest.approx(0.93, abs = 0.01)
+	assert math.sqrt(scores[0]) == pytest.approx(0.93, abs=0.01)
 	assert bounding_box_iou(boxes[0], expected) > 0.8
-	np.testing.assert_allclose(landmarks[0][0], [511 - 102, 200], atol = 3)
+	np.testing.assert_allclose(landmarks[0][0], [511 - 102, 200], atol=3)
 
 
 def test_real_margin(yunet_fixed: Path, photos: Dict[str, np.ndarray]) -> None:
-	boxes, scores, _ = detect_and_nms(photos['astronaut'], yunet_fixed, face_detector_margin = (20, 20, 20, 20))
+	boxes, scores, _ = detect_and_nms(photos['astronaut'], yunet_fixed, face_detector_margin=(20, 20, 20, 20))
 	assert len(scores) == 1
-	np.testing.assert_allclose(boxes[0], ASTRONAUT_BOX, atol = 4)
+	np.testing.assert_allclose(boxes[0], ASTRONAUT_BOX, atol=4)

@@ -12,9 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from facefusion import choices
 from facefusion.config import RunConfig
-from facefusion.face_masker import (
-	FaceMasker, combine_masks, create_area_mask, create_box_mask, expand_padding, required_models
-)
+from facefusion.face_masker import FaceMasker, create_area_mask, create_box_mask, expand_padding
+from facefusion.gpu.array_ops import combine_masks
 from facefusion.inference.manager import InferenceManager
 
 # the occluder stand-ins: each output pixel is a fixed mix of the input's B, G, R values
@@ -165,7 +164,7 @@ def make_occlusion_crop() -> np.ndarray:
 def test_occlusion_mask_matches_post_processing(models_dir: Path) -> None:
 	crop = make_occlusion_crop()
 	masker = make_masker(models_dir, face_occluder_model='xseg_2')
-	mask = masker.occlusion_mask(crop)
+	mask = masker.occlusion_masks([crop])[0]
 	assert mask.shape == (300, 300)
 	assert mask.dtype == np.float32
 	np.testing.assert_allclose(mask, occluder_expected(crop, ['xseg_2']), atol=1e-5)
@@ -176,7 +175,7 @@ def test_occlusion_mask_matches_post_processing(models_dir: Path) -> None:
 
 def test_occlusion_mask_many_is_minimum_of_three(models_dir: Path) -> None:
 	crop = make_occlusion_crop()
-	mask = make_masker(models_dir, face_occluder_model='many').occlusion_mask(crop)
+	mask = make_masker(models_dir, face_occluder_model='many').occlusion_masks([crop])[0]
 	np.testing.assert_allclose(mask, occluder_expected(crop, ['xseg_1', 'xseg_2', 'xseg_3']), atol=1e-5)
 	# xseg_3 reads red only, so the blue block is not face for `many`
 	assert mask[150, 225] == pytest.approx(0.0)
@@ -189,7 +188,7 @@ def test_occlusion_masks_batched_equal_single(models_dir: Path) -> None:
 	batched = masker.occlusion_masks(crops)
 	assert len(batched) == 3
 	for crop, mask in zip(crops, batched):
-		np.testing.assert_allclose(mask, masker.occlusion_mask(crop), atol=1e-6)
+		np.testing.assert_allclose(mask, masker.occlusion_masks([crop])[0], atol=1e-6)
 		np.testing.assert_allclose(mask, occluder_expected(crop, ['xseg_1']), atol=1e-5)
 	assert masker.occlusion_masks([]) == []
 
@@ -218,15 +217,15 @@ def region_expected(crop: np.ndarray, class_ids: List[int]) -> np.ndarray:
 def test_region_mask_keeps_requested_classes(models_dir: Path, parser_model: str) -> None:
 	crop = make_region_crop(256)
 	masker = make_masker(models_dir, face_parser_model=parser_model)
-	skin = masker.region_mask(crop, ['skin'])
+	skin = masker.region_masks([crop], ['skin'])[0]
 	np.testing.assert_allclose(skin, region_expected(crop, [SKIN_CLASS]), atol=1e-5)
 	# RGB input: the red half is skin, the blue block is not
 	assert skin[128, 30] == pytest.approx(1.0)
 	assert skin[128, 220] == pytest.approx(0.0)
-	eye = masker.region_mask(crop, ['left-eye'])
+	eye = masker.region_masks([crop], ['left-eye'])[0]
 	assert eye[128, 220] == pytest.approx(1.0)
 	assert eye[128, 30] == pytest.approx(0.0)
-	both = masker.region_mask(crop, ['skin', 'left-eye', 'nose'])
+	both = masker.region_masks([crop], ['skin', 'left-eye', 'nose'])[0]
 	np.testing.assert_allclose(both, region_expected(crop, [SKIN_CLASS, LEFT_EYE_CLASS, 10]), atol=1e-5)
 
 
@@ -304,18 +303,18 @@ def test_combine_masks_is_clipped_minimum() -> None:
 
 def test_required_models_follow_mask_types() -> None:
 	config = RunConfig()
-	assert required_models(config) == []
-	assert required_models(config.with_changes(face_mask_types=['box', 'area'])) == []
-	assert required_models(config.with_changes(face_mask_types=['occlusion'])) == ['xseg_1']
-	assert required_models(config.with_changes(face_mask_types=['occlusion'], face_occluder_model='many')) == [
+	assert FaceMasker.required_models(config) == []
+	assert FaceMasker.required_models(config.with_changes(face_mask_types=['box', 'area'])) == []
+	assert FaceMasker.required_models(config.with_changes(face_mask_types=['occlusion'])) == ['xseg_1']
+	assert FaceMasker.required_models(config.with_changes(face_mask_types=['occlusion'], face_occluder_model='many')) == [
 		'xseg_1', 'xseg_2', 'xseg_3'
 	]
-	assert required_models(config.with_changes(
+	assert FaceMasker.required_models(config.with_changes(
 		face_mask_types=['box', 'occlusion', 'region'], face_occluder_model='xseg_3', face_parser_model='bisenet_resnet_18'
 	)) == ['xseg_3', 'bisenet_resnet_18']
 
 
-def test_crop_mask_uses_target_before_and_swapped_after(models_dir: Path) -> None:
+def test_masks_use_target_before_and_swapped_after(models_dir: Path) -> None:
 	masker = make_masker(
 		models_dir,
 		face_mask_types=['box', 'occlusion', 'area', 'region'],
@@ -328,16 +327,14 @@ def test_crop_mask_uses_target_before_and_swapped_after(models_dir: Path) -> Non
 	target_crop = make_occlusion_crop()
 	swapped_crop = make_region_crop(300)
 	landmark_68: Optional[np.ndarray] = synthetic_landmark_68(30, 20, 270, 290)
-	pre = masker.pre_swap_masks(target_crop)
-	post = masker.post_swap_masks(swapped_crop, landmark_68)
+	pre = masker.pre_swap_masks_batch([target_crop])[0]
+	post = masker.post_swap_masks_batch([swapped_crop], [landmark_68])[0]
 	assert len(pre) == 2 and len(post) == 2
 	np.testing.assert_allclose(pre[0], create_box_mask((300, 300), 0.2, (5, 5, 5, 5)), atol=1e-6)
 	np.testing.assert_allclose(pre[1], occluder_expected(target_crop, ['xseg_2']), atol=1e-5)
 	np.testing.assert_allclose(post[0], area_expected(300, landmark_68, ['lower-face', 'mouth']), atol=1e-6)
 	np.testing.assert_allclose(post[1], region_expected(swapped_crop, [SKIN_CLASS]), atol=1e-5)
-	crop_mask = masker.create_crop_mask(target_crop, swapped_crop, landmark_68)
-	np.testing.assert_allclose(crop_mask, np.clip(np.min(pre + post, axis=0), 0, 1), atol=1e-6)
-	# the batched halves agree with the single ones
+	# a batch of two gives what a batch of one gives
 	pre_batch = masker.pre_swap_masks_batch([target_crop, target_crop])
 	post_batch = masker.post_swap_masks_batch([swapped_crop, swapped_crop], [landmark_68, landmark_68])
 	for masks in pre_batch:
@@ -351,10 +348,12 @@ def test_crop_mask_uses_target_before_and_swapped_after(models_dir: Path) -> Non
 def test_box_only_needs_no_model_and_is_cached(tmp_path: Path) -> None:
 	masker = make_masker(tmp_path, face_mask_types=['box'])
 	crop = np.zeros((256, 256, 3), dtype=np.uint8)
-	first = masker.create_crop_mask(crop, crop, None)
-	np.testing.assert_allclose(first, create_box_mask((256, 256), 0.3, (0, 0, 0, 0)), atol=1e-6)
+	pre = masker.pre_swap_masks_batch([crop])[0]
+	assert len(pre) == 1 and masker.post_swap_masks_batch([crop], [None]) == [[]]
+	np.testing.assert_allclose(pre[0], create_box_mask((256, 256), 0.3, (0, 0, 0, 0)), atol=1e-6)
 	assert masker.box_mask((256, 256)) is masker.box_mask((256, 256))
-	assert masker.create_crop_mask(crop, crop, None, face_mask_types=[]).min() == 1.0
+	assert not masker.box_mask((256, 256)).flags.writeable
+	assert masker.pre_swap_masks_batch([crop], []) == [[]]
 
 
 def test_project_stand_ins_through_the_registry(tmp_path: Path) -> None:
@@ -366,11 +365,11 @@ def test_project_stand_ins_through_the_registry(tmp_path: Path) -> None:
 	masker = FaceMasker(config, InferenceManager(config))
 	crop = np.full((512, 512, 3), 150, dtype=np.uint8)
 	crop[230:330, 200:310] = 0
-	occlusion = masker.occlusion_mask(crop)
+	occlusion = masker.occlusion_masks([crop])[0]
 	assert occlusion.shape == (512, 512)
 	assert occlusion[280, 255] == pytest.approx(0.0)
 	assert occlusion[400, 255] > 0.9
 	assert occlusion[5, 5] == pytest.approx(0.0)
-	skin = masker.region_mask(crop, ['skin'])
+	skin = masker.region_masks([crop], ['skin'])[0]
 	assert skin[5, 5] == pytest.approx(0.0)
 	assert skin[300, 150] > 0.9

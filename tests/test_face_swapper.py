@@ -6,6 +6,7 @@ read from the model file, the converters and swappers are run through fresh onnx
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -246,7 +247,7 @@ def test_model_inputs_follow_the_formulas(standin_models_dir: Path, model: str, 
 	swapper, analyser = make_swapper(standin_models_dir, model, weight=weight, pixel_boost=str(MODEL_FACTS[model][2] * 2) + 'x' + str(MODEL_FACTS[model][2] * 2))
 	crop = known_crop(MODEL_FACTS[model][2] * 2)
 	target_embedding = analyser.target_embedding
-	feed = swapper.model_inputs(crop, target_embedding)
+	feed = swapper.model_feed([crop], [target_embedding])
 	assert set(feed) == {'source', 'target'}
 	assert feed['target'].dtype == np.float32 and feed['source'].dtype == np.float32
 	np.testing.assert_array_equal(feed['target'], expected_target(crop, model))
@@ -264,13 +265,13 @@ def test_swapped_crop_equals_the_independent_pipeline(standin_models_dir: Path, 
 	target = expected_target(crop, model)
 	source = expected_source(standin_models_dir, model, analyser.source_face, read('obama.jpg'), analyser.target_embedding, 1.0)
 	expected = expected_swap(standin_models_dir, model, target, source)
-	swapped = swapper.swap_crop(crop, analyser.target_embedding)
+	swapped = swapper.swap_crops([crop], [analyser.target_embedding])[0]
 	assert swapped.shape == crop.shape and swapped.dtype == np.float32
 	np.testing.assert_allclose(swapped, expected, atol=2e-3)
 	# the stand-ins mix source and target: a different source identity must give a different crop
 	other, _ = make_swapper(standin_models_dir, model, weight=1.0, pixel_boost=str(size * 2) + 'x' + str(size * 2), source_embedding=known_embedding(5))
 	if MODEL_FACTS[model][0] not in SOURCE_CROPS:
-		assert np.abs(other.swap_crop(crop, analyser.target_embedding) - swapped).max() > 1
+		assert np.abs(other.swap_crops([crop], [analyser.target_embedding])[0] - swapped).max() > 1
 
 
 @pytest.mark.parametrize('model', SWAPPER_MODELS)
@@ -304,13 +305,56 @@ def test_process_frame_warps_swaps_masks_and_pastes_as_3_5_0(standin_models_dir:
 ])
 def test_target_embedding_is_computed_only_when_the_weight_uses_it(standin_models_dir: Path, model: str, weight: float, calls: int) -> None:
 	swapper, analyser = make_swapper(standin_models_dir, model, weight=weight)
+	assert swapper.needs_target_embeddings() == (calls == 1)
 	frame = read('obama_and_biden.jpg')
-	swapper.process_frame(frame, [make_face(GROUP_OBAMA_LANDMARK_5)], frame.copy())
+	face = make_face(GROUP_OBAMA_LANDMARK_5)
+	swapper.process_frame(frame, [face], frame.copy())
 	assert analyser.embedding_calls == calls
+	# what was computed went into a copy: the caller's face is left as it was
+	assert face.embedding is None and face.embedding_norm is None
 	# a face that already carries its embedding is not analysed again
 	face = make_face(GROUP_OBAMA_LANDMARK_5, known_embedding(3))
 	swapper.process_frame(frame, [face], frame.copy())
 	assert analyser.embedding_calls == calls
+
+
+def snapshot(face: Face) -> Dict[str, object]:
+	"""Every field of a face, arrays copied, so that a later write into the record or into its arrays shows."""
+	fields = dict(vars(face))
+	fields['landmark_set'] = {name: value.copy() for name, value in vars(face.landmark_set).items()}
+	fields['score_set'] = dict(vars(face.score_set))
+	fields['bounding_box'] = face.bounding_box.copy()
+	return fields
+
+
+def test_process_frames_leaves_the_faces_as_it_got_them(standin_models_dir: Path) -> None:
+	"""The faces belong to the analyse stage (processors run in worker threads): a weight that needs the target
+	embedding must not make the swapper fill it into the faces it is given, and the output is the same as when the
+	workflow filled it beforehand."""
+	context = analysed_context(standin_models_dir, face_selector_mode='many', face_swapper_weight=0.8)
+	swapper = FaceSwapper(context)
+	swapper.prepare()
+	assert swapper.needs_target_embeddings()
+	frame = read('obama_and_biden.jpg')
+	faces = select_faces(frame, context.analyser, context.config)
+	assert len(faces) >= 2 and all(face.embedding is None for face in faces)
+	before = [snapshot(face) for face in faces]
+	output = swapper.process_frames([(frame, faces, frame.copy())])[0]
+	for face, fields in zip(faces, before):
+		assert face.embedding is None and face.embedding_norm is None
+		after = snapshot(face)
+		assert after.keys() == fields.keys()
+		for name, value in fields.items():
+			if isinstance(value, dict):
+				assert value.keys() == after[name].keys()
+				for key in value:
+					np.testing.assert_array_equal(after[name][key], value[key])
+			else:
+				np.testing.assert_array_equal(after[name], value)
+	prefilled = [dataclasses.replace(face) for face in faces]
+	context.analyser.ensure_embeddings(frame, prefilled)
+	np.testing.assert_array_equal(swapper.process_frames([(frame, prefilled, frame.copy())])[0], output)
+	assert np.any(output != frame)
 
 
 def test_weight_moves_the_identity_both_ways(standin_models_dir: Path) -> None:
@@ -318,7 +362,7 @@ def test_weight_moves_the_identity_both_ways(standin_models_dir: Path) -> None:
 	results = {}
 	for weight in (0.0, 0.5, 1.0):
 		swapper, analyser = make_swapper(standin_models_dir, 'hyperswap_1a_256', weight=weight)
-		results[weight] = swapper.model_inputs(crop, analyser.target_embedding)['source'][0]
+		results[weight] = swapper.model_feed([crop], [analyser.target_embedding])['source'][0]
 	source = results[0.5]
 	target = known_embedding(2) / np.linalg.norm(known_embedding(2))
 	np.testing.assert_allclose(results[0.0], source * 0.65 + target * 0.35, rtol=1e-5, atol=1e-6)
@@ -466,13 +510,13 @@ def test_every_mask_type_is_taken_on_the_right_crop(standin_models_dir: Path) ->
 	output = swapper.process_frame(frame, [face], frame.copy())
 	crop, matrix = warp(frame, face.landmark_set.five_68, 'arcface_128', 512)
 	masker = context.masker
-	swapped = swapper.swap_crop(crop)
+	swapped = swapper.swap_crops([crop], [None])[0]
 	landmark_68 = cv2.transform(face.landmark_set.sixty_eight.reshape(1, -1, 2).astype(np.float64), matrix).reshape(-1, 2)
 	masks = [
 		create_box_mask((512, 512), 0.3, (0, 0, 0, 0)),
-		masker.occlusion_mask(crop),
+		masker.occlusion_masks([crop])[0],
 		masker.area_mask((512, 512), landmark_68, ['upper-face', 'lower-face']),
-		masker.region_mask(swapped, ['skin', 'nose'])
+		masker.region_masks([swapped], ['skin', 'nose'])[0]
 	]
 	crop_mask = np.minimum.reduce(masks).clip(0, 1)
 	# every mask takes part: the combination is tighter than each of them alone
@@ -514,8 +558,9 @@ def test_overlapping_faces_are_swapped_one_after_the_other(standin_models_dir: P
 	first_then_second = swapper.process_frame(frame, [make_face(faces_landmarks[1])], first_then_second)
 	np.testing.assert_array_equal(outputs['auto'], first_then_second)
 	# cropping both from the unswapped frame (one shared call) would give another picture: the order is visible
-	jobs = [swapper.start_job(frame, make_face(landmarks), frame) for landmarks in faces_landmarks]
-	assert np.any(swapper.finish_jobs(jobs, frame.copy()) != first_then_second)
+	together = frame.copy()
+	jobs = swapper.start_jobs(frame, [make_face(landmarks) for landmarks in faces_landmarks], together)
+	assert np.any(swapper.finish_job_groups([jobs], [together])[0] != first_then_second)
 
 
 

@@ -1,27 +1,26 @@
-"""Array-module pre/postprocessing, the kernels' NumPy references and the compositor, against the code paths they
-replace (model_types, pixel_boost, face_helper, face_masker, OpenCV). CPU parts run everywhere; the parts marked
-`gpu` compare CuPy against NumPy and skip cleanly without a working CUDA device."""
+"""Array-module pre/postprocessing against 3.5.0's formulas written out with NumPy, the kernels' NumPy references
+against OpenCV, and the compositor against face_helper.paste_back. CPU parts run everywhere; the parts marked `gpu`
+compare CuPy against NumPy and skip cleanly without a working CUDA device."""
 from __future__ import annotations
 
 import importlib.util
-from typing import List, Tuple
+from typing import List
 
 import cv2
 import numpy as np
 import pytest
 
 from facefusion import face_helper
-from facefusion.face_masker import combine_masks as masker_combine_masks
 from facefusion.gpu import array_ops, device, kernels
-from facefusion.gpu.compositor import Compositor, PasteJob, paste_faces, warp_faces
-from facefusion.processors.modules.face_swapper import model_types, pixel_boost
+from facefusion.gpu.compositor import Compositor, PasteJob
+from facefusion.processors.modules.face_swapper import pixel_boost
 
 requires_gpu = pytest.mark.skipif(not device.gpu_available(), reason='needs CuPy and a working CUDA device')
+# the mean / std pairs of inswapper, hyperswap, simswap_256 and ghost
 SWAPPER_NORMS = [
-	('inswapper', (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
-	('hyperswap', (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-	('simswap', (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-	('ghost', (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+	((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+	((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+	((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 ]
 FACE_LANDMARKS = np.array([[200, 150], [262, 148], [232, 188], [208, 224], [257, 221]], dtype=np.float32)
 
@@ -57,66 +56,38 @@ def feather_mask(size: int) -> np.ndarray:
 	return cv2.GaussianBlur(mask, (0, 0), size / 25)
 
 
-# --- array_ops = model_types / pixel_boost / face_masker ------------------------------------------------------------
+# --- array_ops = 3.5.0's formulas ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize('swapper_type, mean, std', SWAPPER_NORMS)
+@pytest.mark.parametrize('mean, std', SWAPPER_NORMS)
 @pytest.mark.parametrize('dtype', [np.uint8, np.float32])
-def test_prepare_crops_equals_prepare_target_bit_for_bit(swapper_type: str, mean: tuple, std: tuple, dtype: type) -> None:
+def test_prepare_crops_is_the_formula_bit_for_bit(mean: tuple, std: tuple, dtype: type) -> None:
 	crops = (np.random.default_rng(3).random((5, 64, 64, 3)) * 255).astype(dtype)
-	expected = model_types.prepare_target(crops, mean, std)
+	# RGB, / 255 (in float64 for uint8 crops, in the crop's own type for float crops), (x - mean) / std in float64
+	expected = ((crops[..., ::-1] / 255.0 - np.array(mean)) / np.array(std)).transpose(0, 3, 1, 2).astype(np.float32)
 	prepared = array_ops.prepare_crops(crops, mean, std)
 	assert prepared.dtype == np.float32 and prepared.flags.c_contiguous
 	np.testing.assert_array_equal(prepared, expected)
 	np.testing.assert_allclose(array_ops.prepare_crops(crops, mean, std, exact=False), expected, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize('swapper_type', model_types.SWAPPER_TYPES)
-def test_normalize_outputs_equals_normalize_output(swapper_type: str) -> None:
+@pytest.mark.parametrize('denormalise', [False, True])
+def test_normalize_outputs_is_the_formula_bit_for_bit(denormalise: bool) -> None:
 	outputs = np.random.default_rng(4).normal(0.3, 0.6, (6, 3, 32, 32)).astype(np.float32)
 	mean, std = (0.5, 0.4, 0.3), (0.2, 0.3, 0.4)
-	expected = model_types.normalize_output(outputs, swapper_type, mean, std)
-	np.testing.assert_array_equal(array_ops.normalize_outputs_for(outputs, swapper_type, mean, std), expected)
+	values = outputs.transpose(0, 2, 3, 1)
+	if denormalise:
+		values = values * np.array(std, np.float32) + np.array(mean, np.float32)
+	expected = np.clip(values, 0, 1)[..., ::-1] * np.float32(255)
+	result = array_ops.normalize_outputs(outputs, denormalise, mean, std)
+	assert result.dtype == np.float32 and result.shape == (6, 32, 32, 3)
+	np.testing.assert_array_equal(result, expected)
 
 
-def test_prepare_source_image_equals_prepare_source_frame() -> None:
+def test_prepare_source_image_is_rgb_over_255() -> None:
 	crop = np.random.default_rng(5).integers(0, 256, (112, 112, 3), dtype=np.uint8)
-	np.testing.assert_array_equal(array_ops.prepare_source_image(crop), model_types.prepare_source_frame(crop))
-
-
-@pytest.mark.parametrize('factor', [1, 2, 4])
-@pytest.mark.parametrize('channels', [(), (3,)])
-def test_implode_explode_equal_pixel_boost(factor: int, channels: Tuple[int, ...]) -> None:
-	model_size = (16, 16)
-	boost_size = (16 * factor, 16 * factor)
-	crops = np.random.default_rng(6).random((3, boost_size[1], boost_size[0]) + channels).astype(np.float32)
-	for crop in crops:
-		np.testing.assert_array_equal(array_ops.implode(crop, model_size), pixel_boost.implode(crop, model_size))
-		tiles = pixel_boost.implode(crop, model_size)
-		np.testing.assert_array_equal(array_ops.explode(tiles, boost_size), pixel_boost.explode(tiles, boost_size))
-	tiles = array_ops.implode_batch(crops, model_size)
-	np.testing.assert_array_equal(tiles, np.concatenate([pixel_boost.implode(crop, model_size) for crop in crops]))
-	np.testing.assert_array_equal(array_ops.explode_batch(tiles, boost_size), crops)
-
-
-def test_uneven_pixel_boost_is_refused_like_pixel_boost() -> None:
-	from facefusion.errors import FaceFusionError
-	with pytest.raises(FaceFusionError, match='not a multiple'):
-		array_ops.implode(np.zeros((384, 384, 3), np.float32), (256, 256))
-
-
-def test_layout_helpers() -> None:
-	batch = np.arange(2 * 4 * 5 * 3).reshape(2, 4, 5, 3)
-	assert array_ops.to_nchw(batch).shape == (2, 3, 4, 5)
-	np.testing.assert_array_equal(array_ops.to_nhwc(array_ops.to_nchw(batch)), batch)
-	np.testing.assert_array_equal(array_ops.bgr_to_rgb(batch)[..., 0], batch[..., 2])
-	np.testing.assert_array_equal(array_ops.as_uint8(np.array([-3.0, 12.9, 300.0])), np.array([0, 12, 255], np.uint8))
-
-
-def test_combine_masks_equals_face_masker() -> None:
-	generator = np.random.default_rng(7)
-	masks = [generator.normal(0.5, 0.5, (32, 32)).astype(np.float32) for _ in range(3)]
-	np.testing.assert_array_equal(array_ops.combine_masks(masks), masker_combine_masks(masks))
+	expected = (crop[:, :, ::-1] / 255.0).transpose(2, 0, 1)[np.newaxis].astype(np.float32)
+	np.testing.assert_array_equal(array_ops.prepare_source_image(crop), expected)
 
 
 # --- kernels' references = OpenCV -----------------------------------------------------------------------------------
@@ -207,8 +178,8 @@ def test_compositor_combines_several_masks_by_their_minimum() -> None:
 	crop = swapped_crop(128, seed=13)
 	box_mask = feather_mask(128)
 	occlusion = np.random.default_rng(14).random((128, 128), dtype=np.float32)
-	expected = face_helper.paste_back(frame, crop, masker_combine_masks([box_mask, occlusion]), affine)
-	result = Compositor().paste(frame, PasteJob(crop, [box_mask, occlusion], affine))
+	expected = face_helper.paste_back(frame, crop, np.minimum(box_mask, occlusion), affine)
+	result = Compositor().paste_all(frame, [PasteJob(crop, [box_mask, occlusion], affine)])
 	np.testing.assert_array_equal(result, expected)
 
 
@@ -219,7 +190,7 @@ def test_uint8_crops_and_in_place_paste() -> None:
 	masks = [feather_mask(128), np.ones((128, 128, 1), np.float32)]
 	expected = paste_sequentially(frame, crops, masks, affines)
 	working = frame.copy()
-	result = paste_faces(working, crops, masks, affines, in_place=True)
+	result = Compositor().paste_all(working, [PasteJob(crop, [mask], affine) for crop, mask, affine in zip(crops, masks, affines)], in_place=True)
 	assert result is working
 	np.testing.assert_array_equal(result, expected)
 
@@ -228,22 +199,9 @@ def test_warp_faces_equals_warp_face_by_face_landmark_5() -> None:
 	frame = random_frame(seed=18)
 	landmarks = [FACE_LANDMARKS + np.float32(offset) for offset in (0, 40, -35)]
 	expected = [face_helper.warp_face_by_face_landmark_5(frame, points, 'arcface_128', (256, 256)) for points in landmarks]
-	crops = warp_faces(frame, [affine for _, affine in expected], (256, 256))
+	crops = Compositor().warp_crops(frame, [affine for _, affine in expected], (256, 256))
 	for crop, (expected_crop, _) in zip(crops, expected):
 		np.testing.assert_array_equal(crop, expected_crop)
-
-
-def test_static_masks_are_built_once() -> None:
-	calls: List[int] = []
-
-	def build() -> np.ndarray:
-		calls.append(1)
-		return feather_mask(64)
-
-	compositor = Compositor()
-	first = compositor.static_mask(('box', 64, 0.3), build)
-	assert compositor.static_mask(('box', 64, 0.3), build) is first
-	assert len(calls) == 1
 
 
 # --- device selection -----------------------------------------------------------------------------------------------
@@ -254,19 +212,16 @@ def test_array_module_switch_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None
 	assert device.array_module_of(np.zeros(3)) is np
 	assert device.to_host([1, 2]).tolist() == [1, 2]
 	monkeypatch.setenv(device.DISABLE_ENVIRONMENT_VARIABLE, '1')
-	device.reset_detection()
+	# a fresh probe cache for this test alone (monkeypatch puts the module's own back afterwards)
+	monkeypatch.setattr(device, '_detected', {})
 	warnings: List[str] = []
 	monkeypatch.setattr(device, 'warn_once', lambda key, message: warnings.append(message))
-	try:
-		info = device.detect_device()
-		assert not info.available and device.DISABLE_ENVIRONMENT_VARIABLE in info.reason
-		assert device.get_array_module(True) is np
-		assert len(warnings) == 1 and warnings[0].startswith('GPU processing asked for but unavailable')
-		assert device.free_device_memory() is None
-		assert not Compositor(prefer_gpu=True).on_gpu
-	finally:
-		monkeypatch.delenv(device.DISABLE_ENVIRONMENT_VARIABLE)
-		device.reset_detection()
+	info = device.detect_device()
+	assert not info.available and device.DISABLE_ENVIRONMENT_VARIABLE in info.reason
+	assert device.get_array_module(True) is np
+	assert len(warnings) == 1 and warnings[0].startswith('GPU processing asked for but unavailable')
+	assert device.free_device_memory() is None
+	assert not Compositor(prefer_gpu=True).on_gpu
 
 
 def test_cuda_source_compiles_with_nvrtc() -> None:
@@ -287,16 +242,16 @@ def test_cuda_source_compiles_with_nvrtc() -> None:
 def test_gpu_array_ops_equal_numpy_bit_for_bit() -> None:
 	import cupy
 	crops = np.random.default_rng(30).integers(0, 256, (4, 256, 256, 3), dtype=np.uint8)
-	for _, mean, std in SWAPPER_NORMS:
-		expected = array_ops.prepare_crops(array_ops.implode_batch(crops, (128, 128)), mean, std)
-		result = array_ops.prepare_crops(array_ops.implode_batch(cupy.asarray(crops), (128, 128)), mean, std)
+	for mean, std in SWAPPER_NORMS:
+		expected = array_ops.prepare_crops(pixel_boost.implode_batch(crops, (128, 128)), mean, std)
+		result = array_ops.prepare_crops(pixel_boost.implode_batch(cupy.asarray(crops), (128, 128)), mean, std)
 		assert isinstance(result, cupy.ndarray)
 		np.testing.assert_array_equal(cupy.asnumpy(result), expected)
 		np.testing.assert_allclose(cupy.asnumpy(array_ops.prepare_crops(cupy.asarray(crops), mean, std, exact=False)), array_ops.prepare_crops(crops, mean, std), rtol=1e-6, atol=1e-6)
 	outputs = np.random.default_rng(31).normal(0.3, 0.6, (16, 3, 128, 128)).astype(np.float32)
-	for swapper_type in model_types.SWAPPER_TYPES:
-		expected = array_ops.explode_batch(array_ops.normalize_outputs_for(outputs, swapper_type, (0.5, 0.4, 0.3), (0.2, 0.3, 0.4)), (512, 512))
-		result = array_ops.explode_batch(array_ops.normalize_outputs_for(cupy.asarray(outputs), swapper_type, (0.5, 0.4, 0.3), (0.2, 0.3, 0.4)), (512, 512))
+	for denormalise in (False, True):
+		expected = pixel_boost.explode_batch(array_ops.normalize_outputs(outputs, denormalise, (0.5, 0.4, 0.3), (0.2, 0.3, 0.4)), (512, 512))
+		result = pixel_boost.explode_batch(array_ops.normalize_outputs(cupy.asarray(outputs), denormalise, (0.5, 0.4, 0.3), (0.2, 0.3, 0.4)), (512, 512))
 		np.testing.assert_array_equal(cupy.asnumpy(result), expected)
 	masks = [np.random.default_rng(32 + index).normal(0.5, 0.5, (64, 64)).astype(np.float32) for index in range(3)]
 	np.testing.assert_array_equal(cupy.asnumpy(array_ops.combine_masks([cupy.asarray(mask) for mask in masks])), array_ops.combine_masks(masks))
@@ -313,34 +268,18 @@ def test_gpu_warp_kernel_equals_reference(border: str) -> None:
 	result = kernels.warp_affine_batch(cupy.asarray(frame), affines, (256, 256), border)
 	np.testing.assert_array_equal(cupy.asnumpy(result), expected)
 	gray = np.ascontiguousarray(frame[:, :, 0])
-	np.testing.assert_array_equal(cupy.asnumpy(kernels.warp_affine(cupy.asarray(gray), affines[0], (200, 150), border)), kernels.warp_affine_reference(gray, affines[0], (200, 150), border))
+	np.testing.assert_array_equal(cupy.asnumpy(kernels.warp_affine_batch(cupy.asarray(gray), affines[:1], (200, 150), border)[0]), kernels.warp_affine_reference(gray, affines[0], (200, 150), border))
 	crop = swapped_crop(256, seed=35)
 	paste_matrix = cv2.invertAffineTransform(affines[1])
 	np.testing.assert_array_equal(
-		cupy.asnumpy(kernels.warp_affine(cupy.asarray(crop), paste_matrix, (480, 360), border)),
+		cupy.asnumpy(kernels.warp_affine_batch(cupy.asarray(crop), [paste_matrix], (480, 360), border)[0]),
 		kernels.warp_affine_reference(crop, paste_matrix, (480, 360), border)
 	)
 	mask = feather_mask(256)
 	np.testing.assert_array_equal(
-		cupy.asnumpy(kernels.warp_affine(cupy.asarray(mask), paste_matrix, (480, 360), border)),
+		cupy.asnumpy(kernels.warp_affine_batch(cupy.asarray(mask), [paste_matrix], (480, 360), border)[0]),
 		kernels.warp_affine_reference(mask, paste_matrix, (480, 360), border)
 	)
-
-
-@pytest.mark.gpu
-@requires_gpu
-def test_gpu_blend_kernel_equals_reference() -> None:
-	import cupy
-	frame = random_frame(seed=36)
-	generator = np.random.default_rng(37)
-	box = (50, 40, 250, 190)
-	crop = generator.random((150, 200, 3), dtype=np.float32) * 255
-	mask = generator.random((150, 200), dtype=np.float32)
-	expected = frame.copy()
-	kernels.blend_into(expected, box, crop, mask)
-	device_frame = cupy.asarray(frame)
-	kernels.blend_into(device_frame, box, cupy.asarray(crop), cupy.asarray(mask))
-	np.testing.assert_array_equal(cupy.asnumpy(device_frame), expected)
 
 
 @pytest.mark.gpu
@@ -364,7 +303,7 @@ def test_gpu_compositor_equals_reference_and_face_helper(crop_dtype: type) -> No
 	expected = paste_sequentially(frame, crops, masks, affines)
 	assert np.abs(result.astype(np.int16) - expected.astype(np.int16)).max() <= 1
 	crops_on_device = compositor.warp_crops(compositor.upload(frame), affines, (size, size))
-	np.testing.assert_array_equal(cupy.asnumpy(crops_on_device), warp_faces(frame, affines, (size, size)))
+	np.testing.assert_array_equal(cupy.asnumpy(crops_on_device), Compositor().warp_crops(frame, affines, (size, size)))
 
 
 @pytest.mark.gpu

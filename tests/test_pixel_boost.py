@@ -13,9 +13,10 @@ from facefusion.errors import FaceFusionError
 from facefusion.face_masker import FaceMasker
 from facefusion.inference.manager import InferenceManager
 from facefusion.processors.base import ProcessingContext
+from facefusion.gpu.array_ops import normalize_outputs
 from facefusion.processors.modules.face_swapper import FaceSwapper
-from facefusion.processors.modules.face_swapper.model_types import normalize_output
-from facefusion.processors.modules.face_swapper.pixel_boost import boost_factor, explode, implode, parse_size
+from facefusion.processors.modules.face_swapper.core import DENORMALISED_OUTPUT_TYPES
+from facefusion.processors.modules.face_swapper.pixel_boost import boost_factor, explode_batch, implode_batch, parse_size
 from facefusion.types import Face, FaceLandmarkSet, FaceScoreSet
 
 from conftest import count_model_calls
@@ -32,29 +33,31 @@ GROUP_OBAMA_LANDMARK_5 = [[1190.7, 446.9], [1271.5, 440.7], [1238.1, 492.6], [12
 @pytest.mark.parametrize('channels', [(3,), ()])
 def test_implode_then_explode_is_identity(factor: int, channels: Tuple[int, ...]) -> None:
 	size = 16
-	crop = np.random.RandomState(factor).randint(0, 256, (size * factor, size * factor) + channels).astype(np.uint8)
-	sub_images = implode(crop, (size, size))
-	assert sub_images.shape == (factor * factor, size, size) + channels
-	restored = explode(sub_images, (size * factor, size * factor))
-	assert restored.dtype == crop.dtype
-	np.testing.assert_array_equal(restored, crop)
+	crops = np.random.RandomState(factor).randint(0, 256, (2, size * factor, size * factor) + channels).astype(np.uint8)
+	sub_images = implode_batch(crops, (size, size))
+	assert sub_images.shape == (2 * factor * factor, size, size) + channels
+	restored = explode_batch(sub_images, (size * factor, size * factor))
+	assert restored.dtype == crops.dtype
+	np.testing.assert_array_equal(restored, crops)
 	# float sub-images (as the swapper returns them) come back the same way
-	np.testing.assert_array_equal(explode(list(sub_images.astype(np.float32)), (size * factor, size * factor)), crop.astype(np.float32))
+	np.testing.assert_array_equal(explode_batch(sub_images.astype(np.float32), (size * factor, size * factor)), crops.astype(np.float32))
 
 
 @pytest.mark.parametrize('factor', [2, 4])
 def test_sub_image_i_j_holds_rows_r_k_plus_i_and_columns_c_k_plus_j(factor: int) -> None:
 	size = 8
 	rows, columns = np.mgrid[:size * factor, :size * factor]
-	# every pixel names its own position, so a misplaced pixel is caught by value
-	crop = np.stack([rows, columns, np.zeros_like(rows)], axis=-1)
-	sub_images = implode(crop, (size, size))
-	for row_phase in range(factor):
-		for column_phase in range(factor):
-			sub_image = sub_images[row_phase * factor + column_phase]
-			for r in range(size):
-				for c in range(size):
-					assert tuple(sub_image[r, c, :2]) == (r * factor + row_phase, c * factor + column_phase)
+	# every pixel names its own position and its crop, so a misplaced pixel is caught by value
+	crops = np.stack([np.stack([rows, columns, np.full_like(rows, index)], axis=-1) for index in range(2)])
+	sub_images = implode_batch(crops, (size, size))
+	for index in range(2):
+		for row_phase in range(factor):
+			for column_phase in range(factor):
+				# face-major: the k² sub-images of crop 0, then those of crop 1
+				sub_image = sub_images[index * factor * factor + row_phase * factor + column_phase]
+				for r in range(size):
+					for c in range(size):
+						assert tuple(sub_image[r, c]) == (r * factor + row_phase, c * factor + column_phase, index)
 
 
 def test_sizes_that_do_not_split_evenly_are_refused() -> None:
@@ -65,9 +68,9 @@ def test_sizes_that_do_not_split_evenly_are_refused() -> None:
 	with pytest.raises(FaceFusionError):
 		boost_factor((128, 128), (256, 256))
 	with pytest.raises(FaceFusionError):
-		implode(np.zeros((300, 300, 3), np.uint8), (256, 256))
+		implode_batch(np.zeros((1, 300, 300, 3), np.uint8), (256, 256))
 	with pytest.raises(ValueError):
-		explode(np.zeros((3, 8, 8, 3), np.uint8), (16, 16))
+		explode_batch(np.zeros((3, 8, 8, 3), np.uint8), (16, 16))
 
 
 def test_processor_refuses_blendswap_384(standin_models_dir: Path) -> None:
@@ -120,8 +123,6 @@ def make_swapper(models_dir: Path, model: str, pixel_boost: str, batching: str =
 
 
 
-
-
 @pytest.mark.parametrize('model, pixel_boost', [
 	('hyperswap_1a_256', '512x512'),
 	('simswap_256', '1024x1024'),
@@ -134,17 +135,18 @@ def test_boosted_swap_in_one_batch_equals_one_by_one(standin_models_dir: Path, m
 	batched = make_swapper(standin_models_dir, model, pixel_boost, 'auto')
 	single = make_swapper(standin_models_dir, model, pixel_boost, 'never')
 	single_calls = count_model_calls(single)
-	batched_result = batched.swap_crop(crop)
-	single_result = single.swap_crop(crop)
+	batched_result = batched.swap_crops([crop], [None])[0]
+	single_result = single.swap_crops([crop], [None])[0]
 	factor = boost_factor((size, size), batched.model_size)
 	assert single_calls.batch_sizes == [1] * factor * factor
 	np.testing.assert_allclose(batched_result, single_result, atol=1e-3)
 	# and by hand: sub-image i·k + j alone through the session lands at row phase i, column phase j
 	session = batched.session
-	feed = batched.model_inputs(crop)
+	feed = batched.model_feed([crop], [None])
+	denormalise = batched.swapper_type in DENORMALISED_OUTPUT_TYPES
 	for index in range(factor * factor):
 		output = session.run({'source': feed['source'][index:index + 1], 'target': feed['target'][index:index + 1]})[0]
-		tile = normalize_output(output, batched.swapper_type, batched.spec.mean, batched.spec.std)[0]
+		tile = normalize_outputs(output, denormalise, batched.spec.mean, batched.spec.std)[0]
 		np.testing.assert_allclose(batched_result[index // factor::factor, index % factor::factor], tile, atol=1e-3)
 	# a boosted crop keeps detail: it is not the model-size result scaled up
 	assert np.abs(batched_result[0::factor, 0::factor] - batched_result[1::factor, 1::factor]).mean() > 1

@@ -62,7 +62,7 @@ GENERATED_KEYS = sorted(SIGNATURES)
 DIMENSION_VALUES = { 'B': 2, 'H': 320, 'W': 320 }
 
 
-@pytest.fixture(scope = 'module')
+@pytest.fixture(scope='module')
 def model_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
 	directory = tmp_path_factory.mktemp('standin_models')
 	write_standin_models(directory)
@@ -70,7 +70,7 @@ def model_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def open_session(path: Path) -> onnxruntime.InferenceSession:
-	return onnxruntime.InferenceSession(str(path), providers = [ 'CPUExecutionProvider' ])
+	return onnxruntime.InferenceSession(str(path), providers=[ 'CPUExecutionProvider' ])
 
 
 def concrete(shape: List[int | str]) -> List[int]:
@@ -103,7 +103,7 @@ def decode_scrfd(outputs: List[numpy.ndarray], size: int, threshold: float) -> L
 		scores, boxes, landmarks = outputs[position], outputs[position + 3], outputs[position + 6]
 		cells = size // stride
 		rows, columns = numpy.mgrid[:cells, :cells]
-		anchors = numpy.repeat(numpy.stack([ columns, rows ], axis = -1).reshape(-1, 2) * stride, 2, axis = 0)
+		anchors = numpy.repeat(numpy.stack([ columns, rows ], axis=-1).reshape(-1, 2) * stride, 2, axis=0)
 		assert scores.shape == (cells * cells * 2, 1)
 		for index in numpy.flatnonzero(scores[:, 0] >= threshold):
 			box = numpy.concatenate([ anchors[index] - boxes[index, :2] * stride, anchors[index] + boxes[index, 2:] * stride ])
@@ -119,7 +119,7 @@ def crude_face_crop(name: str, shift: int = 0, size: int = 112) -> numpy.ndarray
 	centre_x, centre_y, side = centres[name]
 	x1 = centre_x - side // 2 + shift
 	y1 = centre_y - side // 2 + shift
-	return cv2.resize(frame[y1:y1 + side, x1:x1 + side], (size, size), interpolation = cv2.INTER_AREA)
+	return cv2.resize(frame[y1:y1 + side, x1:x1 + side], (size, size), interpolation=cv2.INTER_AREA)
 
 
 def arcface_input(crop: numpy.ndarray) -> numpy.ndarray:
@@ -151,7 +151,7 @@ def test_files_and_hashes(model_directory: Path) -> None:
 def test_signature_checker_and_run(model_directory: Path, key: str) -> None:
 	path = model_directory / STANDIN_FILE_NAMES[key]
 	model = onnx.load(str(path))
-	onnx.checker.check_model(model, full_check = True)
+	onnx.checker.check_model(model, full_check=True)
 	session = open_session(path)
 	inputs, outputs = SIGNATURES[key]
 	assert [ item.name for item in session.get_inputs() ] == list(inputs)
@@ -269,14 +269,14 @@ def test_landmarkers_give_a_mean_face_with_low_scores(model_directory: Path) -> 
 		assert numpy.all(points[:, :2] > 8) and numpy.all(points[:, :2] < 56)
 		assert points[:, 2].max() <= 0.5
 		# 5/68 as 3.5.0 derives it: eyes from 36-41 / 42-47, nose 30, mouth 48 / 54
-		eyes = points[36:42, :2].mean(axis = 0), points[42:48, :2].mean(axis = 0)
+		eyes = points[36:42, :2].mean(axis=0), points[42:48, :2].mean(axis=0)
 		assert eyes[0][0] < points[30, 0] < eyes[1][0] and eyes[0][1] < points[30, 1] < points[48, 1]
-	assert fan[1].max(axis = (2, 3)).mean() <= 0.5
+	assert fan[1].max(axis=(2, 3)).mean() <= 0.5
 	# the heat-map maxima sit on the points
 	peak = numpy.unravel_index(fan[1][0, 30].argmax(), (64, 64))
 	assert abs(peak[1] - fan[0][0, 30, 0]) <= 1 and abs(peak[0] - fan[0][0, 30, 1]) <= 1
 	# the points follow the image a little
-	shifted = open_session(model_directory / '2dfan4.onnx').run(None, { 'input': crop * numpy.linspace(0, 1, 256, dtype = numpy.float32) })
+	shifted = open_session(model_directory / '2dfan4.onnx').run(None, { 'input': crop * numpy.linspace(0, 1, 256, dtype=numpy.float32) })
 	assert 0 < numpy.abs(shifted[0][0, :, :2] - fan[0][0, :, :2]).max() <= 1.0
 
 
@@ -290,7 +290,7 @@ def test_arcface_separates_photos_and_is_stable(model_directory: Path) -> None:
 
 	obama = embed(crude_face_crop('obama'))
 	biden = embed(crude_face_crop('biden'))
-	obama_shifted = embed(crude_face_crop('obama', shift = 3))
+	obama_shifted = embed(crude_face_crop('obama', shift=3))
 	obama_brighter = embed(numpy.clip(crude_face_crop('obama').astype(numpy.float32) * 1.1 + 4, 0, 255).astype(numpy.uint8))
 	assert float(obama @ biden) < 0.5
 	assert float(obama @ obama_shifted) > 0.9
@@ -322,18 +322,18 @@ def test_xseg_masks(model_directory: Path) -> None:
 def test_bisenet_layout(model_directory: Path) -> None:
 	for key in ('bisenet_resnet_18', 'bisenet_resnet_34'):
 		logits = open_session(model_directory / STANDIN_FILE_NAMES[key]).run(None, { 'input': numpy.zeros((1, 3, 512, 512), numpy.float32) })[0][0]
-		classes = logits.argmax(axis = 0)
+		classes = logits.argmax(axis=0)
 		assert classes[5, 5] == 0 and classes[505, 5] == 0
 		assert classes[int(0.6 * 512), int(0.3 * 512)] == 1
 		assert classes[int(0.44 * 512), int(0.37 * 512)] == 4 and classes[int(0.44 * 512), int(0.63 * 512)] == 5
 		assert classes[int(0.55 * 512), 256] == 10
 		assert classes[int(0.72 * 512), 256] in (11, 12, 13)
-		numpy.testing.assert_allclose(logits, standin_models.bisenet_logits(512)[0], atol = 1e-5)
+		numpy.testing.assert_allclose(logits, standin_models.bisenet_logits(512)[0], atol=1e-5)
 
 
 @pytest.mark.parametrize('flagged', [ False, True ])
 def test_nsfw_verdicts(tmp_path: Path, flagged: bool) -> None:
-	write_standin_models(tmp_path, [ 'nsfw_1', 'nsfw_2', 'nsfw_3' ], nsfw_flagged = flagged)
+	write_standin_models(tmp_path, [ 'nsfw_1', 'nsfw_2', 'nsfw_3' ], nsfw_flagged=flagged)
 	state = numpy.random.RandomState(3)
 	first = open_session(tmp_path / 'nsfw_1.onnx').run(None, { 'input': state.random_sample((1, 3, 640, 640)).astype(numpy.float32) })[0]
 	second = open_session(tmp_path / 'nsfw_2.onnx').run(None, { 'input': state.random_sample((1, 3, 384, 384)).astype(numpy.float32) })[0]
@@ -366,13 +366,13 @@ def test_swappers_mix_source_and_target(model_directory: Path, key: str) -> None
 	if inputs['target'][0] == 'B':
 		# a batch of two gives the same as two calls
 		batched = session.run(None, { 'source': numpy.concatenate(sources), 'target': numpy.concatenate([ targets[0], targets[0] ]) })[0]
-		numpy.testing.assert_allclose(batched[0], base[0][0], atol = 1e-5)
-		numpy.testing.assert_allclose(batched[1], other_source[0], atol = 1e-5)
+		numpy.testing.assert_allclose(batched[0], base[0][0], atol=1e-5)
+		numpy.testing.assert_allclose(batched[1], other_source[0], atol=1e-5)
 
 
 @pytest.mark.parametrize('key', [ 'inswapper_128', 'hyperswap_1a_256' ])
 def test_heavy_swappers(tmp_path: Path, key: str) -> None:
-	path = write_standin_models(tmp_path, [ key ], variant = 'heavy')[0]
+	path = write_standin_models(tmp_path, [ key ], variant='heavy')[0]
 	model = onnx.load(str(path))
 	onnx.checker.check_model(model)
 	convolutions = [ node for node in model.graph.node if node.op_type == 'Conv' ]

@@ -11,18 +11,18 @@ Faces are pasted in the order given, each onto the frame as the previous ones le
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
+from types import ModuleType
+from typing import Sequence, Tuple
 
 import numpy as np
 
 from facefusion.face_helper import paste_box
 from facefusion.gpu import kernels
 from facefusion.gpu.array_ops import combine_masks
-from facefusion.gpu.device import array_module_of, get_array_module, is_device_array, to_device, to_host
+from facefusion.gpu.device import Array, array_module_of, get_array_module, is_device_array, to_device, to_host
+from facefusion.types import Matrix
 
-Array = Any
 Size = Tuple[int, int]
 
 
@@ -32,7 +32,7 @@ class PasteJob:
 	several are combined by their minimum) and the frame -> crop affine the crop was warped with (host, 2×3)."""
 	crop: Array
 	masks: Sequence[Array]
-	affine: np.ndarray
+	affine: Matrix
 
 	def combined_mask(self) -> Array:
 		if not self.masks:
@@ -50,42 +50,26 @@ class Compositor:
 
 	def __init__(self, prefer_gpu: bool = False, device_id: int = 0, reference: bool = False) -> None:
 		self.xp = get_array_module(prefer_gpu, device_id)
-		self.device_id = device_id
 		# the CPU path runs the NumPy references instead of OpenCV (tests, and to check the references themselves)
 		self.reference = reference
-		self.lock = threading.Lock()
-		self.cached_masks: Dict[Hashable, Array] = {}
 
 	@property
 	def on_gpu(self) -> bool:
 		return self.xp is not np
 
-	def upload(self, array: Any) -> Array:
+	def upload(self, array: Array) -> Array:
 		"""An array on this compositor's device (the frame as decoded, a crop, a mask)."""
 		device_array = to_device(array, self.xp)
 		return self.xp.ascontiguousarray(device_array)
 
 	@staticmethod
-	def download(array: Any) -> np.ndarray:
+	def download(array: Array) -> np.ndarray:
 		return to_host(array)
 
-	def static_mask(self, key: Hashable, factory: Callable[[], np.ndarray]) -> Array:
-		"""A mask that depends only on settings (the box mask for a crop size, blur and padding), built once on the
-		host and kept on the device: a GPU run never rebuilds or re-uploads it per face."""
-		with self.lock:
-			mask = self.cached_masks.get(key)
-			if mask is None:
-				mask = self.upload(np.asarray(factory(), dtype=np.float32))
-				self.cached_masks[key] = mask
-			return mask
-
-	def warp_crops(self, frame: Array, affines: Sequence[Any], crop_size: Size) -> Array:
+	def warp_crops(self, frame: Array, affines: Sequence[Matrix], crop_size: Size) -> Array:
 		"""The aligned crops of every face: N×h×w×C in the frame's dtype, BORDER_REPLICATE, bilinear (what
 		face_helper.warp_face_by_face_landmark_5 produces, one face at a time)."""
 		return kernels.warp_affine_batch(frame, affines, crop_size, 'replicate', reference=self.reference)
-
-	def paste(self, frame: Array, job: PasteJob, in_place: bool = False) -> Array:
-		return self.paste_all(frame, [job], in_place)
 
 	def paste_all(self, frame: Array, jobs: Sequence[PasteJob], in_place: bool = False) -> Array:
 		"""Paste the faces in order; a copy of the frame unless in_place (a GPU frame must be C-contiguous uint8)."""
@@ -105,34 +89,6 @@ class Compositor:
 		return result
 
 
-def cupy_module() -> Any:
+def cupy_module() -> ModuleType:
 	import cupy
 	return cupy
-
-
-def paste_faces(frame: Array, crops: Sequence[Array], masks: Sequence[Array], affines: Sequence[Any], in_place: bool = False) -> Array:
-	"""All faces of a frame pasted back in order (module-level form of Compositor.paste_all)."""
-	if not len(crops) == len(masks) == len(affines):
-		raise ValueError('paste_faces needs one mask and one affine per crop')
-	jobs = [PasteJob(crop, [mask], np.asarray(affine, dtype=np.float64)) for crop, mask, affine in zip(crops, masks, affines)]
-	return Compositor().paste_all(frame, jobs, in_place)
-
-
-def warp_faces(frame: Array, affines: Sequence[Any], crop_size: Size) -> Array:
-	"""All face crops of a frame in one call (one kernel launch on the GPU)."""
-	return kernels.warp_affine_batch(frame, affines, crop_size, 'replicate')
-
-
-def paste_boxes(frame_shape: Sequence[int], crop_size: Size, affines: Sequence[Any]) -> List[Tuple[int, int, int, int]]:
-	"""Where each face lands in the frame (face_helper.paste_box per affine)."""
-	return [paste_box(frame_shape, crop_size, affine) for affine in affines]
-
-
-def composite_frame(frame: Array, jobs: Sequence[PasteJob], prefer_gpu: Optional[bool] = None) -> Array:
-	"""Convenience for a whole frame: upload a host frame when prefer_gpu (and a GPU works), paste, return the frame
-	on the device it was computed on."""
-	if prefer_gpu is None:
-		prefer_gpu = is_device_array(frame)
-	compositor = Compositor(prefer_gpu)
-	working = compositor.upload(frame) if compositor.on_gpu and not is_device_array(frame) else frame
-	return compositor.paste_all(working, jobs, in_place=working is not frame)

@@ -20,6 +20,8 @@ from facefusion.logger import get_logger, warn_once
 
 # set to 1 to force the CPU path even where a GPU works (tests, comparisons, debugging)
 DISABLE_ENVIRONMENT_VARIABLE = 'FACEFUSION_DISABLE_GPU'
+# a NumPy or a CuPy array: CuPy is never imported for a type hint, so the hint cannot name its class
+Array = Any
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,6 @@ def detect_device(device_id: int = 0) -> DeviceInfo:
 		return info
 
 
-def reset_detection() -> None:
-	"""Forget the cached probes (tests that change the environment variable)."""
-	with _lock:
-		_detected.clear()
-
-
 def gpu_available(device_id: int = 0) -> bool:
 	return detect_device(device_id).available
 
@@ -108,25 +104,25 @@ def get_array_module(prefer_gpu: bool, device_id: int = 0) -> ModuleType:
 	return np
 
 
-def is_device_array(array: Any) -> bool:
+def is_device_array(array: Array) -> bool:
 	"""True for a CuPy array, without importing CuPy (a NumPy-only run never loads it)."""
 	return type(array).__module__.split('.')[0] == 'cupy'
 
 
-def array_module_of(*arrays: Any) -> ModuleType:
+def array_module_of(*arrays: Array) -> ModuleType:
 	"""cupy if any argument is a CuPy array, else numpy: the `xp` that per-pixel code runs under."""
 	if any(is_device_array(array) for array in arrays):
 		return sys.modules['cupy']
 	return np
 
 
-def to_host(array: Any) -> np.ndarray:
+def to_host(array: Array) -> np.ndarray:
 	if is_device_array(array):
 		return array.get()
 	return np.asarray(array)
 
 
-def to_device(array: Any, xp: ModuleType) -> Any:
+def to_device(array: Array, xp: ModuleType) -> Array:
 	"""The array under the module xp (a copy across devices, the same object when it is already there)."""
 	if xp is np:
 		return to_host(array)

@@ -20,9 +20,9 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from facefusion.gpu.device import is_device_array
+from facefusion.gpu.device import Array, is_device_array
+from facefusion.types import Matrix
 
-Array = Any
 DSize = Tuple[int, int]
 
 # OpenCV's fixed-point constants (imgproc): 1/32 px bilinear tables, 1/1024 px affine accumulation
@@ -39,7 +39,7 @@ BLOCK = (32, 8, 1)
 # --- NumPy references ----------------------------------------------------------------------------------------------
 
 
-def invert_affine(matrix: Any) -> np.ndarray:
+def invert_affine(matrix: Matrix) -> np.ndarray:
 	"""cv2.invertAffineTransform's formula in float64 (a singular matrix inverts to zeros, as OpenCV does)."""
 	m = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
 	determinant = m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]
@@ -83,7 +83,7 @@ def gather_taps(src: np.ndarray, ix: np.ndarray, iy: np.ndarray, border: str, bo
 	return np.where(outside, np.asarray(border_value).astype(src.dtype), values)
 
 
-def warp_affine_reference(src: np.ndarray, matrix: Any, dsize: DSize, border: str = 'constant', border_value: float = 0.0) -> np.ndarray:
+def warp_affine_reference(src: np.ndarray, matrix: Matrix, dsize: DSize, border: str = 'constant', border_value: float = 0.0) -> np.ndarray:
 	"""cv2.warpAffine(src, matrix, dsize, flags=INTER_LINEAR, borderMode=...) in NumPy, for uint8 and float32."""
 	if border not in BORDERS:
 		raise ValueError('border must be one of ' + ', '.join(BORDERS))
@@ -128,27 +128,12 @@ def blend_reference(region: np.ndarray, crop: np.ndarray, mask: np.ndarray) -> n
 	return np.clip(blended, 0, 255).astype(np.uint8)
 
 
-def paste_matrix_for(affine: Any, box: Sequence[int]) -> np.ndarray:
+def paste_matrix_for(affine: Matrix, box: Sequence[int]) -> np.ndarray:
 	"""The crop -> box matrix: the inverse of the frame -> crop affine, shifted to the box's corner (face_helper)."""
 	paste_matrix = invert_affine(affine)
 	paste_matrix[0, 2] -= box[0]
 	paste_matrix[1, 2] -= box[1]
 	return paste_matrix
-
-
-def paste_reference(frame: np.ndarray, crop: np.ndarray, mask: np.ndarray, affine: Any, box: Sequence[int]) -> np.ndarray:
-	"""One face pasted into a copy of the frame inside box (x1, y1, x2, y2), from the references alone."""
-	result = frame.copy()
-	x1, y1, x2, y2 = (int(value) for value in box)
-	if x2 <= x1 or y2 <= y1:
-		return result
-	paste_matrix = paste_matrix_for(affine, box)
-	box_size = (x2 - x1, y2 - y1)
-	flat_mask = mask[:, :, 0] if mask.ndim == 3 else mask
-	box_mask = np.clip(warp_affine_reference(flat_mask.astype(np.float32, copy=False), paste_matrix, box_size), 0, 1)
-	box_crop = warp_affine_reference(crop, paste_matrix, box_size, 'replicate')
-	result[y1:y2, x1:x2] = blend_reference(result[y1:y2, x1:x2], box_crop, box_mask)
-	return result
 
 
 # --- CUDA sources --------------------------------------------------------------------------------------------------
@@ -280,25 +265,6 @@ extern "C" __global__ void warp_affine_f32(
 	}
 }
 
-/* region = region * (1 - mask) + crop * mask, truncated to uint8, for an already warped box crop and mask */
-extern "C" __global__ void blend_box(
-	unsigned char* frame, int frame_width, int channels, int x1, int y1, int box_width, int box_height,
-	const float* crop, const float* mask)
-{
-	int x = blockIdx.x * blockDim.x + threadIdx.x;
-	int y = blockIdx.y * blockDim.y + threadIdx.y;
-	if (x >= box_width || y >= box_height) return;
-	float weight = mask[(long long)y * box_width + x];
-	float keep = __fsub_rn(1.0f, weight);
-	long long pixel = ((long long)(y1 + y) * frame_width + (x1 + x)) * channels;
-	long long source = ((long long)y * box_width + x) * channels;
-	for (int c = 0; c < channels; c++)
-	{
-		float value = __fadd_rn(__fmul_rn((float)frame[pixel + c], keep), __fmul_rn(crop[source + c], weight));
-		value = fminf(fmaxf(value, 0.0f), 255.0f);
-		frame[pixel + c] = (unsigned char)value;
-	}
-}
 '''
 
 # the fused paste: warp the crop (replicate) and the mask (constant 0, clipped) to the box and blend, in one pass;
@@ -335,7 +301,6 @@ PASTE_VARIANTS: Dict[str, Tuple[str, str]] = {
 	'u8': ('unsigned char', 'bilinear_u8(crop, offsets, inside, c, fx, fy, 0)'),
 	'f32': ('float', 'bilinear_f32(crop, offsets, inside, c, fx, fy, 0.0f)')
 }
-KERNEL_NAMES: Tuple[str, ...] = ('warp_affine_u8', 'warp_affine_f32', 'blend_box', 'paste_u8', 'paste_f32')
 
 
 def cuda_source() -> str:
@@ -370,7 +335,7 @@ def grid_for(width: int, height: int, depth: int = 1) -> Tuple[int, int, int]:
 # --- dispatchers: the same call on NumPy or CuPy arrays -------------------------------------------------------------
 
 
-def warp_affine_batch(src: Array, matrices: Sequence[Any], dsize: DSize, border: str = 'constant', border_value: float = 0.0, reference: bool = False) -> Array:
+def warp_affine_batch(src: Array, matrices: Sequence[Matrix], dsize: DSize, border: str = 'constant', border_value: float = 0.0, reference: bool = False) -> Array:
 	"""One image warped by N matrices -> N×h×w(×C) (the crops of every face of a frame in one launch on the GPU)."""
 	if border not in BORDERS:
 		raise ValueError('border must be one of ' + ', '.join(BORDERS))
@@ -399,14 +364,7 @@ def warp_affine_batch(src: Array, matrices: Sequence[Any], dsize: DSize, border:
 	return output
 
 
-def warp_affine(src: Array, matrix: Any, dsize: DSize, border: str = 'constant', border_value: float = 0.0, reference: bool = False) -> Array:
-	"""cv2.warpAffine(INTER_LINEAR) semantics on NumPy (OpenCV, or the reference) or CuPy (the kernel) arrays."""
-	if not is_device_array(src):
-		return warp_affine_host(src, matrix, dsize, border, border_value, reference)
-	return warp_affine_batch(src, [matrix], dsize, border, border_value)[0]
-
-
-def warp_affine_host(src: np.ndarray, matrix: Any, dsize: DSize, border: str, border_value: float, reference: bool) -> np.ndarray:
+def warp_affine_host(src: np.ndarray, matrix: Matrix, dsize: DSize, border: str, border_value: float, reference: bool) -> np.ndarray:
 	if reference:
 		return warp_affine_reference(src, matrix, dsize, border, border_value)
 	import cv2
@@ -414,26 +372,7 @@ def warp_affine_host(src: np.ndarray, matrix: Any, dsize: DSize, border: str, bo
 	return cv2.warpAffine(src, np.asarray(matrix, dtype=np.float64), (int(dsize[0]), int(dsize[1])), flags=cv2.INTER_LINEAR, borderMode=border_mode, borderValue=border_value)
 
 
-def blend_into(frame: Array, box: Sequence[int], box_crop: Array, box_mask: Array) -> Array:
-	"""frame[box] = region * (1 - mask) + crop * mask, truncated to uint8, in place; returns frame."""
-	x1, y1, x2, y2 = (int(value) for value in box)
-	if x2 <= x1 or y2 <= y1:
-		return frame
-	if not is_device_array(frame):
-		frame[y1:y2, x1:x2] = blend_reference(frame[y1:y2, x1:x2], box_crop, box_mask)
-		return frame
-	import cupy
-	require_frame(frame)
-	crop = cupy.ascontiguousarray(box_crop, dtype=cupy.float32)
-	mask = cupy.ascontiguousarray(box_mask.reshape(y2 - y1, x2 - x1), dtype=cupy.float32)
-	cuda_kernel('blend_box')(grid_for(x2 - x1, y2 - y1), BLOCK, (
-		frame, np.int32(frame.shape[1]), np.int32(frame.shape[2]), np.int32(x1), np.int32(y1), np.int32(x2 - x1),
-		np.int32(y2 - y1), crop, mask
-	))
-	return frame
-
-
-def paste_into(frame: Array, crop: Array, mask: Array, affine: Any, box: Sequence[int], reference: bool = False) -> Array:
+def paste_into(frame: Array, crop: Array, mask: Array, affine: Matrix, box: Sequence[int], reference: bool = False) -> Array:
 	"""Warp crop and mask back through the inverse of affine into box and blend, in place; returns frame.
 
 	CPU: two warps and the blend (face_helper.paste_back's steps). GPU: one fused kernel, no intermediate arrays."""

@@ -20,27 +20,17 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from types import ModuleType
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import onnxruntime
 
-from facefusion.gpu.device import gpu_available, is_device_array
-from facefusion.inference.session import ModelSession
+from facefusion.gpu.device import Array, gpu_available, is_device_array
+from facefusion.inference.session import ELEMENT_TYPES, ModelSession
 
-Array = Any
 Signature = Tuple[Tuple[str, Tuple[int, ...], str], ...]
 
-ONNX_ELEMENT_TYPES: Dict[str, Any] = {
-	'tensor(float)': np.float32,
-	'tensor(float16)': np.float16,
-	'tensor(double)': np.float64,
-	'tensor(int64)': np.int64,
-	'tensor(int32)': np.int32,
-	'tensor(int8)': np.int8,
-	'tensor(uint8)': np.uint8,
-	'tensor(bool)': np.bool_
-}
 CUDA_PROVIDERS = ('CUDAExecutionProvider', 'TensorrtExecutionProvider')
 # output buffer sets kept per runner: one per input-shape signature (batch sizes, pixel-boost sizes)
 MAX_SIGNATURES = 8
@@ -80,8 +70,8 @@ class BoundRunner:
 		self.by_pointer = True if self.device == 'cuda' else bool(by_pointer)
 		self.inputs = self.session.get_inputs()
 		self.outputs = self.session.get_outputs()
-		self.input_types = {item.name: ONNX_ELEMENT_TYPES.get(item.type, np.float32) for item in self.inputs}
-		self.output_types = [ONNX_ELEMENT_TYPES.get(item.type, np.float32) for item in self.outputs]
+		self.input_types = {item.name: ELEMENT_TYPES.get(item.type, np.float32) for item in self.inputs}
+		self.output_types = [ELEMENT_TYPES.get(item.type, np.float32) for item in self.outputs]
 		self.binding = self.session.io_binding()
 		self.buffers: 'OrderedDict[Signature, OutputBuffers]' = OrderedDict()
 		# signatures whose outputs ONNX Runtime allocated once (their shapes were not predictable)
@@ -94,7 +84,7 @@ class BoundRunner:
 		self.quiet_options.log_severity_level = 4
 
 	@property
-	def xp(self) -> Any:
+	def xp(self) -> ModuleType:
 		if self.device == 'cuda':
 			import cupy
 			return cupy

@@ -17,12 +17,6 @@ def available_execution_providers() -> List[str]:
 	return [short for short, long in choices.execution_provider_names.items() if long in installed]
 
 
-def default_execution_providers() -> List[str]:
-	# like 3.5.0: the first available provider (onnxruntime-gpu → cuda, CPU wheel → cpu)
-	available = available_execution_providers()
-	return available[:1] or ['cpu']
-
-
 def provider_list(
 	short_names: List[str],
 	device_id: str = '0',

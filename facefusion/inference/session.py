@@ -27,6 +27,17 @@ STAGE_OF_KIND = {
 }
 
 BatchInput = Union[np.ndarray, Sequence[np.ndarray]]
+# ONNX Runtime's element type names -> NumPy dtypes, for feeding and allocating by a model's declared types
+ELEMENT_TYPES: Dict[str, type] = {
+	'tensor(float)': np.float32,
+	'tensor(float16)': np.float16,
+	'tensor(double)': np.float64,
+	'tensor(int64)': np.int64,
+	'tensor(int32)': np.int32,
+	'tensor(int8)': np.int8,
+	'tensor(uint8)': np.uint8,
+	'tensor(bool)': np.bool_
+}
 
 
 @dataclass
@@ -40,10 +51,6 @@ class ModelSession:
 	@property
 	def input_names(self) -> List[str]:
 		return [item.name for item in self.session.get_inputs()]
-
-	@property
-	def output_names(self) -> List[str]:
-		return [item.name for item in self.session.get_outputs()]
 
 	@property
 	def input_shapes(self) -> List[List[Any]]:

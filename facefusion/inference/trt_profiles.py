@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import onnx
@@ -26,20 +26,13 @@ import onnxruntime
 
 from facefusion.config import PROJECT_DIR
 from facefusion.inference.providers import ProviderEntry, provider_list
-from facefusion.inference.session import ModelSession, create_session
+from facefusion.inference.session import ELEMENT_TYPES, ModelSession, create_session
 from facefusion.logger import get_logger, warn_once
 
 Dim = Union[int, str, None]
 TRT_CACHE_DIR = PROJECT_DIR / '.caches'
 TRT_PROVIDER = 'TensorrtExecutionProvider'
 MAX_BATCH_RANGE = (1, 64)
-ELEMENT_TYPES: Dict[str, Any] = {
-	'tensor(float)': np.float32,
-	'tensor(float16)': np.float16,
-	'tensor(double)': np.float64,
-	'tensor(int64)': np.int64,
-	'tensor(int32)': np.int32
-}
 
 
 @dataclass(frozen=True)

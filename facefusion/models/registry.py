@@ -34,11 +34,6 @@ PROVIDER_LAYOUTS: Dict[str, Tuple[Tuple[str, ...], str]] = {
 # Several bases may be given separated by commas; they are tried in order.
 BASE_URL_ENVIRONMENT_VARIABLE = 'FACEFUSION_DOWNLOAD_BASE_URL'
 
-MODEL_KINDS: Tuple[str, ...] = (
-	'face_detector', 'face_landmarker', 'face_recognizer', 'face_classifier', 'face_occluder', 'face_parser',
-	'content_analyser', 'face_swapper', 'embedding_converter'
-)
-
 ZERO: Triple = (0.0, 0.0, 0.0)
 ONE: Triple = (1.0, 1.0, 1.0)
 HALF: Triple = (0.5, 0.5, 0.5)
@@ -270,12 +265,6 @@ def get_model(name: str) -> ModelSpec:
 
 def all_models() -> List[ModelSpec]:
 	return list(_SPECS)
-
-
-def models_of_kind(kind: str) -> List[ModelSpec]:
-	if kind not in MODEL_KINDS:
-		raise ValueError('unknown model kind: ' + kind)
-	return [spec for spec in _SPECS if spec.kind == kind]
 
 
 def models_for_scope(scope: str) -> List[ModelSpec]:

@@ -48,11 +48,17 @@ class Processor(abc.ABC):
 	def prepare(self) -> None:
 		"""Validate the sources and compute what stays fixed for the run (raise InputError for bad sources)."""
 
+	def needs_target_embeddings(self) -> bool:
+		"""True when this processor reads the target faces' embeddings: the workflow then fills face.embedding and
+		face.embedding_norm before process_frame(s), in the analyse stage that owns the faces."""
+		return False
+
 	@abc.abstractmethod
 	def process_frame(self, target_frame: VisionFrame, faces: List[Face], output_frame: VisionFrame) -> VisionFrame:
 		"""target_frame: the untouched input; faces: the selected target faces; output_frame: the result so far.
 
-		Returns the new result (may be output_frame changed in place).
+		Returns the new result (may be output_frame changed in place). The faces are read, never written: they
+		belong to the analyse stage, and processors run in parallel worker threads.
 		"""
 
 	def process_frames(self, items: List[Tuple[VisionFrame, List[Face], VisionFrame]]) -> List[VisionFrame]:

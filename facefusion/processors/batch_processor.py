@@ -16,12 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Generic, List, Optional, Sequence, TypeVar
 
-from facefusion.gpu.device import array_module_of, free_device_memory
+from facefusion.gpu.device import Array, array_module_of, free_device_memory
 from facefusion.logger import get_logger
 
 Item = TypeVar('Item')
 Result = TypeVar('Result')
-Array = Any
 
 # share of the free device memory a batch may take: ONNX Runtime's arena, CuPy's pool and the video pipeline
 # all allocate beside the model call
@@ -39,10 +38,6 @@ OUT_OF_MEMORY_MESSAGES = (
 )
 
 
-class OutOfDeviceMemoryError(MemoryError):
-	"""Our own out-of-memory signal, for code that detects the condition itself (and for tests that inject it)."""
-
-
 def onnxruntime_error_types() -> tuple:
 	"""ONNX Runtime's pybind exception classes (they derive from Exception, not RuntimeError)."""
 	state = sys.modules.get('onnxruntime.capi.onnxruntime_pybind11_state')
@@ -52,7 +47,7 @@ def onnxruntime_error_types() -> tuple:
 
 
 def is_out_of_memory(exception: BaseException) -> bool:
-	"""MemoryError (ours included), CuPy's / PyTorch's OutOfMemoryError, and ONNX Runtime failures whose message says
+	"""MemoryError, CuPy's / PyTorch's OutOfMemoryError, and ONNX Runtime failures whose message says
 	the allocation failed."""
 	if isinstance(exception, MemoryError):
 		return True
@@ -83,10 +78,6 @@ class BatchStats:
 	oom_retries: int = 0
 	seconds: float = 0.0
 	largest_batch: int = 0
-
-	@property
-	def batches(self) -> int:
-		return self.calls
 
 	@property
 	def mean_batch_size(self) -> float:
@@ -212,11 +203,6 @@ class BatchProcessor(Generic[Item, Result]):
 			+ format(stats.mean_batch_size, '.1f') + ' (largest ' + str(stats.largest_batch) + ', limit ' + str(self.ceiling) + '), '
 			+ str(stats.oom_retries) + ' out-of-memory retries, ' + format(stats.seconds_per_item * 1000, '.2f') + ' ms per item'
 		)
-
-	def reset_stats(self) -> None:
-		with self.lock:
-			self.stats = BatchStats()
-
 
 def estimate_per_item_bytes(input_shapes: Sequence[Sequence[Any]], output_shapes: Sequence[Sequence[Any]], bytes_per_value: int = 4, activation_factor: int = 64) -> int:
 	"""A rough per-item device cost from the model's tensor sizes: inputs and outputs (batch axis dropped, dynamic

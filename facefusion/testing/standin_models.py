@@ -104,7 +104,7 @@ class _GraphBuilder:
 		return name
 
 	def const(self, value: object, dtype: type = numpy.float32, name: Optional[str] = None) -> str:
-		array = numpy.array(value, dtype = dtype, order = 'C')
+		array = numpy.array(value, dtype=dtype, order='C')
 		# small constants (scalars, axes, shapes) repeat a lot; share them to keep the graph readable
 		key = (array.dtype.str, array.shape, array.tobytes())
 		if name is None and array.size <= 16 and key in self.small_constants:
@@ -118,19 +118,19 @@ class _GraphBuilder:
 	def weight(self, value: numpy.ndarray) -> str:
 		"""A float32 weight tensor; the fp16 stand-ins store it as float16 and cast it back at load time."""
 		if self.fp16_weights:
-			return self.op('Cast', self.const(value, numpy.float16), to = TensorProto.FLOAT)
+			return self.op('Cast', self.const(value, numpy.float16), to=TensorProto.FLOAT)
 		return self.const(value, numpy.float32)
 
 	def op(self, op_type: str, *inputs: str, name: Optional[str] = None, **attributes: object) -> str:
 		output = name or self.fresh(op_type.lower())
-		self.nodes.append(helper.make_node(op_type, list(inputs), [ output ], name = self.fresh('node_' + op_type), **attributes))
+		self.nodes.append(helper.make_node(op_type, list(inputs), [ output ], name=self.fresh('node_' + op_type), **attributes))
 		return output
 
 	def reduce(self, op_type: str, tensor: str, axes: Sequence[int], keepdims: bool = True) -> str:
 		# opset 17: ReduceSum takes its axes as an input, the other reductions as an attribute
 		if op_type == 'ReduceSum':
-			return self.op(op_type, tensor, self.const(list(axes), numpy.int64), keepdims = int(keepdims))
-		return self.op(op_type, tensor, axes = list(axes), keepdims = int(keepdims))
+			return self.op(op_type, tensor, self.const(list(axes), numpy.int64), keepdims=int(keepdims))
+		return self.op(op_type, tensor, axes=list(axes), keepdims=int(keepdims))
 
 	def scalar_mul(self, tensor: str, factor: float) -> str:
 		return self.op('Mul', tensor, self.const(factor))
@@ -146,14 +146,14 @@ class _GraphBuilder:
 
 	def zero_of(self, tensor: str) -> str:
 		"""A 0-d zero computed from a tensor: makes a constant output formally depend on the input."""
-		return self.scalar_mul(self.op('ReduceMean', tensor, keepdims = 0), 0.0)
+		return self.scalar_mul(self.op('ReduceMean', tensor, keepdims=0), 0.0)
 
 	def dim(self, tensor: str, axis: int) -> str:
 		"""One dimension of a tensor as a 0-d int64, for shapes computed inside the graph."""
-		return self.op('Gather', self.op('Shape', tensor), self.const(axis, numpy.int64), axis = 0)
+		return self.op('Gather', self.op('Shape', tensor), self.const(axis, numpy.int64), axis=0)
 
 	def output(self, tensor: str, name: str, shape: Sequence[int | str], elem_type: int = TensorProto.FLOAT) -> None:
-		self.nodes.append(helper.make_node('Identity', [ tensor ], [ name ], name = self.fresh('node_output')))
+		self.nodes.append(helper.make_node('Identity', [ tensor ], [ name ], name=self.fresh('node_output')))
 		self.outputs.append(helper.make_tensor_value_info(name, elem_type, list(shape)))
 
 	def build(self) -> onnx.ModelProto:
@@ -163,7 +163,7 @@ class _GraphBuilder:
 			initializers = [ tensor for tensor in initializers if tensor.name != self.last_initializer ] + \
 				[ tensor for tensor in initializers if tensor.name == self.last_initializer ]
 		graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, initializers)
-		model = helper.make_model(graph, producer_name = PRODUCER, opset_imports = [ helper.make_opsetid('', OPSET) ])
+		model = helper.make_model(graph, producer_name=PRODUCER, opset_imports=[ helper.make_opsetid('', OPSET) ])
 		model.ir_version = IR_VERSION
 		model.doc_string = 'Stand-in for FaceFusion model ' + self.name + ' (generated, not the real weights)'
 		return model
@@ -297,7 +297,7 @@ def mean_face_68_in_landmarker_crop() -> numpy.ndarray:
 	box_68 = mean_face_68_in_box().astype(numpy.float64)
 	box_height = 195.0
 	box_width = box_height * FACE_WIDTH / FACE_HEIGHT
-	crop = numpy.stack([ 128.0 + (box_68[:, 0] - 0.5) * box_width, 128.0 + (box_68[:, 1] - 0.5) * box_height ], axis = 1)
+	crop = numpy.stack([ 128.0 + (box_68[:, 0] - 0.5) * box_width, 128.0 + (box_68[:, 1] - 0.5) * box_height ], axis=1)
 	return _quantise(crop)
 
 
@@ -324,18 +324,18 @@ def _face_parameters(graph: _GraphBuilder, image: str, score_value: float) -> Tu
 	"""From a [1,3,H,W] canvas in 0..1 return (params [1,4] = centre x, centre y, width, height in pixels, score [1]).
 	The face sits at a fixed place relative to the extent of the non-black content, which is where the frame was
 	pasted; an all-black canvas scores 0 so 'no face' stays testable."""
-	pooled = graph.op('AveragePool', image, kernel_shape = [ 16, 16 ], strides = [ 16, 16 ])
-	content = graph.clip(graph.scalar_mul(graph.reduce('ReduceSum', pooled, [ 1 ], keepdims = False), 40.0), 0.0, 1.0)
+	pooled = graph.op('AveragePool', image, kernel_shape=[ 16, 16 ], strides=[ 16, 16 ])
+	content = graph.clip(graph.scalar_mul(graph.reduce('ReduceSum', pooled, [ 1 ], keepdims=False), 40.0), 0.0, 1.0)
 	extents = []
 	for axis, reduce_axis in ((3, 1), (2, 2)):
 		# content mask of each column (then row), times the right (bottom) edge of that cell in pixels
 		cells = graph.dim(pooled, axis)
 		edges = graph.op('Range', graph.const(1, numpy.int64), graph.op('Add', cells, graph.const(1, numpy.int64)), graph.const(1, numpy.int64))
-		edges = graph.scalar_mul(graph.op('Cast', edges, to = TensorProto.FLOAT), 16.0)
-		mask = graph.reduce('ReduceMax', content, [ reduce_axis ], keepdims = False)
-		extents.append(graph.reduce('ReduceMax', graph.op('Mul', mask, edges), [ 1 ], keepdims = False))
+		edges = graph.scalar_mul(graph.op('Cast', edges, to=TensorProto.FLOAT), 16.0)
+		mask = graph.reduce('ReduceMax', content, [ reduce_axis ], keepdims=False)
+		extents.append(graph.reduce('ReduceMax', graph.op('Mul', mask, edges), [ 1 ], keepdims=False))
 	content_width, content_height = extents
-	fraction = graph.reduce('ReduceMean', content, [ 1, 2 ], keepdims = False)
+	fraction = graph.reduce('ReduceMean', content, [ 1, 2 ], keepdims=False)
 	score = graph.scalar_mul(graph.clip(graph.scalar_mul(fraction, 50.0), 0.0, 1.0), score_value)
 	size = graph.op('Min', content_width, content_height)
 	parameters = graph.op('Concat',
@@ -343,7 +343,7 @@ def _face_parameters(graph: _GraphBuilder, image: str, score_value: float) -> Tu
 		graph.scalar_mul(content_height, FACE_CENTRE_Y),
 		graph.scalar_mul(size, FACE_WIDTH),
 		graph.scalar_mul(size, FACE_HEIGHT),
-		axis = 0)
+		axis=0)
 	return graph.reshape(parameters, [ 1, 4 ]), score
 
 
@@ -368,7 +368,7 @@ def _build_yolo_face() -> onnx.ModelProto:
 	mixing = numpy.zeros((4, 20), numpy.float32)
 	bias = numpy.zeros(20, numpy.float32)
 	geometry = _geometry_matrix()
-	mixing[:, 0:4] = numpy.eye(4, dtype = numpy.float32)
+	mixing[:, 0:4] = numpy.eye(4, dtype=numpy.float32)
 	for index in range(5):
 		mixing[:, 5 + index * 3] = geometry[:, 4 + index * 2]
 		mixing[:, 6 + index * 3] = geometry[:, 5 + index * 2]
@@ -406,33 +406,33 @@ def _build_scrfd_like(name: str) -> onnx.ModelProto:
 		columns = graph.op('Div', width, graph.const(stride, numpy.int64))
 		zero = graph.const(0, numpy.int64)
 		one = graph.const(1, numpy.int64)
-		row_positions = graph.scalar_mul(graph.op('Cast', graph.op('Range', zero, rows, one), to = TensorProto.FLOAT), float(stride))
-		column_positions = graph.scalar_mul(graph.op('Cast', graph.op('Range', zero, columns, one), to = TensorProto.FLOAT), float(stride))
+		row_positions = graph.scalar_mul(graph.op('Cast', graph.op('Range', zero, rows, one), to=TensorProto.FLOAT), float(stride))
+		column_positions = graph.scalar_mul(graph.op('Cast', graph.op('Range', zero, columns, one), to=TensorProto.FLOAT), float(stride))
 		# anchor centres (col * s, row * s), row-major, each repeated twice consecutively
 		grid_x = graph.op('Add', graph.op('Unsqueeze', column_positions, graph.const([ 0 ], numpy.int64)), graph.op('Unsqueeze', graph.scalar_mul(row_positions, 0.0), graph.const([ 1 ], numpy.int64)))
 		grid_y = graph.op('Add', graph.op('Unsqueeze', row_positions, graph.const([ 1 ], numpy.int64)), graph.op('Unsqueeze', graph.scalar_mul(column_positions, 0.0), graph.const([ 0 ], numpy.int64)))
 		anchor_x = graph.reshape(grid_x, [ -1, 1 ])
 		anchor_y = graph.reshape(grid_y, [ -1, 1 ])
-		anchor_x = graph.reshape(graph.op('Concat', anchor_x, anchor_x, axis = 1), [ -1, 1 ])
-		anchor_y = graph.reshape(graph.op('Concat', anchor_y, anchor_y, axis = 1), [ -1, 1 ])
-		anchor_box = graph.op('Concat', anchor_x, anchor_y, anchor_x, anchor_y, axis = 1)
-		anchor_landmarks = graph.op('Concat', *([ anchor_x, anchor_y ] * 5), axis = 1)
+		anchor_x = graph.reshape(graph.op('Concat', anchor_x, anchor_x, axis=1), [ -1, 1 ])
+		anchor_y = graph.reshape(graph.op('Concat', anchor_y, anchor_y, axis=1), [ -1, 1 ])
+		anchor_box = graph.op('Concat', anchor_x, anchor_y, anchor_x, anchor_y, axis=1)
+		anchor_landmarks = graph.op('Concat', *([ anchor_x, anchor_y ] * 5), axis=1)
 		# distances in stride units: (cx - x1, cy - y1, x2 - cx, y2 - cy) / s and (lx - cx, ly - cy) / s
 		box_sign = numpy.array([ -1, -1, 1, 1 ], numpy.float32) / stride
 		boxes.append(graph.op('Mul', graph.op('Sub', geometry_box, anchor_box), graph.const(box_sign)))
 		landmarks.append(graph.scalar_mul(graph.op('Sub', geometry_landmarks, anchor_landmarks), 1.0 / stride))
 		if stride == 32:
-			rows_float = graph.op('Cast', rows, to = TensorProto.FLOAT)
-			columns_float = graph.op('Cast', columns, to = TensorProto.FLOAT)
-			centre_x = graph.op('Gather', parameters, graph.const(0, numpy.int64), axis = 1)
-			centre_y = graph.op('Gather', parameters, graph.const(1, numpy.int64), axis = 1)
+			rows_float = graph.op('Cast', rows, to=TensorProto.FLOAT)
+			columns_float = graph.op('Cast', columns, to=TensorProto.FLOAT)
+			centre_x = graph.op('Gather', parameters, graph.const(0, numpy.int64), axis=1)
+			centre_y = graph.op('Gather', parameters, graph.const(1, numpy.int64), axis=1)
 			row = graph.op('Max', graph.op('Min', graph.op('Floor', graph.scalar_mul(centre_y, 1.0 / stride)), graph.scalar_add(rows_float, -1.0)), graph.const(0.0))
 			column = graph.op('Max', graph.op('Min', graph.op('Floor', graph.scalar_mul(centre_x, 1.0 / stride)), graph.scalar_add(columns_float, -1.0)), graph.const(0.0))
 			# second copy of the anchor: index 2k + 1 is never 0
 			index = graph.scalar_add(graph.scalar_mul(graph.op('Add', graph.op('Mul', row, columns_float), column), 2.0), 1.0)
-			index = graph.op('Cast', index, to = TensorProto.INT64)
+			index = graph.op('Cast', index, to=TensorProto.INT64)
 			count = graph.op('Mul', graph.op('Mul', rows, columns), graph.const(2, numpy.int64))
-			hit = graph.op('Cast', graph.op('Equal', graph.op('Range', zero, count, one), index), to = TensorProto.FLOAT)
+			hit = graph.op('Cast', graph.op('Equal', graph.op('Range', zero, count, one), index), to=TensorProto.FLOAT)
 			scores.append(graph.op('Mul', graph.reshape(hit, [ -1, 1 ]), graph.reshape(score, [ 1, 1 ])))
 		else:
 			scores.append(graph.scalar_mul(anchor_x, 0.0))
@@ -451,7 +451,7 @@ def _build_scrfd_like(name: str) -> onnx.ModelProto:
 def _landmarks_from_crop(graph: _GraphBuilder, image: str, name: str) -> str:
 	"""[1,68,2] landmarks in 64-grid units: the mean face in the crop, nudged by at most half a grid cell towards
 	the brighter side of the crop so the output depends on the image."""
-	quadrants = graph.reduce('ReduceMean', graph.op('AveragePool', image, kernel_shape = [ 128, 128 ], strides = [ 128, 128 ]), [ 1 ], keepdims = False)
+	quadrants = graph.reduce('ReduceMean', graph.op('AveragePool', image, kernel_shape=[ 128, 128 ], strides=[ 128, 128 ]), [ 1 ], keepdims=False)
 	# quadrant order: top-left, top-right, bottom-left, bottom-right -> (right - left, bottom - top)
 	contrast = numpy.array([ [ -1, -1 ], [ 1, -1 ], [ -1, 1 ], [ 1, 1 ] ], numpy.float32) * 2.0
 	shift = graph.scalar_mul(graph.op('Tanh', graph.op('MatMul', graph.reshape(quadrants, [ 1, 4 ]), graph.const(contrast))), 0.5)
@@ -467,11 +467,11 @@ def _build_2dfan4() -> onnx.ModelProto:
 	image = graph.input('input', [ 1, 3, 256, 256 ])
 	points = _landmarks_from_crop(graph, image, '2dfan4')
 	scores = graph.const(numpy.full((1, 68, 1), LANDMARKER_HEAT, numpy.float32))
-	graph.output(graph.op('Concat', points, scores, axis = 2), 'landmarks_xyscore', [ 1, 68, 3 ])
+	graph.output(graph.op('Concat', points, scores, axis=2), 'landmarks_xyscore', [ 1, 68, 3 ])
 	# gaussian heat-maps (sigma 1.5 cells) peaking at LANDMARKER_HEAT on each point
-	point_x = graph.reshape(graph.op('Gather', points, graph.const(0, numpy.int64), axis = 2), [ 1, 68, 1, 1 ])
-	point_y = graph.reshape(graph.op('Gather', points, graph.const(1, numpy.int64), axis = 2), [ 1, 68, 1, 1 ])
-	grid = numpy.arange(64, dtype = numpy.float32)
+	point_x = graph.reshape(graph.op('Gather', points, graph.const(0, numpy.int64), axis=2), [ 1, 68, 1, 1 ])
+	point_y = graph.reshape(graph.op('Gather', points, graph.const(1, numpy.int64), axis=2), [ 1, 68, 1, 1 ])
+	grid = numpy.arange(64, dtype=numpy.float32)
 	# the gaussian is separable: two 64-long profiles per point, one broadcast product at full size
 	profiles = []
 	for point, shape in ((point_x, (1, 1, 1, 64)), (point_y, (1, 1, 64, 1))):
@@ -487,7 +487,7 @@ def _build_peppa_wutz() -> onnx.ModelProto:
 	image = graph.input('input', [ 1, 3, 256, 256 ])
 	points = _landmarks_from_crop(graph, image, 'peppa_wutz')
 	scores = graph.const(numpy.full((1, 68, 1), LANDMARKER_HEAT, numpy.float32))
-	graph.output(graph.op('Concat', points, scores, axis = 2), 'landmarks_xyscore', [ 1, 68, 3 ])
+	graph.output(graph.op('Concat', points, scores, axis=2), 'landmarks_xyscore', [ 1, 68, 3 ])
 	return graph.build()
 
 
@@ -507,7 +507,7 @@ def _build_arcface() -> onnx.ModelProto:
 	A small constant keeps it non-zero for flat images."""
 	graph = _GraphBuilder('arcface_w600k_r50')
 	image = graph.input('input', [ 1, 3, 112, 112 ])
-	pooled = graph.op('AveragePool', image, kernel_shape = [ 8, 8 ], strides = [ 8, 8 ])
+	pooled = graph.op('AveragePool', image, kernel_shape=[ 8, 8 ], strides=[ 8, 8 ])
 	centred = graph.op('Sub', pooled, graph.reduce('ReduceMean', pooled, [ 2, 3 ]))
 	features = graph.reshape(centred, [ -1, 3 * 14 * 14 ])
 	projection = _uniform('arcface_w600k_r50', 'projection', (3 * 14 * 14, 512), 3.0 / math.sqrt(3 * 14 * 14))
@@ -521,13 +521,13 @@ def _build_fairface() -> onnx.ModelProto:
 	"""race, gender, age ids as int64 [1], each the argmax of a random projection of the 4x4-pooled crop."""
 	graph = _GraphBuilder('fairface')
 	image = graph.input('input', [ 1, 3, 224, 224 ])
-	pooled = graph.op('AveragePool', image, kernel_shape = [ 56, 56 ], strides = [ 56, 56 ])
+	pooled = graph.op('AveragePool', image, kernel_shape=[ 56, 56 ], strides=[ 56, 56 ])
 	features = graph.reshape(graph.op('Sub', pooled, graph.reduce('ReduceMean', pooled, [ 2, 3 ])), [ -1, 48 ])
 	for head, classes in (('race', 7), ('gender', 2), ('age', 9)):
 		projection = _uniform('fairface', head, (48, classes), 1.0)
 		bias = _uniform('fairface', head + '_bias', (classes,), 0.1)
 		logits = graph.op('Add', graph.op('MatMul', features, graph.const(projection)), graph.const(bias))
-		graph.output(graph.op('ArgMax', logits, axis = 1, keepdims = 0), head + '_id', [ 1 ], TensorProto.INT64)
+		graph.output(graph.op('ArgMax', logits, axis=1, keepdims=0), head + '_id', [ 1 ], TensorProto.INT64)
 	return graph.build()
 
 
@@ -544,7 +544,7 @@ def _build_crossface(name: str) -> onnx.ModelProto:
 
 def _soft_ellipse(size: int, centre: Tuple[float, float], radius: Tuple[float, float], sharpness: float) -> numpy.ndarray:
 	"""1 inside, falling to 0 at the rim, over a size x size unit grid (pixel centres)."""
-	coordinates = (numpy.arange(size, dtype = numpy.float64) + 0.5) / size
+	coordinates = (numpy.arange(size, dtype=numpy.float64) + 0.5) / size
 	distance = ((coordinates[None, :] - centre[0]) / radius[0]) ** 2 + ((coordinates[:, None] - centre[1]) / radius[1]) ** 2
 	return _quantise(numpy.clip((1.0 - distance) * sharpness, 0.0, 1.0))
 
@@ -591,7 +591,7 @@ def bisenet_logit_terms(size: int = 512) -> Tuple[numpy.ndarray, numpy.ndarray]:
 	field is an elliptic bump 1 - ((x - cx) / rx)^2 - ((y - cy) / ry)^2, which separates into f(x) + g(y), so the
 	graph builds the full-size logits with one broadcast Add. Background 0 wins outside the face ellipse, skin 1
 	inside it, the parts of BISENET_PARTS on their ellipses, hair 17 above the face and neck 14 below it."""
-	coordinates = (numpy.arange(size, dtype = numpy.float64) + 0.5) / size
+	coordinates = (numpy.arange(size, dtype=numpy.float64) + 0.5) / size
 	column_term = numpy.zeros((19, size), numpy.float64)
 	row_term = numpy.zeros((19, size), numpy.float64)
 	column_term[:] = -4.0
@@ -671,19 +671,19 @@ HALF = (0.5, 0.5, 0.5)
 ZERO = (0.0, 0.0, 0.0)
 ONE = (1.0, 1.0, 1.0)
 SWAPPER_SPECS: Dict[str, _SwapperSpec] = {
-	'blendswap_256': _SwapperSpec(256, ZERO, ONE, False, source_image_size = 112),
+	'blendswap_256': _SwapperSpec(256, ZERO, ONE, False, source_image_size=112),
 	'ghost_1_256': _SwapperSpec(256, HALF, HALF, True),
 	'ghost_2_256': _SwapperSpec(256, HALF, HALF, True),
 	'ghost_3_256': _SwapperSpec(256, HALF, HALF, True),
 	'hififace_unofficial_256': _SwapperSpec(256, HALF, HALF, True),
-	'hyperswap_1a_256': _SwapperSpec(256, HALF, HALF, True, mask_output = True),
-	'hyperswap_1b_256': _SwapperSpec(256, HALF, HALF, True, mask_output = True),
-	'hyperswap_1c_256': _SwapperSpec(256, HALF, HALF, True, mask_output = True),
-	'inswapper_128': _SwapperSpec(128, ZERO, ONE, False, fixed_batch = True, emap = True),
-	'inswapper_128_fp16': _SwapperSpec(128, ZERO, ONE, False, fixed_batch = True, emap = True, fp16 = True),
+	'hyperswap_1a_256': _SwapperSpec(256, HALF, HALF, True, mask_output=True),
+	'hyperswap_1b_256': _SwapperSpec(256, HALF, HALF, True, mask_output=True),
+	'hyperswap_1c_256': _SwapperSpec(256, HALF, HALF, True, mask_output=True),
+	'inswapper_128': _SwapperSpec(128, ZERO, ONE, False, fixed_batch=True, emap=True),
+	'inswapper_128_fp16': _SwapperSpec(128, ZERO, ONE, False, fixed_batch=True, emap=True, fp16=True),
 	'simswap_256': _SwapperSpec(256, IMAGENET_MEAN, IMAGENET_STD, False),
 	'simswap_unofficial_512': _SwapperSpec(512, ZERO, ONE, False),
-	'uniface_256': _SwapperSpec(256, HALF, HALF, True, source_image_size = 256),
+	'uniface_256': _SwapperSpec(256, HALF, HALF, True, source_image_size=256),
 }
 # blend of target and generated content: large enough to see the swap, small enough to keep the face recognisable
 TARGET_WEIGHT = 0.7
@@ -699,7 +699,7 @@ def _source_code(graph: _GraphBuilder, source: str, spec: _SwapperSpec) -> Tuple
 	models (blendswap, uniface) the mean-free 8x8-pooled source image."""
 	if spec.source_image_size:
 		kernel = spec.source_image_size // 8
-		pooled = graph.op('AveragePool', source, kernel_shape = [ kernel, kernel ], strides = [ kernel, kernel ])
+		pooled = graph.op('AveragePool', source, kernel_shape=[ kernel, kernel ], strides=[ kernel, kernel ])
 		code = graph.reshape(pooled, [ -1, 192 ])
 		code = graph.op('Sub', code, graph.reduce('ReduceMean', code, [ 1 ]))
 		length = 192
@@ -716,7 +716,7 @@ def _small_swapper_body(graph: _GraphBuilder, name: str, code: str, length: int,
 	pattern = graph.op('Tanh', graph.op('MatMul', code, graph.weight(projection)))
 	pattern = graph.reshape(pattern, [ -1, 3, 8, 8 ])
 	factor = float(spec.size // 8)
-	return graph.op('Resize', pattern, '', graph.const([ 1.0, 1.0, factor, factor ]), mode = 'linear', coordinate_transformation_mode = 'half_pixel')
+	return graph.op('Resize', pattern, '', graph.const([ 1.0, 1.0, factor, factor ]), mode='linear', coordinate_transformation_mode='half_pixel')
 
 
 def _heavy_channels(resolution: int) -> int:
@@ -728,12 +728,12 @@ def _conv(graph: _GraphBuilder, name: str, tensor: str, channels_in: int, channe
 	weights = _uniform(name, label, (channels_out, channels_in, kernel, kernel), math.sqrt(2.0 / (channels_in * kernel * kernel)))
 	bias = numpy.zeros(channels_out, numpy.float32)
 	pad = kernel // 2
-	return graph.op('Conv', tensor, graph.weight(weights), graph.const(bias), kernel_shape = [ kernel, kernel ], strides = [ stride, stride ], pads = [ pad, pad, pad, pad ])
+	return graph.op('Conv', tensor, graph.weight(weights), graph.const(bias), kernel_shape=[ kernel, kernel ], strides=[ stride, stride ], pads=[ pad, pad, pad, pad ])
 
 
 def _adain(graph: _GraphBuilder, name: str, tensor: str, code: str, length: int, channels: int) -> str:
 	label = 'adain' + str(graph.counter)
-	normalised = graph.op('InstanceNormalization', tensor, graph.const(numpy.ones(channels, numpy.float32)), graph.const(numpy.zeros(channels, numpy.float32)), epsilon = 1e-5)
+	normalised = graph.op('InstanceNormalization', tensor, graph.const(numpy.ones(channels, numpy.float32)), graph.const(numpy.zeros(channels, numpy.float32)), epsilon=1e-5)
 	gamma = graph.op('Gemm', code, graph.weight(_uniform(name, label + 'gamma', (length, channels), 0.1)), graph.const(numpy.zeros(channels, numpy.float32)))
 	beta = graph.op('Gemm', code, graph.weight(_uniform(name, label + 'beta', (length, channels), 0.1)), graph.const(numpy.zeros(channels, numpy.float32)))
 	scaled = graph.op('Mul', normalised, graph.scalar_add(graph.reshape(gamma, [ -1, channels, 1, 1 ]), 1.0))
@@ -746,28 +746,28 @@ def _heavy_swapper_body(graph: _GraphBuilder, name: str, code: str, length: int,
 	identity code, nearest x2 upsampling + 3x3 convs back up, a final 3x3 conv and tanh. Random weights."""
 	resolution = spec.size
 	channels = _heavy_channels(resolution)
-	features = graph.op('LeakyRelu', _conv(graph, name, target_signed, 3, channels, 7, 1), alpha = 0.2)
+	features = graph.op('LeakyRelu', _conv(graph, name, target_signed, 3, channels, 7, 1), alpha=0.2)
 	while resolution > 16:
 		resolution //= 2
 		next_channels = _heavy_channels(resolution)
-		features = graph.op('LeakyRelu', _conv(graph, name, features, channels, next_channels, 3, 2), alpha = 0.2)
+		features = graph.op('LeakyRelu', _conv(graph, name, features, channels, next_channels, 3, 2), alpha=0.2)
 		channels = next_channels
 	for _ in range(6):
-		hidden = graph.op('LeakyRelu', _adain(graph, name, _conv(graph, name, features, channels, channels, 3, 1), code, length, channels), alpha = 0.2)
+		hidden = graph.op('LeakyRelu', _adain(graph, name, _conv(graph, name, features, channels, channels, 3, 1), code, length, channels), alpha=0.2)
 		hidden = _adain(graph, name, _conv(graph, name, hidden, channels, channels, 3, 1), code, length, channels)
 		features = graph.op('Add', features, hidden)
 	while resolution < spec.size:
 		resolution *= 2
 		next_channels = _heavy_channels(resolution) // 2
-		upsampled = graph.op('Resize', features, '', graph.const([ 1.0, 1.0, 2.0, 2.0 ]), mode = 'nearest')
-		features = graph.op('LeakyRelu', _conv(graph, name, upsampled, channels, next_channels, 3, 1), alpha = 0.2)
+		upsampled = graph.op('Resize', features, '', graph.const([ 1.0, 1.0, 2.0, 2.0 ]), mode='nearest')
+		features = graph.op('LeakyRelu', _conv(graph, name, upsampled, channels, next_channels, 3, 1), alpha=0.2)
 		channels = next_channels
 	return graph.op('Tanh', _conv(graph, name, features, channels, 3, 3, 1))
 
 
 def _build_swapper(name: str, variant: str) -> onnx.ModelProto:
 	spec = SWAPPER_SPECS[name]
-	graph = _GraphBuilder(name, fp16_weights = spec.fp16)
+	graph = _GraphBuilder(name, fp16_weights=spec.fp16)
 	batch: int | str = 1 if spec.fixed_batch else 'batch'
 	source_shape: List[int | str] = [ batch, 3, spec.source_image_size, spec.source_image_size ] if spec.source_image_size else [ batch, 512 ]
 	target_shape: List[int | str] = [ batch, 3, spec.size, spec.size ]
@@ -793,7 +793,7 @@ def _build_swapper(name: str, variant: str) -> onnx.ModelProto:
 	blended = graph.clip(blended, -1.0, 1.0)
 	if spec.emap:
 		# the emap is part of the graph (as in the real file) though the pipeline applies it before the call
-		emap = graph.const(inswapper_emap(name), name = 'emap')
+		emap = graph.const(inswapper_emap(name), name='emap')
 		graph.last_initializer = emap
 		blended = graph.op('Add', blended, graph.zero_of(emap))
 	output = blended if spec.signed_output else graph.scalar_add(graph.scalar_mul(blended, 0.5), 0.5)
@@ -868,7 +868,7 @@ def write_standin_models(directory: str | os.PathLike[str], names: Optional[Iter
 	"""Write `<file_name>` and `<stem>.hash` for each model key (all when names is None) into directory; returns
 	the model paths in the order asked. Identical bytes on every run; existing identical files are left alone."""
 	target_directory = Path(directory)
-	target_directory.mkdir(parents = True, exist_ok = True)
+	target_directory.mkdir(parents=True, exist_ok=True)
 	keys = list(STANDIN_FILE_NAMES) if names is None else list(names)
 	unknown = [ key for key in keys if key not in STANDIN_FILE_NAMES ]
 	if unknown:
@@ -888,16 +888,16 @@ def write_standin_models(directory: str | os.PathLike[str], names: Optional[Iter
 
 
 def main(arguments: Optional[Sequence[str]] = None) -> int:
-	parser = argparse.ArgumentParser(prog = 'python -m facefusion.testing.standin_models', description = 'Write stand-in ONNX models with FaceFusion 3.5.0 signatures.')
+	parser = argparse.ArgumentParser(prog='python -m facefusion.testing.standin_models', description='Write stand-in ONNX models with FaceFusion 3.5.0 signatures.')
 	parser.add_argument('directory')
-	parser.add_argument('names', nargs = '*', help = 'model keys (default: all)')
-	parser.add_argument('--variant', choices = VARIANTS, default = 'small')
-	parser.add_argument('--nsfw-flagged', action = 'store_true', help = 'content analyser stand-ins flag every input')
+	parser.add_argument('names', nargs='*', help='model keys (default: all)')
+	parser.add_argument('--variant', choices=VARIANTS, default='small')
+	parser.add_argument('--nsfw-flagged', action='store_true', help='content analyser stand-ins flag every input')
 	options = parser.parse_args(arguments)
 	try:
 		paths = write_standin_models(options.directory, options.names or None, options.variant, options.nsfw_flagged)
 	except (KeyError, FileNotFoundError) as exception:
-		print('[FACEFUSION] ' + str(exception).strip('\''), file = sys.stderr)
+		print('[FACEFUSION] ' + str(exception).strip('\''), file=sys.stderr)
 		return 1
 	for path in paths:
 		print(path)

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 
 from facefusion import face_helper
-from facefusion import face_masker
 from facefusion.config import RunConfig
-from facefusion.face_masker import FaceMasker, combine_masks
+from facefusion.face_masker import POST_SWAP_MASK_TYPES, FaceMasker
+from facefusion.gpu.array_ops import combine_masks
 from facefusion.processors.base import ProcessingContext, Processor
 from facefusion.types import Face, Points, Size, VisionFrame
 
@@ -76,7 +76,7 @@ class FaceDebugger(Processor):
 	@staticmethod
 	def required_models(config: RunConfig) -> List[str]:
 		if 'face-mask' in config.face_debugger_items:
-			return face_masker.required_models(config)
+			return FaceMasker.required_models(config)
 		return []
 
 	def __init__(self, context: ProcessingContext) -> None:
@@ -121,13 +121,13 @@ class FaceDebugger(Processor):
 		target_crop, affine = face_helper.warp_face_by_face_landmark_5(
 			target_frame, face.landmark_set.get('5/68'), MASK_TEMPLATE, MASK_CROP_SIZE
 		)
-		masks = self.masker.pre_swap_masks(target_crop, mask_types)
-		if any(mask_type in mask_types for mask_type in face_masker.POST_SWAP_MASK_TYPES):
+		masks = self.masker.pre_swap_masks_batch([target_crop], mask_types)[0]
+		if any(mask_type in mask_types for mask_type in POST_SWAP_MASK_TYPES):
 			output_crop = target_crop
 			if output_frame is not target_frame:
 				output_crop = cv2.warpAffine(output_frame, affine, MASK_CROP_SIZE, borderMode=cv2.BORDER_REPLICATE)
 			landmark_68 = face_helper.transform_points(face.landmark_set.get('68'), affine)
-			masks.extend(self.masker.post_swap_masks(output_crop, landmark_68, mask_types))
+			masks.extend(self.masker.post_swap_masks_batch([output_crop], [landmark_68], mask_types)[0])
 		crop_mask = combine_masks(masks) if masks else np.ones(MASK_CROP_SIZE[::-1], dtype=np.float32)
 		draw_mask_outline(debug_frame, crop_mask, affine, thickness)
 

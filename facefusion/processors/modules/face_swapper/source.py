@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import TYPE_CHECKING, List
+from typing import TYPE_CHECKING, Dict, List
 
 import numpy as np
 
 from facefusion.errors import InputError, ProcessingError
 from facefusion.face_helper import warp_face_by_face_landmark_5
+from facefusion.gpu.array_ops import prepare_source_image
 from facefusion.models.registry import ModelSpec
-from facefusion.processors.modules.face_swapper.model_types import (
-	prepare_source_embedding,
-	prepare_source_frame,
-	uses_converter,
-	uses_source_image
-)
+from facefusion.processors.modules.face_swapper.identity import prepare_source_embedding, uses_converter, uses_source_image
 from facefusion.types import Embedding, Face, SourceIdentity, VisionFrame
 
 if TYPE_CHECKING:
@@ -71,7 +67,7 @@ def build_source_identity(context: 'ProcessingContext', spec: ModelSpec) -> Sour
 	face = context.analyser.get_average_face(frames)
 	if face is None:
 		raise ProcessingError('no face detected in source ' + describe_sources(context))
-	extras = {}
+	extras: Dict[str, np.ndarray] = {}
 	if uses_source_image(spec.swapper_type):
 		extras[SOURCE_FRAME] = source_frame_input(first_frame_with_face(context, frames), face, spec)
 	else:
@@ -97,7 +93,7 @@ def source_frame_input(frame: VisionFrame, face: Face, spec: ModelSpec) -> np.nd
 	"""blendswap / uniface: the source face cropped with the model's source template (1×3×H×W, RGB, / 255), using
 	the averaged face's 5/68 landmarks (those of the first source face found)."""
 	crop, _ = warp_face_by_face_landmark_5(frame, face.landmark_set.five_68, spec.source_template, spec.source_size)
-	return prepare_source_frame(crop)
+	return prepare_source_image(crop)
 
 
 def source_embedding_input(inference: 'InferenceManager', face: Face, spec: ModelSpec) -> np.ndarray:
@@ -113,5 +109,5 @@ def source_embedding_input(inference: 'InferenceManager', face: Face, spec: Mode
 
 
 def describe_sources(context: 'ProcessingContext') -> str:
-	paths = list(getattr(context.config, 'source_paths', None) or [])
+	paths = list(context.config.source_paths)
 	return ', '.join(paths) if paths else '(' + str(len(context.source_frames)) + ' image(s))'

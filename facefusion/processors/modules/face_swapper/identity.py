@@ -1,26 +1,22 @@
-"""What differs between the seven swapper types of 3.5.0: how the target crop and the source are fed, and how the
-output is turned back into a BGR crop. Pure array functions; sessions are called elsewhere. The per-pixel steps
-live in facefusion/gpu/array_ops.py, written once for NumPy and CuPy.
+"""How each of the seven swapper types of 3.5.0 takes its identity (the model's `source` input): a cropped source
+image (blendswap, uniface) or an embedding, in the arcface space or converted into the model's own, mixed with the
+target face's embedding by the identity weight. Pure array functions; sessions are called elsewhere.
 
-Arithmetic follows 3.5.0 step by step (float64 for the input preparation, float32 for the output) so the tensors
-fed to a model equal 3.5.0's to the last bit, not merely to a tolerance.
+Arithmetic follows 3.5.0 step by step so the tensors fed to a model equal 3.5.0's to the last bit, not merely to a
+tolerance.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
-from facefusion.gpu import array_ops
 from facefusion.types import Embedding
 
-SWAPPER_TYPES = ('blendswap', 'ghost', 'hififace', 'hyperswap', 'inswapper', 'simswap', 'uniface')
 # fed a cropped source image instead of an identity embedding
 IMAGE_SOURCE_TYPES = frozenset({'blendswap', 'uniface'})
 # the arcface embedding goes through a crossface_* converter into the model's own identity space
 CONVERTED_SOURCE_TYPES = frozenset({'ghost', 'hififace', 'simswap'})
-# outputs that come back in the input's (x - mean) / std space; the others are already 0..1
-DENORMALISED_OUTPUT_TYPES = frozenset({'ghost', 'hififace', 'hyperswap', 'uniface'})
 # the identity weight mixes in the target's embedding L2-normalised for these, raw for ghost
 NORMALISED_TARGET_TYPES = frozenset({'hififace', 'hyperswap', 'inswapper', 'simswap'})
 
@@ -31,21 +27,6 @@ def uses_source_image(swapper_type: str) -> bool:
 
 def uses_converter(swapper_type: str) -> bool:
 	return swapper_type in CONVERTED_SOURCE_TYPES
-
-
-def prepare_target(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-	"""N×H×W×3 BGR crops (0..255) -> N×3×H×W float32: RGB, / 255, (x - mean) / std (NumPy or CuPy)."""
-	return array_ops.prepare_crops(crops, mean, std)
-
-
-def normalize_output(outputs: np.ndarray, swapper_type: str, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-	"""N×3×H×W model output -> N×H×W×3 float32 BGR in 0..255 (not rounded: paste-back truncates once, at the end)."""
-	return array_ops.normalize_outputs(outputs, swapper_type in DENORMALISED_OUTPUT_TYPES, mean, std)
-
-
-def prepare_source_frame(crop: np.ndarray) -> np.ndarray:
-	"""A cropped BGR source face -> 1×3×H×W float32 RGB / 255 (no mean/std for blendswap and uniface)."""
-	return array_ops.prepare_source_image(crop)
 
 
 def prepare_source_embedding(
