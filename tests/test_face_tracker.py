@@ -7,12 +7,10 @@ Run with -s to see the measured numbers (docs/tracking.md holds a copy of them).
 """
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -20,11 +18,14 @@ import pytest
 from facefusion.config import RunConfig
 from facefusion.face_analyser import FaceAnalyser
 from facefusion.face_selector import calculate_face_distance
-from facefusion.tracking.tracker import REFERENCE_HYSTERESIS, FaceTracker, Track, TrackerOptions, fold_embedding
 from facefusion.inference.manager import InferenceManager
-from facefusion.tracking.landmark_export import export_as_arrays, read_landmark_export
+from facefusion.inference.session import ModelSession
+from facefusion.face_recognizer import RECOGNIZER_MODEL
 from facefusion.testing.camera_path import MemoryClip, locate_faces, make_memory_clip
-from facefusion.testing.standin_models import write_standin_models
+from facefusion.tracking.identity import REFERENCE_HYSTERESIS, fold_embedding
+from facefusion.tracking.landmark_export import export_as_arrays, read_landmark_export
+from facefusion.tracking.track import Track, TrackerOptions
+from facefusion.tracking.tracker import FaceTracker
 from facefusion.tracking.metrics import (
 	aligned_crop_tpsnr,
 	landmark_error,
@@ -37,33 +38,23 @@ from facefusion.tracking.metrics import (
 )
 from facefusion.types import Face, FaceLandmarkSet, FaceScoreSet
 
-DATA = Path(__file__).parent / 'data'
 CUT = 51
 SPRITE_KEY = 'sprite1:0'
 
 
-@pytest.fixture(scope = 'module')
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-	directory = tmp_path_factory.mktemp('tracker_models')
-	write_standin_models(directory, ['fan_68_5', '2dfan4', 'arcface_w600k_r50'])
-	for suffix in ('.onnx', '.hash'):
-		shutil.copyfile(DATA / ('yunet_2023_mar' + suffix), directory / ('yunet_2023_mar' + suffix))
-	return directory
+@pytest.fixture(scope='module')
+def config(standin_models_dir: Path) -> RunConfig:
+	return RunConfig(models_path=str(standin_models_dir), face_detector_model='yunet', face_landmarker_score=0, face_selector_mode='many')
 
 
-@pytest.fixture(scope = 'module')
-def config(models_dir: Path) -> RunConfig:
-	return RunConfig(models_path = str(models_dir), face_detector_model = 'yunet', face_landmarker_score = 0, face_selector_mode = 'many')
-
-
-@pytest.fixture(scope = 'module')
+@pytest.fixture(scope='module')
 def analyser(config: RunConfig) -> FaceAnalyser:
 	return FaceAnalyser(config, InferenceManager(config))
 
 
-@pytest.fixture(scope = 'module')
+@pytest.fixture(scope='module')
 def clip(analyser: FaceAnalyser) -> MemoryClip:
-	memory_clip = make_memory_clip(cut_at = CUT)
+	memory_clip = make_memory_clip(cut_at=CUT)
 	return locate_faces(memory_clip, lambda frame: [(face.bounding_box, face.landmark_set.five) for face in analyser.get_many_faces(frame)])
 
 
@@ -74,12 +65,12 @@ class Run:
 	outputs: List[List[Tuple[int, np.ndarray, np.ndarray]]]
 	seconds: float
 	# per truth key: the handed-out landmarks / tokens matched to that face in each frame (None where unmatched)
-	series: Dict[str, List[Optional[np.ndarray]]] = field(default_factory = dict)
-	tokens: Dict[str, List[Optional[int]]] = field(default_factory = dict)
+	series: Dict[str, List[Optional[np.ndarray]]] = field(default_factory=dict)
+	tokens: Dict[str, List[Optional[int]]] = field(default_factory=dict)
 
 
 def run_tracker(clip: MemoryClip, config: RunConfig, analyser: FaceAnalyser, options: TrackerOptions, frame_count: Optional[int] = None) -> Run:
-	tracker = FaceTracker(config, analyser, options = options)
+	tracker = FaceTracker(config, analyser, options=options)
 	outputs = []
 	start = time.perf_counter()
 	for index, frame in enumerate(clip.frames[:frame_count or clip.frame_count]):
@@ -118,21 +109,21 @@ def swap_tpsnr(clip: MemoryClip, series: List[Optional[np.ndarray]]) -> float:
 
 
 MODES = {
-	'per-frame (3.5.0)': TrackerOptions(tracker = 'none', smoothing = 'none'),
-	'per-frame + one-euro': TrackerOptions(tracker = 'none', smoothing = 'one-euro'),
-	'optical-flow': TrackerOptions(tracker = 'optical-flow', smoothing = 'none'),
+	'per-frame (3.5.0)': TrackerOptions(tracker='none', smoothing='none'),
+	'per-frame + one-euro': TrackerOptions(tracker='none', smoothing='one-euro'),
+	'optical-flow': TrackerOptions(tracker='optical-flow', smoothing='none'),
 	'optical-flow + one-euro (default)': TrackerOptions()
 }
 BASELINE = 'per-frame (3.5.0)'
 DEFAULT = 'optical-flow + one-euro (default)'
 
 
-@pytest.fixture(scope = 'module')
+@pytest.fixture(scope='module')
 def runs(clip: MemoryClip, config: RunConfig, analyser: FaceAnalyser) -> Dict[str, Run]:
 	return {name: run_tracker(clip, config, analyser, options) for name, options in MODES.items()}
 
 
-@pytest.fixture(scope = 'module')
+@pytest.fixture(scope='module')
 def measured(clip: MemoryClip, runs: Dict[str, Run]) -> Dict[str, Dict[str, float]]:
 	truth = truth_series(clip)
 	keys = clip.face_keys()
@@ -201,7 +192,7 @@ def test_d_smoother_resets_at_the_cut(clip: MemoryClip, runs: Dict[str, Run]) ->
 	assert at_cut and not at_cut & before
 	# the first frame of a new track is the detection itself: nothing of the old shot is blended in
 	for _, handed_out, raw in run.outputs[CUT]:
-		np.testing.assert_allclose(handed_out, raw, atol = 1e-4)
+		np.testing.assert_allclose(handed_out, raw, atol=1e-4)
 	truth = truth_series(clip)
 	baseline = runs[BASELINE]
 	after_keys = [key for key in clip.face_keys() if key.startswith('shot2')]
@@ -260,7 +251,7 @@ def test_flow_carries_landmarks_between_keyframes(clip: MemoryClip, runs: Dict[s
 
 
 def test_none_tracker_hands_out_the_analysers_faces(clip: MemoryClip, config: RunConfig, analyser: FaceAnalyser) -> None:
-	tracker = FaceTracker(config, analyser, options = TrackerOptions(tracker = 'none', smoothing = 'none'))
+	tracker = FaceTracker(config, analyser, options=TrackerOptions(tracker='none', smoothing='none'))
 	for index in (0, 1, 2):
 		faces = tracker.process(index, clip.frames[index])
 		expected = analyser.get_many_faces(clip.frames[index])
@@ -302,22 +293,22 @@ class CountingAnalyser:
 
 
 def test_reference_decision_kept_per_track_without_flicker(clip: MemoryClip, config: RunConfig, analyser: FaceAnalyser) -> None:
-	reference = analyser.get_many_faces(clip.frames[0], with_embedding = True)[0]
+	reference = analyser.get_many_faces(clip.frames[0], with_embedding=True)[0]
 	# per-frame distances of the group photo's closest face wobble from frame to frame; put the threshold in the
 	# middle of that wobble, where per-frame decisions (3.5.0) flip
 	distances = []
 	for index in range(CUT, clip.frame_count):
-		faces = analyser.get_many_faces(clip.frames[index], with_embedding = True)
+		faces = analyser.get_many_faces(clip.frames[index], with_embedding=True)
 		distances.append(min(calculate_face_distance(face, reference) for face in faces))
 	threshold = float(np.median(distances))
-	reference_config = config.with_changes(face_selector_mode = 'reference', reference_face_distance = threshold)
+	reference_config = config.with_changes(face_selector_mode='reference', reference_face_distance=threshold)
 	flips: Dict[str, int] = {}
 	embedded: Dict[str, int] = {}
 	for mode in ('none', 'optical-flow'):
 		counting = CountingAnalyser(analyser)
 		# per-frame is 3.5.0 exactly: no tracking, no smoothing
-		options = TrackerOptions(tracker = 'none', smoothing = 'none') if mode == 'none' else TrackerOptions()
-		tracker = FaceTracker(reference_config, counting, options = options)
+		options = TrackerOptions(tracker='none', smoothing='none') if mode == 'none' else TrackerOptions()
+		tracker = FaceTracker(reference_config, counting, options=options)
 		chosen = []
 		for index, frame in enumerate(clip.frames):
 			faces = tracker.process(index, frame)
@@ -337,22 +328,94 @@ def test_reference_decision_kept_per_track_without_flicker(clip: MemoryClip, con
 	assert flips['optical-flow'] == 0
 
 
-def test_identity_filled_downstream_is_kept_on_the_track(clip: MemoryClip, config: RunConfig, analyser: FaceAnalyser) -> None:
-	# a later stage (the swapper, for its target embedding) computes an embedding on the first frame's face, a few
-	# frames late as a pipelined caller would; from then on every face of that track carries it, and keyframes
-	# refresh it (running mean) without anyone asking again
-	counting = CountingAnalyser(analyser)
-	tracker = FaceTracker(config, counting)
-	handed_out = []
-	for index, frame in enumerate(clip.frames[:14]):
-		handed_out.append(tracker.process(index, frame))
-		if index == 2:
-			counting.ensure_embeddings(clip.frames[0], handed_out[0])
-	track = tracker.tracks[0]
-	assert all(face.embedding is not None for faces in handed_out[4:] for face in faces)
-	# computed once by the caller, then once per keyframe (6 and 12) by the tracker
-	assert counting.embedded == 3 and track.embedding_count == 3
-	np.testing.assert_allclose(np.linalg.norm(track.embedding_norm), 1.0, atol = 1e-5)
+class CountingRecognizer(ModelSession):
+	"""The real recognizer session, noting the batch size of every call that reaches it (no mock: the calls run)."""
+	batch_sizes: List[int]
+
+	def run_batch(self, feed: Dict[str, Any]) -> List[np.ndarray]:
+		self.batch_sizes.append(len(next(iter(feed.values()))))
+		return super().run_batch(feed)
+
+
+def counted_analyser(config: RunConfig) -> Tuple[FaceAnalyser, CountingRecognizer]:
+	"""A fresh analyser (its own sessions) whose recognizer calls are counted."""
+	analyser = FaceAnalyser(config, InferenceManager(config))
+	original = analyser.inference.get(RECOGNIZER_MODEL)
+	counting = CountingRecognizer(original.name, original.path, original.session, original.requested_providers, original.stage)
+	counting.batch_sizes = []
+	analyser.inference.sessions[RECOGNIZER_MODEL] = counting
+	return analyser, counting
+
+
+def test_provide_embeddings_once_per_track(clip: MemoryClip, config: RunConfig) -> None:
+	# the workflow asks for target embeddings in the analyse thread, after selection: a track gets its embedding on
+	# the first frame it is asked for (all new tracks of a frame in one call), and keyframes refresh it; the frames
+	# in between cost no recognizer call at all
+	analyser, recognizer = counted_analyser(config)
+	tracker = FaceTracker(config, analyser)
+	seen: set = set()
+	faces_handed_out = 0
+	for index, frame in enumerate(clip.frames[:CUT]):
+		before_process = len(recognizer.batch_sizes)
+		faces = tracker.select_faces(frame, tracker.process(index, frame))
+		before_provide = len(recognizer.batch_sizes)
+		tracker.provide_embeddings(frame, faces)
+		new = [face.track_token for face in faces if face.track_token not in seen]
+		seen.update(new)
+		faces_handed_out += len(faces)
+		assert recognizer.batch_sizes[before_provide:] == ([len(new)] if new else []), index
+		if not tracker.last_report.keyframe:
+			assert len(recognizer.batch_sizes) == before_process, index
+		for face in faces:
+			identity = tracker.find_track(face.track_token).identity
+			assert face.embedding is identity.embedding and face.embedding_norm is identity.embedding_norm
+	assert len(seen) >= 2
+	refreshes = sum(recognizer.batch_sizes) - len(seen)
+	print(f'\nprovide_embeddings: {faces_handed_out} faces handed out, {len(seen)} tracks, recognizer calls {recognizer.batch_sizes} ({refreshes} keyframe refreshes)')
+	assert sum(recognizer.batch_sizes) < faces_handed_out / 3
+	# the first track's embedding: its first frame, then the keyframes 6 and 12 (running mean, still a unit vector)
+	first_track = min(seen)
+	assert recognizer.batch_sizes[:3] == [1, 1, 1]
+	np.testing.assert_allclose(np.linalg.norm(tracker.find_track(first_track).identity.embedding_norm), 1.0, atol=1e-5)
+
+
+def test_provide_embeddings_is_repeatable(clip: MemoryClip, config: RunConfig, analyser: FaceAnalyser) -> None:
+	# two runs over the same frames hand out the same embeddings, whatever a later stage writes on the faces it got
+	# (as the swapper may, in its own threads): nothing flows back from a handed-out face into its track
+	runs = []
+	for scribble in (False, True):
+		tracker = FaceTracker(config, analyser)
+		embeddings = []
+		for index, frame in enumerate(clip.frames[:14]):
+			faces = tracker.select_faces(frame, tracker.process(index, frame))
+			if index >= 3:
+				tracker.provide_embeddings(frame, faces)
+			embeddings.append([None if face.embedding is None else face.embedding.copy() for face in faces])
+			if scribble:
+				for face in faces:
+					face.embedding = face.embedding_norm = np.full(512, 0.1, np.float32)
+		runs.append(embeddings)
+	plain, scribbled = runs
+	assert all(embedding is None for faces in plain[:3] for embedding in faces)
+	for first, second in zip(plain, scribbled):
+		assert len(first) == len(second)
+		for a, b in zip(first, second):
+			assert (a is None and b is None) or np.array_equal(a, b)
+
+
+def test_provide_embeddings_per_frame_without_tracking(clip: MemoryClip, config: RunConfig) -> None:
+	# --face-tracker none: 3.5.0's per-frame analysis, one recognizer call per frame for that frame's faces
+	analyser, recognizer = counted_analyser(config)
+	tracker = FaceTracker(config, analyser, options=TrackerOptions(tracker='none', smoothing='none'))
+	counts = []
+	for index, frame in enumerate(clip.frames[:4]):
+		faces = tracker.select_faces(frame, tracker.process(index, frame))
+		tracker.provide_embeddings(frame, faces)
+		counts.append(len(faces))
+		expected = analyser.ensure_embeddings(frame, [Face(face.bounding_box, face.score_set, face.landmark_set, face.angle) for face in faces])
+		for face, reference in zip(faces, expected):
+			np.testing.assert_array_equal(face.embedding, reference.embedding)
+	assert recognizer.batch_sizes == [count for count in counts for _ in (0, 1)] and all(counts)
 
 
 def make_track(token: int) -> Track:
@@ -367,42 +430,43 @@ def unit(vector: np.ndarray) -> np.ndarray:
 
 
 def test_reference_hysteresis(config: RunConfig, analyser: FaceAnalyser) -> None:
-	tracker = FaceTracker(config.with_changes(reference_face_distance = 0.3), analyser)
-	base = unit(np.eye(512, dtype = np.float32)[0])
-	reference = Face(np.zeros(4, np.float32), FaceScoreSet(0.9), make_track(0).raw_landmarks, embedding = base, embedding_norm = base)
+	tracker = FaceTracker(config.with_changes(reference_face_distance=0.3), analyser)
+	base = unit(np.eye(512, dtype=np.float32)[0])
+	reference = Face(np.zeros(4, np.float32), FaceScoreSet(0.9), make_track(0).raw_landmarks, embedding=base, embedding_norm=base)
 
 	def at_distance(distance: float) -> np.ndarray:
 		# calculate_face_distance maps 1 - cos from [0, 2] to [0, 1]: cos = 1 - 2 * distance
 		cosine = 1.0 - 2.0 * distance
-		return unit(cosine * np.eye(512, dtype = np.float32)[0] + np.sqrt(1 - cosine ** 2) * np.eye(512, dtype = np.float32)[1])
+		return unit(cosine * np.eye(512, dtype=np.float32)[0] + np.sqrt(1 - cosine ** 2) * np.eye(512, dtype=np.float32)[1])
 
 	track = make_track(1)
-	track.embedding = track.embedding_norm = at_distance(0.29)
-	assert tracker.decide_reference(track, [reference]) is True
-	track.reference_match = True
+	identities = tracker.identities
+	track.identity.embedding = track.identity.embedding_norm = at_distance(0.29)
+	assert identities.decide_reference(track, [reference]) is True
+	track.identity.reference_match = True
 	# wobbling above the threshold, but within the hysteresis: still a match
-	track.embedding_norm = at_distance(0.3 + REFERENCE_HYSTERESIS * 0.5)
-	assert tracker.decide_reference(track, [reference]) is True
-	track.embedding_norm = at_distance(0.3 + REFERENCE_HYSTERESIS * 1.5)
-	assert tracker.decide_reference(track, [reference]) is False
-	track.reference_match = False
-	track.embedding_norm = at_distance(0.3 - REFERENCE_HYSTERESIS * 0.5)
-	assert tracker.decide_reference(track, [reference]) is False
+	track.identity.embedding_norm = at_distance(0.3 + REFERENCE_HYSTERESIS * 0.5)
+	assert identities.decide_reference(track, [reference]) is True
+	track.identity.embedding_norm = at_distance(0.3 + REFERENCE_HYSTERESIS * 1.5)
+	assert identities.decide_reference(track, [reference]) is False
+	track.identity.reference_match = False
+	track.identity.embedding_norm = at_distance(0.3 - REFERENCE_HYSTERESIS * 0.5)
+	assert identities.decide_reference(track, [reference]) is False
 
 
 def test_embedding_running_mean() -> None:
-	track = make_track(1)
-	first, second = unit(np.ones(512, np.float32)), unit(np.arange(512, dtype = np.float32))
-	fold_embedding(track, first, first)
-	np.testing.assert_allclose(track.embedding_norm, first, atol = 1e-6)
-	fold_embedding(track, second, second)
-	np.testing.assert_allclose(track.embedding_norm, unit(first + second), atol = 1e-5)
-	assert track.embedding_count == 2 and track.reference_stale
+	identity = make_track(1).identity
+	first, second = unit(np.ones(512, np.float32)), unit(np.arange(512, dtype=np.float32))
+	fold_embedding(identity, first, first)
+	np.testing.assert_allclose(identity.embedding_norm, first, atol=1e-6)
+	fold_embedding(identity, second, second)
+	np.testing.assert_allclose(identity.embedding_norm, unit(first + second), atol=1e-5)
+	assert identity.embedding_count == 2 and identity.reference_stale
 
 
 def test_one_mode_stays_on_its_track(clip: MemoryClip, config: RunConfig, analyser: FaceAnalyser) -> None:
 	# 'one' with left-right order picks the leftmost face; the choice stays on that track while it lives
-	one_config = config.with_changes(face_selector_mode = 'one', face_selector_order = 'left-right')
+	one_config = config.with_changes(face_selector_mode='one', face_selector_order='left-right')
 	tracker = FaceTracker(one_config, analyser)
 	chosen = []
 	for index, frame in enumerate(clip.frames[:CUT]):
@@ -412,21 +476,21 @@ def test_one_mode_stays_on_its_track(clip: MemoryClip, config: RunConfig, analys
 	assert len(set(chosen)) == 1 and chosen[0] is not None
 
 
-def test_options_from_config() -> None:
-	defaults = TrackerOptions.from_config(SimpleNamespace())
-	assert (defaults.tracker, defaults.detect_interval, defaults.smoothing, defaults.export_path) == ('optical-flow', 6, 'one-euro', None)
-	custom = TrackerOptions.from_config(SimpleNamespace(
-		face_tracker = 'none',
-		face_tracker_detect_interval = 3,
-		temporal_smoothing = 'none',
-		temporal_smoothing_min_cutoff = 2.0,
-		temporal_smoothing_beta = 0.5,
-		face_landmarks_export = 'x.json',
-		output_video_fps = None
-	), fps = 25.0)
+def test_options_from_config(config: RunConfig, analyser: FaceAnalyser) -> None:
+	defaults = TrackerOptions.from_config(RunConfig())
+	assert defaults == TrackerOptions()
+	custom = TrackerOptions.from_config(RunConfig(
+		face_tracker='none',
+		face_tracker_detect_interval=3,
+		temporal_smoothing='none',
+		temporal_smoothing_min_cutoff=2.0,
+		temporal_smoothing_beta=0.5,
+		face_landmarks_export='x.json',
+		output_video_fps=None
+	), fps=25.0)
 	assert (custom.tracker, custom.detect_interval, custom.smoothing, custom.min_cutoff, custom.beta, custom.export_path, custom.fps) == ('none', 3, 'none', 2.0, 0.5, 'x.json', 25.0)
 	with pytest.raises(ValueError):
-		FaceTracker(SimpleNamespace(), None, options = TrackerOptions(tracker = 'kalman'))
+		FaceTracker(config, analyser, options=TrackerOptions(tracker='kalman'))
 
 
 # ---------------------------------------------------------------- export
@@ -436,7 +500,7 @@ def test_options_from_config() -> None:
 def test_landmarks_export(extension: str, tmp_path: Path, clip: MemoryClip, config: RunConfig, analyser: FaceAnalyser) -> None:
 	path = tmp_path / ('landmarks' + extension)
 	frame_count = 32
-	run = run_tracker(clip, config, analyser, TrackerOptions(export_path = str(path)), frame_count)
+	run = run_tracker(clip, config, analyser, TrackerOptions(export_path=str(path)), frame_count)
 	assert not path.exists()
 	assert run.tracker.close() == str(path)
 	assert path.exists() and not (tmp_path / ('landmarks' + extension + '.partial')).exists()
@@ -447,19 +511,19 @@ def test_landmarks_export(extension: str, tmp_path: Path, clip: MemoryClip, conf
 	for frame, outputs in zip(frames, run.outputs):
 		assert [face.track for face in frame.faces] == [token for token, _, _ in outputs]
 		for face, (_, handed_out, raw) in zip(frame.faces, outputs):
-			np.testing.assert_allclose(face.smoothed, handed_out, atol = 1e-3)
-			np.testing.assert_allclose(face.raw, raw, atol = 1e-3)
+			np.testing.assert_allclose(face.smoothed, handed_out, atol=1e-3)
+			np.testing.assert_allclose(face.raw, raw, atol=1e-3)
 	series = export_as_arrays(frames)
 	assert all(entry['raw'].shape[1:] == (5, 2) for entry in series.values())
 	# raw and smoothed differ somewhere (smoothing is on) and agree on each track's first frame
 	assert any(not np.allclose(entry['raw'], entry['smoothed']) for entry in series.values())
-	assert all(np.allclose(entry['raw'][0], entry['smoothed'][0], atol = 1e-3) for entry in series.values())
+	assert all(np.allclose(entry['raw'][0], entry['smoothed'][0], atol=1e-3) for entry in series.values())
 
 
 def test_export_rejects_unknown_extension(tmp_path: Path, config: RunConfig, analyser: FaceAnalyser) -> None:
 	from facefusion.errors import InputError
 	with pytest.raises(InputError):
-		FaceTracker(config, analyser, options = TrackerOptions(export_path = str(tmp_path / 'landmarks.txt')))
+		FaceTracker(config, analyser, options=TrackerOptions(export_path=str(tmp_path / 'landmarks.txt')))
 
 
 # ---------------------------------------------------------------- keyframes forced by the flow
@@ -472,7 +536,7 @@ def test_track_comes_back_after_an_occlusion(clip: MemoryClip, config: RunConfig
 	frames = [frame.copy() for frame in clip.frames[:16]]
 	x1, y1, x2, y2 = clip.true_box('shot1:0', 9).astype(int)
 	for index in (9, 10):
-		frames[index][y1:y2, x1:x2] = random.integers(0, 255, (y2 - y1, x2 - x1, 3), dtype = np.uint8)
+		frames[index][y1:y2, x1:x2] = random.integers(0, 255, (y2 - y1, x2 - x1, 3), dtype=np.uint8)
 	tracker = FaceTracker(config, analyser)
 	tokens = []
 	for index, frame in enumerate(frames):
@@ -505,6 +569,6 @@ def test_flow_loses_the_track_at_an_undetected_cut(clip: MemoryClip, config: Run
 	detected = analyser.get_many_faces(clip.frames[CUT])
 	for face in faces:
 		track = tracker.find_track(face.track_token)
-		np.testing.assert_allclose(face.landmark_set.five_68, track.raw_landmarks.five_68, atol = 1e-4)
-		assert any(np.allclose(face.landmark_set.five_68, other.landmark_set.five_68, atol = 1e-4) for other in detected)
-		assert track.reference_match is None
+		np.testing.assert_allclose(face.landmark_set.five_68, track.raw_landmarks.five_68, atol=1e-4)
+		assert any(np.allclose(face.landmark_set.five_68, other.landmark_set.five_68, atol=1e-4) for other in detected)
+		assert track.identity.reference_match is None

@@ -42,7 +42,7 @@ def run_filter(one_filter: OneEuroFilter, values: np.ndarray) -> np.ndarray:
 def test_one_euro_reduces_jitter_on_noisy_constant() -> None:
 	random = np.random.default_rng(3)
 	values = 100.0 + random.normal(0.0, 1.0, 300)
-	smoothed = run_filter(OneEuroFilter(min_cutoff = 1.0, beta = 0.05, speed_mode = 'element'), values)[:, 0]
+	smoothed = run_filter(OneEuroFilter(min_cutoff=1.0, beta=0.05, speed_mode='element'), values)[:, 0]
 	raw_jitter = landmark_jitter([np.array([[value, 0.0]]) for value in values])
 	smoothed_jitter = landmark_jitter([np.array([[value, 0.0]]) for value in smoothed])
 	print(f'\nnoisy constant: jitter raw {raw_jitter:.3f} px -> One-Euro {smoothed_jitter:.3f} px')
@@ -54,8 +54,8 @@ def test_one_euro_reduces_jitter_on_noisy_constant() -> None:
 def test_one_euro_lags_little_on_fast_ramp() -> None:
 	# 10 px per frame (300 px/s): a fixed 1 Hz low-pass trails it by ~48 px; the speed term must remove most of that
 	values = np.arange(120) * 10.0
-	adaptive = run_filter(OneEuroFilter(min_cutoff = 1.0, beta = 0.05, speed_mode = 'element'), values)[:, 0]
-	fixed = run_filter(OneEuroFilter(min_cutoff = 1.0, beta = 0.0, speed_mode = 'element'), values)[:, 0]
+	adaptive = run_filter(OneEuroFilter(min_cutoff=1.0, beta=0.05, speed_mode='element'), values)[:, 0]
+	fixed = run_filter(OneEuroFilter(min_cutoff=1.0, beta=0.0, speed_mode='element'), values)[:, 0]
 	adaptive_lag = float(np.mean(values[60:] - adaptive[60:]))
 	fixed_lag = float(np.mean(values[60:] - fixed[60:]))
 	print(f'\nramp 10 px/frame: lag with speed adaptation {adaptive_lag:.2f} px, without {fixed_lag:.2f} px')
@@ -78,12 +78,12 @@ def test_one_euro_first_sample_passes_and_reset_forgets() -> None:
 def test_shared_speed_keeps_the_shape() -> None:
 	# two points, one still and one moving: with one shared cutoff both are filtered alike, so their offset (the
 	# shape) only lags as a whole, never stretches more for the slow point than for the fast one
-	shared = OneEuroFilter(min_cutoff = 1.0, beta = 0.05, speed_mode = 'shared')
+	shared = OneEuroFilter(min_cutoff=1.0, beta=0.05, speed_mode='shared')
 	shape = np.array([[0.0, 0.0], [10.0, 0.0]])
 	for index in range(60):
 		offset = np.array([index * 5.0, 0.0])
 		output = shared(shape + offset, index / FPS)
-	np.testing.assert_allclose(output[1] - output[0], shape[1] - shape[0], atol = 1e-6)
+	np.testing.assert_allclose(output[1] - output[0], shape[1] - shape[0], atol=1e-6)
 
 
 # ---------------------------------------------------------------- landmark and transform smoothers
@@ -91,8 +91,8 @@ def test_shared_speed_keeps_the_shape() -> None:
 
 def make_landmarks(points: np.ndarray) -> FaceLandmarkSet:
 	five = points.astype(np.float32)
-	sixty_eight = np.repeat(five, 14, axis = 0)[:68]
-	return FaceLandmarkSet(five = five, five_68 = five.copy(), sixty_eight = sixty_eight, sixty_eight_5 = sixty_eight.copy())
+	sixty_eight = np.repeat(five, 14, axis=0)[:68]
+	return FaceLandmarkSet(five=five, five_68=five.copy(), sixty_eight=sixty_eight, sixty_eight_5=sixty_eight.copy())
 
 
 def similarity(angle_degrees: float, scale: float, shift: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -106,22 +106,22 @@ def test_landmark_smoother_with_motion_follows_rigid_motion_without_lag() -> Non
 	# motion, the smoother removes noise and does not trail the motion
 	random = np.random.default_rng(5)
 	true_points = np.array([[100.0, 100.0], [140.0, 100.0], [120.0, 125.0], [105.0, 145.0], [135.0, 145.0]])
-	smoother = LandmarkSmoother(min_cutoff = 0.5, beta = 1.0)
-	plain = LandmarkSmoother(min_cutoff = 0.5, beta = 1.0)
+	smoother = LandmarkSmoother(min_cutoff=0.5, beta=1.0)
+	plain = LandmarkSmoother(min_cutoff=0.5, beta=1.0)
 	raw_errors, smoothed_errors, plain_errors = [], [], []
 	current = true_points.copy()
-	motion = similarity(0.5, 1.004, np.array([8.0, 3.0]), true_points.mean(axis = 0))
+	motion = similarity(0.5, 1.004, np.array([8.0, 3.0]), true_points.mean(axis=0))
 	for index in range(90):
 		if index:
 			current = cv2.transform(current.reshape(-1, 1, 2), motion).reshape(-1, 2)
 		noisy = current + random.normal(0.0, 1.5, current.shape)
-		box = np.concatenate([current.min(axis = 0) - 30, current.max(axis = 0) + 30])
+		box = np.concatenate([current.min(axis=0) - 30, current.max(axis=0) + 30])
 		landmarks, _ = smoother.smooth(make_landmarks(noisy), box, index / FPS, motion if index else None)
 		plain_landmarks, _ = plain.smooth(make_landmarks(noisy), box, index / FPS)
 		if index >= 15:
-			raw_errors.append(np.linalg.norm(noisy - current, axis = 1).mean())
-			smoothed_errors.append(np.linalg.norm(landmarks.five_68 - current, axis = 1).mean())
-			plain_errors.append(np.linalg.norm(plain_landmarks.five_68 - current, axis = 1).mean())
+			raw_errors.append(np.linalg.norm(noisy - current, axis=1).mean())
+			smoothed_errors.append(np.linalg.norm(landmarks.five_68 - current, axis=1).mean())
+			plain_errors.append(np.linalg.norm(plain_landmarks.five_68 - current, axis=1).mean())
 	print(f'\nmoving face: error raw {np.mean(raw_errors):.2f} px, motion-compensated {np.mean(smoothed_errors):.2f} px, plain One-Euro {np.mean(plain_errors):.2f} px')
 	assert np.mean(smoothed_errors) < 0.6 * np.mean(raw_errors)
 	assert np.mean(smoothed_errors) < np.mean(plain_errors)
@@ -138,7 +138,7 @@ def test_landmark_smoother_reset_and_dtypes() -> None:
 	smoother.reset()
 	assert not smoother.started and smoother.resets == 1
 	jumped, _ = smoother.smooth(make_landmarks(points + 100.0), box + 100.0, 2 / FPS)
-	np.testing.assert_allclose(jumped.five_68, points + 100.0, atol = 1e-4)
+	np.testing.assert_allclose(jumped.five_68, points + 100.0, atol=1e-4)
 
 
 def test_affine_smoother_holds_still_and_damps_noise() -> None:
@@ -147,7 +147,7 @@ def test_affine_smoother_holds_still_and_damps_noise() -> None:
 	still = AffineSmoother((128, 128))
 	for index in range(10):
 		result = still.smooth(base, index / FPS)
-	np.testing.assert_allclose(result, base, atol = 1e-6)
+	np.testing.assert_allclose(result, base, atol=1e-6)
 	noisy = AffineSmoother((128, 128))
 	raw_corners, smoothed_corners = [], []
 	corners = np.array([[0.0, 0.0], [128.0, 0.0], [0.0, 128.0]])
@@ -164,9 +164,9 @@ def test_affine_smoother_holds_still_and_damps_noise() -> None:
 # ---------------------------------------------------------------- scene cuts
 
 
-@pytest.fixture(scope = 'module')
+@pytest.fixture(scope='module')
 def cut_clip():
-	return make_memory_clip(width = 320, height = 240, frame_count = 40, cut_at = 22, sprites = (Sprite(enter_frame = 5, slide_frames = 10, centre_start = (375.0, 140.0), centre_end = (270.0, 140.0), scale = 0.16),))
+	return make_memory_clip(width=320, height=240, frame_count=40, cut_at=22, sprites=(Sprite(enter_frame=5, slide_frames=10, centre_start=(375.0, 140.0), centre_end=(270.0, 140.0), scale=0.16),))
 
 
 def test_scene_cut_fires_on_the_cut_frame_only(cut_clip) -> None:
@@ -181,7 +181,7 @@ def test_is_scene_cut_on_frame_pairs(cut_clip) -> None:
 	assert not any(is_scene_cut(frames[index - 1], frames[index]) for index in range(1, 22))
 	assert not any(is_scene_cut(frames[index - 1], frames[index]) for index in range(23, 40))
 	# a strong pan (a quarter of the frame in one step) within one photo is still not a cut
-	shifted = np.roll(frames[10], frames[10].shape[1] // 4, axis = 1)
+	shifted = np.roll(frames[10], frames[10].shape[1] // 4, axis=1)
 	assert not is_scene_cut(frames[10], shifted)
 
 
@@ -230,12 +230,12 @@ def test_clip_truth_follows_the_transforms(cut_clip) -> None:
 	layer.face_points = [np.array([[400.0, 200.0], [500.0, 200.0], [450.0, 260.0], [410.0, 300.0], [490.0, 300.0]])]
 	layer.face_boxes = [np.array([350.0, 100.0, 550.0, 350.0])]
 	try:
-		truth = cut_clip.truth(3, fully_visible = False)
+		truth = cut_clip.truth(3, fully_visible=False)
 		matrix = layer.transforms[3]
 		expected = layer.face_points[0] @ matrix[:, :2].T + matrix[:, 2]
 		np.testing.assert_allclose(truth['shot1:0'], expected)
 		# the first shot's face is gone after the cut
-		assert 'shot1:0' not in cut_clip.truth(30, fully_visible = False)
+		assert 'shot1:0' not in cut_clip.truth(30, fully_visible=False)
 		matches = match_faces_to_truth({'shot1:0': expected}, [expected + 50.0, expected + 0.5])
 		assert matches == {'shot1:0': 1}
 	finally:
@@ -243,18 +243,18 @@ def test_clip_truth_follows_the_transforms(cut_clip) -> None:
 
 
 def test_clip_is_deterministic_and_sprite_slides_in() -> None:
-	sprite = Sprite(enter_frame = 2, slide_frames = 6, centre_start = (375.0, 140.0), centre_end = (270.0, 140.0), scale = 0.16)
-	first = make_memory_clip(width = 320, height = 240, frame_count = 12, cut_at = None, sprites = (sprite,))
-	second = make_memory_clip(width = 320, height = 240, frame_count = 12, cut_at = None, sprites = (sprite,))
+	sprite = Sprite(enter_frame=2, slide_frames=6, centre_start=(375.0, 140.0), centre_end=(270.0, 140.0), scale=0.16)
+	first = make_memory_clip(width=320, height=240, frame_count=12, cut_at=None, sprites=(sprite,))
+	second = make_memory_clip(width=320, height=240, frame_count=12, cut_at=None, sprites=(sprite,))
 	assert all(np.array_equal(a, b) for a, b in zip(first.frames, second.frames))
 	layer = first.layer('sprite1')
 	assert layer.transforms[1] is None and layer.transforms[2] is not None
 	centres = [layer.transforms[index][0, 2] for index in range(2, 12)]
 	assert all(later <= earlier for earlier, later in zip(centres, centres[1:]))
 	# the sprite changes the picture where it is and nowhere else (same seed, so the same noise)
-	without = make_memory_clip(width = 320, height = 240, frame_count = 12, cut_at = None, sprites = ())
+	without = make_memory_clip(width=320, height=240, frame_count=12, cut_at=None, sprites=())
 	assert np.array_equal(first.frames[1], without.frames[1])
-	changed = np.any(first.frames[11] != without.frames[11], axis = 2)
+	changed = np.any(first.frames[11] != without.frames[11], axis=2)
 	assert changed[140, 270] and not changed[:, :200].any()
 
 

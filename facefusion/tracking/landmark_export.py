@@ -45,7 +45,7 @@ class ExportedFrame:
 	frame: int
 	keyframe: bool
 	reason: Optional[str]
-	faces: List[ExportedFace] = field(default_factory = list)
+	faces: List[ExportedFace] = field(default_factory=list)
 
 
 def check_export_path(path: Union[str, Path]) -> Path:
@@ -67,7 +67,7 @@ def csv_header() -> List[str]:
 
 
 def rounded(points: Points) -> List[List[float]]:
-	return [[round(float(x), DECIMALS), round(float(y), DECIMALS)] for x, y in np.asarray(points, dtype = np.float64).reshape(-1, 2)]
+	return [[round(float(x), DECIMALS), round(float(y), DECIMALS)] for x, y in np.asarray(points, dtype=np.float64).reshape(-1, 2)]
 
 
 class LandmarkExporter:
@@ -84,7 +84,7 @@ class LandmarkExporter:
 		self.closed = False
 
 	def open(self) -> None:
-		self.handle = open(self.partial_path, 'w', encoding = 'utf-8', newline = '')
+		self.handle = open(self.partial_path, 'w', encoding='utf-8', newline='')
 		if self.kind == '.csv':
 			self.writer = csv.writer(self.handle)
 			self.writer.writerow(csv_header())
@@ -131,7 +131,7 @@ class LandmarkExporter:
 		"""Drop what was written (a failed run leaves no export behind)."""
 		if self.handle is not None and not self.closed:
 			self.handle.close()
-			self.partial_path.unlink(missing_ok = True)
+			self.partial_path.unlink(missing_ok=True)
 		self.closed = True
 
 
@@ -139,18 +139,18 @@ def read_landmark_export(path: Union[str, Path]) -> List[ExportedFrame]:
 	"""Parse an export back (JSON or CSV). CSV only holds frames that had faces."""
 	export_path = Path(path)
 	if export_path.suffix.lower() == '.json':
-		data = json.loads(export_path.read_text(encoding = 'utf-8'))
+		data = json.loads(export_path.read_text(encoding='utf-8'))
 		if data.get('format') != EXPORT_FORMAT:
 			raise ValueError('not a landmarks export: ' + str(path))
 		return [
 			ExportedFrame(item['frame'], bool(item['keyframe']), item['reason'], [
-				ExportedFace(int(face['track']), np.array(face['raw'], dtype = np.float64), np.array(face['smoothed'], dtype = np.float64))
+				ExportedFace(int(face['track']), np.array(face['raw'], dtype=np.float64), np.array(face['smoothed'], dtype=np.float64))
 				for face in item['faces']
 			])
 			for item in data['frames']
 		]
 	frames: Dict[int, ExportedFrame] = {}
-	with open(export_path, encoding = 'utf-8', newline = '') as handle:
+	with open(export_path, encoding='utf-8', newline='') as handle:
 		for row in csv.DictReader(handle):
 			index = int(row['frame'])
 			frame = frames.setdefault(index, ExportedFrame(index, row['keyframe'] == '1', row['reason'] or None))
@@ -159,7 +159,7 @@ def read_landmark_export(path: Union[str, Path]) -> List[ExportedFrame]:
 
 
 def read_points(row: Dict[str, str], prefix: str) -> Points:
-	return np.array([[float(row[prefix + '_x' + str(index)]), float(row[prefix + '_y' + str(index)])] for index in range(len(POINT_NAMES))], dtype = np.float64)
+	return np.array([[float(row[prefix + '_x' + str(index)]), float(row[prefix + '_y' + str(index)])] for index in range(len(POINT_NAMES))], dtype=np.float64)
 
 
 def export_as_arrays(frames: Sequence[ExportedFrame]) -> Dict[int, Dict[str, np.ndarray]]:

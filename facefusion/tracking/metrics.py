@@ -28,7 +28,7 @@ def as_series_array(series: Series, point_count: Optional[int] = None) -> np.nda
 	array = np.full((len(series), count, 2), np.nan)
 	for index, points in enumerate(series):
 		if points is not None:
-			array[index] = np.asarray(points, dtype = np.float64).reshape(-1, 2)
+			array[index] = np.asarray(points, dtype=np.float64).reshape(-1, 2)
 	return array
 
 
@@ -38,7 +38,7 @@ def second_differences(series: Series) -> np.ndarray:
 	if len(array) < 3:
 		return np.zeros(0)
 	second = array[2:] - 2.0 * array[1:-1] + array[:-2]
-	lengths = np.linalg.norm(second, axis = -1)
+	lengths = np.linalg.norm(second, axis=-1)
 	return lengths[np.isfinite(lengths)]
 
 
@@ -60,7 +60,7 @@ def point_errors(predicted: Series, truth: Series) -> np.ndarray:
 	truth_array = as_series_array(truth, predicted_array.shape[1] if predicted_array.size else None)
 	if predicted_array.size == 0 or truth_array.size == 0:
 		return np.zeros(0)
-	lengths = np.linalg.norm(predicted_array - truth_array, axis = -1)
+	lengths = np.linalg.norm(predicted_array - truth_array, axis=-1)
 	return lengths[np.isfinite(lengths)]
 
 
@@ -77,10 +77,10 @@ def pooled_error(pairs: Iterable[Tuple[Series, Series]]) -> float:
 
 def psnr(first: np.ndarray, second: np.ndarray, mask: Optional[np.ndarray] = None, peak: float = 255.0) -> float:
 	"""PSNR in dB over the pixels where mask is true (all when None); inf for identical pictures."""
-	difference = (np.asarray(first, dtype = np.float64) - np.asarray(second, dtype = np.float64)) ** 2
+	difference = (np.asarray(first, dtype=np.float64) - np.asarray(second, dtype=np.float64)) ** 2
 	if mask is not None:
 		# a 2-D mask over an H x W x C picture selects whole pixels
-		difference = difference[np.asarray(mask, dtype = bool)]
+		difference = difference[np.asarray(mask, dtype=bool)]
 	mse = float(np.mean(difference)) if difference.size else 0.0
 	if mse <= 0:
 		return float('inf')
@@ -89,7 +89,7 @@ def psnr(first: np.ndarray, second: np.ndarray, mask: Optional[np.ndarray] = Non
 
 def box_mask(shape: Tuple[int, ...], box: BoundingBox) -> np.ndarray:
 	height, width = shape[:2]
-	x1, y1, x2, y2 = np.asarray(box, dtype = np.float64)[:4]
+	x1, y1, x2, y2 = np.asarray(box, dtype=np.float64)[:4]
 	mask = np.zeros((height, width), bool)
 	mask[int(max(np.floor(y1), 0)):int(min(np.ceil(y2), height)), int(max(np.floor(x1), 0)):int(min(np.ceil(x2), width))] = True
 	return mask
@@ -100,19 +100,19 @@ def temporal_psnr(previous: VisionFrame, current: VisionFrame, box: BoundingBox,
 	pixel mapping, e.g. the camera path), the previous frame is warped onto the current one first."""
 	if motion is not None:
 		height, width = current.shape[:2]
-		previous = cv2.warpAffine(previous, np.asarray(motion, dtype = np.float64), (width, height), flags = cv2.INTER_LINEAR, borderMode = cv2.BORDER_REFLECT_101)
+		previous = cv2.warpAffine(previous, np.asarray(motion, dtype=np.float64), (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 	return psnr(previous, current, box_mask(current.shape, box))
 
 
 def relative_motion(previous_transform: Matrix, current_transform: Matrix) -> Matrix:
 	"""previous-frame pixel -> current-frame pixel, given both frames' photo -> frame transforms."""
-	previous_full = np.vstack([np.asarray(previous_transform, dtype = np.float64), [0.0, 0.0, 1.0]])
-	current_full = np.vstack([np.asarray(current_transform, dtype = np.float64), [0.0, 0.0, 1.0]])
+	previous_full = np.vstack([np.asarray(previous_transform, dtype=np.float64), [0.0, 0.0, 1.0]])
+	current_full = np.vstack([np.asarray(current_transform, dtype=np.float64), [0.0, 0.0, 1.0]])
 	return (current_full @ np.linalg.inv(previous_full))[:2]
 
 
 def mean_finite(values: Iterable[float]) -> float:
-	array = np.array([value for value in values if np.isfinite(value)], dtype = np.float64)
+	array = np.array([value for value in values if np.isfinite(value)], dtype=np.float64)
 	return float(np.mean(array)) if len(array) else float('nan')
 
 
@@ -138,13 +138,13 @@ def match_faces_to_truth(truth: Dict[str, Points], faces_points: Sequence[Points
 	greedy, each face used once."""
 	candidates = []
 	for key, true_points in truth.items():
-		true_array = np.asarray(true_points, dtype = np.float64).reshape(-1, 2)
+		true_array = np.asarray(true_points, dtype=np.float64).reshape(-1, 2)
 		eye_distance = max(float(np.linalg.norm(true_array[1] - true_array[0])), 1.0)
 		for index, points in enumerate(faces_points):
-			distance = float(np.mean(np.linalg.norm(np.asarray(points, dtype = np.float64).reshape(-1, 2) - true_array, axis = 1)))
+			distance = float(np.mean(np.linalg.norm(np.asarray(points, dtype=np.float64).reshape(-1, 2) - true_array, axis=1)))
 			if distance < limit * eye_distance:
 				candidates.append((distance, key, index))
-	candidates.sort(key = lambda item: item[0])
+	candidates.sort(key=lambda item: item[0])
 	matches: Dict[str, int] = {}
 	used = set()
 	for _, key, index in candidates:

@@ -88,11 +88,11 @@ class OneEuroFilter:
 		if self.speed_mode == 'element':
 			return np.abs(derivative) / self.speed_scale
 		if derivative.ndim >= 2 and derivative.shape[-1] == 2:
-			return np.asarray(np.linalg.norm(derivative, axis = -1).mean() / self.speed_scale)
+			return np.asarray(np.linalg.norm(derivative, axis=-1).mean() / self.speed_scale)
 		return np.asarray(np.sqrt(np.mean(derivative ** 2)) / self.speed_scale)
 
 	def __call__(self, value: np.ndarray, timestamp: float) -> np.ndarray:
-		current = np.asarray(value, dtype = np.float64)
+		current = np.asarray(value, dtype=np.float64)
 		if self.value is None or self.timestamp is None or self.value.shape != current.shape:
 			# the first sample passes through unchanged: there is nothing to smooth it against
 			self.value = current.copy()
@@ -115,12 +115,12 @@ class OneEuroFilter:
 
 
 def linear_part(matrix: Matrix) -> np.ndarray:
-	return np.asarray(matrix, dtype = np.float64)[:, :2]
+	return np.asarray(matrix, dtype=np.float64)[:, :2]
 
 
 def apply_affine(points: np.ndarray, matrix: Matrix) -> np.ndarray:
-	array = np.asarray(points, dtype = np.float64).reshape(-1, 2)
-	matrix = np.asarray(matrix, dtype = np.float64)
+	array = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+	matrix = np.asarray(matrix, dtype=np.float64)
 	return array @ matrix[:, :2].T + matrix[:, 2]
 
 
@@ -130,16 +130,16 @@ PACKED_PARTS: Tuple[str, ...] = ('box', 'five', 'five_68', 'sixty_eight', 'sixty
 
 def pack_landmarks(landmark_set: FaceLandmarkSet, bounding_box: BoundingBox) -> Tuple[np.ndarray, List[int]]:
 	"""Box corners and the four landmark sets as one (N, 2) array, with the point count of each part."""
-	parts = [np.asarray(bounding_box, dtype = np.float64).reshape(2, 2)]
-	parts += [np.asarray(getattr(landmark_set, name), dtype = np.float64).reshape(-1, 2) for name in PACKED_PARTS[1:]]
-	return np.concatenate(parts, axis = 0), [len(part) for part in parts]
+	parts = [np.asarray(bounding_box, dtype=np.float64).reshape(2, 2)]
+	parts += [np.asarray(getattr(landmark_set, name), dtype=np.float64).reshape(-1, 2) for name in PACKED_PARTS[1:]]
+	return np.concatenate(parts, axis=0), [len(part) for part in parts]
 
 
 def unpack_landmarks(packed: np.ndarray, counts: Sequence[int], template: FaceLandmarkSet) -> Tuple[FaceLandmarkSet, BoundingBox]:
 	"""Inverse of pack_landmarks; each set keeps the dtype of the template's set."""
 	offsets = np.cumsum([0] + list(counts))
 	parts = [packed[offsets[index]:offsets[index + 1]] for index in range(len(counts))]
-	box = np.concatenate([parts[0].min(axis = 0), parts[0].max(axis = 0)]).astype(np.float32)
+	box = np.concatenate([parts[0].min(axis=0), parts[0].max(axis=0)]).astype(np.float32)
 	sets = {}
 	for name, part in zip(PACKED_PARTS[1:], parts[1:]):
 		dtype = np.asarray(getattr(template, name)).dtype
@@ -149,7 +149,7 @@ def unpack_landmarks(packed: np.ndarray, counts: Sequence[int], template: FaceLa
 
 def face_scale(bounding_box: BoundingBox) -> float:
 	"""A face's size in pixels (box width and height averaged), used to express speeds in face widths."""
-	box = np.asarray(bounding_box, dtype = np.float64)
+	box = np.asarray(bounding_box, dtype=np.float64)
 	return max(float((box[2] - box[0]) + (box[3] - box[1])) * 0.5, 1.0)
 
 
@@ -164,7 +164,7 @@ class LandmarkSmoother:
 	"""
 
 	def __init__(self, min_cutoff: float = DEFAULT_MIN_CUTOFF, beta: float = DEFAULT_BETA, derivative_cutoff: float = DEFAULT_DERIVATIVE_CUTOFF) -> None:
-		self.filters = [OneEuroFilter(min_cutoff, beta, derivative_cutoff, speed_mode = 'shared') for _ in PACKED_PARTS]
+		self.filters = [OneEuroFilter(min_cutoff, beta, derivative_cutoff, speed_mode='shared') for _ in PACKED_PARTS]
 		self.resets = 0
 
 	def reset(self) -> None:
@@ -187,7 +187,7 @@ class LandmarkSmoother:
 		results = []
 		for one_filter, part in zip(self.filters, parts):
 			one_filter.speed_scale = max(float(scale), 1.0)
-			results.append(one_filter(np.asarray(part, dtype = np.float64), timestamp))
+			results.append(one_filter(np.asarray(part, dtype=np.float64), timestamp))
 		return results
 
 	def smooth(
@@ -201,7 +201,7 @@ class LandmarkSmoother:
 		offsets = np.cumsum([0] + counts)
 		parts = [packed[offsets[index]:offsets[index + 1]] for index in range(len(counts))]
 		smoothed = self.smooth_parts(parts, timestamp, face_scale(bounding_box), motion)
-		return unpack_landmarks(np.concatenate(smoothed, axis = 0), counts, landmark_set)
+		return unpack_landmarks(np.concatenate(smoothed, axis=0), counts, landmark_set)
 
 
 def carry_filter(one_filter: OneEuroFilter, motion: Matrix) -> None:
@@ -225,13 +225,13 @@ class AffineSmoother:
 	def __init__(self, crop_size: Tuple[int, int], min_cutoff: float = DEFAULT_MIN_CUTOFF, beta: float = DEFAULT_BETA, derivative_cutoff: float = DEFAULT_DERIVATIVE_CUTOFF) -> None:
 		width, height = float(crop_size[0]), float(crop_size[1])
 		self.crop_corners = np.array([[0.0, 0.0], [width, 0.0], [0.0, height]])
-		self.filter = OneEuroFilter(min_cutoff, beta, derivative_cutoff, speed_mode = 'shared')
+		self.filter = OneEuroFilter(min_cutoff, beta, derivative_cutoff, speed_mode='shared')
 
 	def reset(self) -> None:
 		self.filter.reset()
 
 	def smooth(self, matrix: Matrix, timestamp: float, motion: Optional[Matrix] = None) -> Matrix:
-		inverse = cv2.invertAffineTransform(np.asarray(matrix, dtype = np.float64))
+		inverse = cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
 		frame_corners = apply_affine(self.crop_corners, inverse)
 		if motion is not None:
 			carry_filter(self.filter, motion)
@@ -252,7 +252,7 @@ class FrameSignature:
 
 
 def frame_signature(frame: VisionFrame) -> FrameSignature:
-	small = cv2.resize(frame, SIGNATURE_SIZE, interpolation = cv2.INTER_AREA)
+	small = cv2.resize(frame, SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)
 	hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
 	# hue and saturation together say "which colours", value on its own says "how bright": a cut changes either
 	colour = cv2.calcHist([hsv], [0, 1], None, [HUE_BINS, SATURATION_BINS], [0, 180, 0, 256]).ravel()
