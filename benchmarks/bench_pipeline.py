@@ -158,11 +158,11 @@ def common_arguments(options: argparse.Namespace, target_path: Path, models_path
 
 
 def required_models(argument_lists: Sequence[Sequence[str]]) -> List[str]:
-	from facefusion import core
 	from facefusion.cli import program
+	from facefusion.workflows.engine import collect_required_models
 	names: List[str] = []
 	for arguments in argument_lists:
-		names += core.collect_required_models(program.build_config(list(arguments) + ['-o', 'benchmark-output.mp4']))
+		names += collect_required_models(program.build_config(list(arguments) + ['-o', 'benchmark-output.mp4']))
 	return list(dict.fromkeys(names))
 
 

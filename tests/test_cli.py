@@ -18,6 +18,7 @@ from conftest import CliRunner
 from facefusion import choices, core
 from facefusion.cli import ini_config, program
 from facefusion.config import RunConfig
+from facefusion.workflows.batch import plan_batch
 from facefusion.errors import InputError, ProcessingError
 from facefusion.processors import registry
 from facefusion.processors.base import Processor
@@ -345,7 +346,7 @@ def test_batch_plan_source_times_target(tmp_path: Path) -> None:
 		'batch-run', '-s', str(tmp_path / 'sources' / '*.jpg'), '-t', str(tmp_path / 'targets' / '*'),
 		'-o', str(tmp_path / 'out' / '{index}-{source_name}-{target_name}{target_extension}')
 	])
-	items = core.plan_batch(config)
+	items = plan_batch(config)
 	assert [(Path(item.source_paths[0]).name, Path(item.target_path).name, Path(item.output_path).name) for item in items] == [
 		('a.jpg', 'x.png', '0-a-x.png'), ('a.jpg', 'y.mp4', '1-a-y.mp4'),
 		('b.jpg', 'x.png', '2-b-x.png'), ('b.jpg', 'y.mp4', '3-b-y.mp4'),
@@ -356,8 +357,8 @@ def test_batch_plan_source_times_target(tmp_path: Path) -> None:
 def test_batch_plan_targets_only(tmp_path: Path) -> None:
 	make_files(tmp_path, ['one.jpg', 'two.jpg'])
 	config = program.build_config(['batch-run', '-t', str(tmp_path / '*.jpg'), '-o', str(tmp_path / 'out-{target_name}.png')])
-	assert [Path(item.output_path).name for item in core.plan_batch(config)] == ['out-one.png', 'out-two.png']
-	assert all(item.source_paths == [] for item in core.plan_batch(config))
+	assert [Path(item.output_path).name for item in plan_batch(config)] == ['out-one.png', 'out-two.png']
+	assert all(item.source_paths == [] for item in plan_batch(config))
 
 
 @pytest.mark.parametrize('output_pattern, message', [
@@ -369,13 +370,13 @@ def test_batch_plan_errors(tmp_path: Path, output_pattern: str, message: str) ->
 	make_files(tmp_path, ['one.jpg', 'two.jpg'])
 	config = program.build_config(['batch-run', '-t', str(tmp_path / '*.jpg'), '-o', output_pattern])
 	with pytest.raises(InputError, match=message.replace('{', r'\{').replace('}', r'\}')):
-		core.plan_batch(config)
+		plan_batch(config)
 
 
 def test_batch_plan_no_match(tmp_path: Path) -> None:
 	config = program.build_config(['batch-run', '-t', str(tmp_path / '*.jpg'), '-o', 'out/{index}.jpg'])
 	with pytest.raises(InputError, match='no file matches'):
-		core.plan_batch(config)
+		plan_batch(config)
 
 
 # ---- bad input: one line, non-zero exit, nothing written (real subprocess) ---------------------------------------------------

@@ -125,19 +125,21 @@ def count_frames(target_path: Path) -> int:
 
 
 def benchmark_resolution(config: RunConfig, resolution: str, source_paths: Sequence[str], output_directory: Path) -> BenchmarkResult:
-	from facefusion import core
+	from facefusion.workflows.engine import start_engine
+	from facefusion.workflows.job import check_job_paths
+	from facefusion.workflows.target import run_target
 
 	target_path = ensure_example_target(resolution)
 	job = benchmark_config(config, target_path, output_directory / f'benchmark-{resolution}.mp4', source_paths)
-	core.check_job_paths(job)
+	paths = check_job_paths(job)
 	run_times: List[float] = []
 	if config.benchmark_mode == 'warm':
-		engine = core.start_engine(job)
+		engine = start_engine(job)
 		try:
-			core.run_job(job, engine)
+			run_target(job, paths, engine)
 			for _ in range(config.benchmark_cycle_count):
 				start = time.perf_counter()
-				core.run_job(job, engine)
+				run_target(job, paths, engine)
 				run_times.append(time.perf_counter() - start)
 		finally:
 			engine.close()
@@ -145,7 +147,7 @@ def benchmark_resolution(config: RunConfig, resolution: str, source_paths: Seque
 		for _ in range(config.benchmark_cycle_count):
 			start = time.perf_counter()
 			# no engine handed over: the run loads its sessions and builds empty caches itself
-			core.run_job(job, None)
+			run_target(job, paths, None)
 			run_times.append(time.perf_counter() - start)
 	return BenchmarkResult(resolution, str(target_path), count_frames(target_path), config.benchmark_cycle_count, tuple(run_times))
 
@@ -166,7 +168,7 @@ def format_table(results: Sequence[BenchmarkResult]) -> str:
 	return '\n'.join([line(headers), separator] + [line(row) for row in rows])
 
 
-def run(config: RunConfig) -> int:
+def run_benchmark(config: RunConfig) -> int:
 	"""The command: every requested resolution in order, then the table on stdout."""
 	from facefusion.errors import InputError
 

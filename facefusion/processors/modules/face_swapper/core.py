@@ -11,49 +11,41 @@ one is pasted. The result equals the face-by-face result either way. `--face-swa
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from types import ModuleType
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from facefusion.config import RunConfig
-from facefusion.face_helper import (
-	estimate_matrix_by_face_landmark_5,
-	paste_box,
-	transform_points,
-	warp_face_by_face_landmark_5
-)
+from facefusion.face_helper import estimate_matrix_by_face_landmark_5, paste_box, transform_points
 from facefusion.face_recognizer import RECOGNIZER_MODEL
+from facefusion.gpu.array_ops import normalize_outputs, prepare_crops
 from facefusion.gpu.compositor import Compositor, PasteJob
-from facefusion.gpu.device import array_module_of, get_array_module, to_device, to_host
+from facefusion.gpu.device import Array, array_module_of, get_array_module, to_device, to_host
 from facefusion.inference.io_binding import BoundRunner
-from facefusion.inference.session import ModelSession
+from facefusion.inference.session import ELEMENT_TYPES, ModelSession
 from facefusion.models.registry import ModelSpec, get_model
 from facefusion.processors.base import ProcessingContext, Processor
 from facefusion.processors.batch_processor import BatchProcessor, estimate_per_item_bytes
-from facefusion.stage_timer import STAGE_TIMER
-from facefusion.processors.modules.face_swapper.model_types import (
-	balance_source_embedding,
-	identity_weight,
-	normalize_output,
-	prepare_target,
-	uses_source_image
-)
-from facefusion.processors.modules.face_swapper.pixel_boost import boost_factor, explode_batch, implode, implode_batch, parse_size
+from facefusion.processors.modules.face_swapper.identity import balance_source_embedding, identity_weight, uses_source_image
+from facefusion.processors.modules.face_swapper.pixel_boost import boost_factor, explode_batch, implode_batch, parse_size
 from facefusion.processors.modules.face_swapper.source import (
 	SOURCE_EMBEDDING,
 	SOURCE_FRAME,
 	build_source_identity,
 	clear_emap_cache
 )
+from facefusion.stage_timer import STAGE_TIMER
 from facefusion.types import Embedding, Face, Mask, Matrix, SourceIdentity, VisionFrame
 
 # sub-images per model call on the CPU provider (the batch processor may lower it on a device short of memory)
 MAX_BATCH_ITEMS = 64
 # warpAffine's bilinear taps reach one pixel past a paste box; two keeps neighbouring faces strictly apart
 BOX_MARGIN = 2
-ONNX_TYPES: Dict[str, type] = {'tensor(float)': np.float32, 'tensor(float16)': np.float16, 'tensor(double)': np.float64}
+# outputs that come back in the input's (x - mean) / std space; the others are already 0..1
+DENORMALISED_OUTPUT_TYPES = frozenset({'ghost', 'hififace', 'hyperswap', 'uniface'})
 
 Box = Tuple[int, int, int, int]
 
@@ -62,12 +54,13 @@ Box = Tuple[int, int, int, int]
 class FaceJob:
 	"""One face on its way through the swap: its target crop, where it goes back, and its masks so far."""
 	face: Face
-	crop: VisionFrame
+	# on the compositor's device, like swapped
+	crop: Array
 	affine: Matrix
 	box: Box
 	target_embedding: Optional[Embedding]
 	masks: List[Mask] = field(default_factory=list)
-	swapped: Optional[np.ndarray] = None
+	swapped: Optional[Array] = None
 
 
 class FaceSwapper(Processor):
@@ -113,6 +106,11 @@ class FaceSwapper(Processor):
 		if self.config.video_memory_strategy in ('strict', 'moderate'):
 			clear_emap_cache()
 
+	def needs_target_embeddings(self) -> bool:
+		"""The identity weight mixes in the target face's embedding: only for embedding-fed types, and not at
+		w = 0 (--face-swapper-weight 0.5)."""
+		return not uses_source_image(self.swapper_type) and identity_weight(self.config.face_swapper_weight) != 0
+
 	@property
 	def session(self) -> ModelSession:
 		return self.context.inference.get(self.spec.name)
@@ -149,7 +147,7 @@ class FaceSwapper(Processor):
 			self.frame_compositor = Compositor(prefer_gpu=on_gpu)
 		return self.frame_compositor
 
-	def start_jobs(self, target_frame: VisionFrame, faces: Sequence[Face], output_frame: Any) -> List[FaceJob]:
+	def start_jobs(self, target_frame: VisionFrame, faces: Sequence[Face], output_frame: Array) -> List[FaceJob]:
 		"""The crops of faces that do not overlap, warped in one go from the frame as it is now."""
 		affines = [estimate_matrix_by_face_landmark_5(face.landmark_set.five_68, self.spec.template, self.boost_size) for face in faces]
 		crops = self.compositor().warp_crops(output_frame, affines, self.boost_size)
@@ -172,27 +170,11 @@ class FaceSwapper(Processor):
 			boxes.append(box)
 		return rounds
 
-	def swap_face(self, target_frame: VisionFrame, face: Face, output_frame: VisionFrame) -> VisionFrame:
-		"""One face, 3.5.0's swap_face."""
-		return self.finish_jobs([self.start_job(target_frame, face, output_frame)], output_frame)
-
 	def predict_box(self, frame_shape: Tuple[int, ...], face: Face) -> Box:
 		affine = estimate_matrix_by_face_landmark_5(face.landmark_set.five_68, self.spec.template, self.boost_size)
 		return expand_box(paste_box(frame_shape, self.boost_size, affine), BOX_MARGIN)
 
-	def start_job(self, target_frame: VisionFrame, face: Face, output_frame: VisionFrame) -> FaceJob:
-		"""Warp the crop from the frame as it is now (earlier faces already pasted) and note what the swap needs."""
-		crop, affine = warp_face_by_face_landmark_5(
-			output_frame, face.landmark_set.five_68, self.spec.template, self.boost_size, face.track_token
-		)
-		box = expand_box(paste_box(output_frame.shape, self.boost_size, affine), BOX_MARGIN)
-		return FaceJob(face, crop, affine, box, self.target_embedding(target_frame, face))
-
-	def finish_jobs(self, jobs: List[FaceJob], output_frame: VisionFrame) -> VisionFrame:
-		"""Swap independent faces of one frame together and paste each back."""
-		return self.finish_job_groups([jobs], [output_frame])[0]
-
-	def finish_job_groups(self, job_groups: List[List[FaceJob]], output_frames: List[Any]) -> List[Any]:
+	def finish_job_groups(self, job_groups: List[List[FaceJob]], output_frames: List[Array]) -> List[Array]:
 		"""Swap the faces of several frames in one batch (masks too), then paste each group into its own frame."""
 		masker = self.context.masker
 		compositor = self.compositor()
@@ -200,7 +182,7 @@ class FaceSwapper(Processor):
 		# the masks come from host-side models and OpenCV: crops go down for them (a no-op on the CPU)
 		for job, masks in zip(jobs, masker.pre_swap_masks_batch([to_host(job.crop) for job in jobs])):
 			job.masks = masks
-		swapped_crops = self.swap_crops_on_device([job.crop for job in jobs], [job.target_embedding for job in jobs])
+		swapped_crops = self.swap_crops([job.crop for job in jobs], [job.target_embedding for job in jobs])
 		for job, swapped in zip(jobs, swapped_crops):
 			job.swapped = swapped
 		if any(mask_type in self.config.face_mask_types for mask_type in ('area', 'region')):
@@ -220,13 +202,18 @@ class FaceSwapper(Processor):
 		return transform_points(job.face.landmark_set.sixty_eight, job.affine)
 
 	def target_embedding(self, target_frame: VisionFrame, face: Face) -> Optional[Embedding]:
-		"""The target identity the weight mixes in; not needed (and not computed) when w = 0 or for image sources."""
-		if uses_source_image(self.swapper_type) or identity_weight(self.config.face_swapper_weight) == 0:
+		"""The target identity the weight mixes in; not needed (and not computed) when w = 0 or for image sources.
+
+		The workflow fills face.embedding before the frame gets here; a library caller that did not is served from a
+		copy of the face, because the faces belong to the analyse stage and other workers may be reading them."""
+		if not self.needs_target_embeddings():
 			return None
-		if face.embedding is None:
-			# from the untouched input frame, as 3.5.0 analyses it
-			self.context.analyser.ensure_embeddings(target_frame, [face])
-		return face.embedding
+		if face.embedding is not None:
+			return face.embedding
+		# from the untouched input frame, as 3.5.0 analyses it
+		analysed = replace(face)
+		self.context.analyser.ensure_embeddings(target_frame, [analysed])
+		return analysed.embedding
 
 	def source_input(self, target_embedding: Optional[Embedding] = None) -> np.ndarray:
 		"""The model's `source` for one face (batch of 1): the source crop, or the embedding after the weight."""
@@ -240,38 +227,30 @@ class FaceSwapper(Processor):
 			return source_embedding
 		return balance_source_embedding(self.swapper_type, source_embedding, target_embedding, self.config.face_swapper_weight)
 
-	def model_inputs(self, crop: VisionFrame, target_embedding: Optional[Embedding] = None) -> Dict[str, np.ndarray]:
-		"""The batch fed to the model for one face: k² prepared sub-images and as many copies of its source."""
-		sub_images = implode(crop, self.model_size)
-		target = prepare_target(sub_images, self.spec.mean, self.spec.std)
-		source = np.repeat(self.source_input(target_embedding), len(sub_images), axis=0)
-		return {'source': source, 'target': target}
+	def swap_crops(self, crops: Sequence[Array], target_embeddings: Sequence[Optional[Embedding]]) -> Array:
+		"""Target crops at pixel-boost size -> N×P×P×3 swapped crops (float32 BGR, 0..255, not rounded), every
+		sub-image of every crop in one batch, in the swapper's array module (CuPy on the device when it runs on CUDA)."""
+		tiles = self.forward(self.model_feed(crops, target_embeddings))
+		tiles = normalize_outputs(tiles, self.swapper_type in DENORMALISED_OUTPUT_TYPES, self.spec.mean, self.spec.std)
+		return explode_batch(tiles, self.boost_size)
 
-	def swap_crops(self, crops: Sequence[VisionFrame], target_embeddings: Sequence[Optional[Embedding]]) -> List[np.ndarray]:
-		"""Target crops at pixel-boost size -> swapped crops (float32 BGR, 0..255, on the host)."""
-		return [to_host(swapped) for swapped in self.swap_crops_on_device(crops, target_embeddings)]
-
-	def swap_crops_on_device(self, crops: Sequence[Any], target_embeddings: Sequence[Optional[Embedding]]) -> Any:
-		"""Every sub-image of every crop in one batch; the per-pixel steps are the array-module functions of
-		facefusion/gpu/array_ops.py: NumPy here, CuPy on the device when the swapper runs on CUDA."""
+	def model_feed(self, crops: Sequence[Array], target_embeddings: Sequence[Optional[Embedding]]) -> Dict[str, Array]:
+		"""What the model is fed for these crops: the k² prepared sub-images of each crop, face-major, and as many
+		copies of that face's source."""
 		xp = self.array_module()
 		count = self.boost_factor ** 2
 		stacked = xp.stack([to_device(crop, xp) for crop in crops])
-		target = prepare_target(implode_batch(stacked, self.model_size), self.spec.mean, self.spec.std)
+		target = prepare_crops(implode_batch(stacked, self.model_size), self.spec.mean, self.spec.std)
 		source = xp.concatenate([xp.repeat(to_device(self.source_input(embedding), xp), count, axis=0) for embedding in target_embeddings])
-		tiles = normalize_output(self.forward({'source': source, 'target': target}), self.swapper_type, self.spec.mean, self.spec.std)
-		return explode_batch(tiles, self.boost_size)
+		return {'source': source, 'target': target}
 
-	def array_module(self) -> Any:
+	def array_module(self) -> ModuleType:
 		"""CuPy when the swapper session runs on a GPU provider and CuPy has a device, else NumPy."""
 		if self.prefer_device_arrays or session_on_gpu(self.session):
 			return get_array_module(prefer_gpu=True)
 		return np
 
-	def swap_crop(self, crop: VisionFrame, target_embedding: Optional[Embedding] = None) -> np.ndarray:
-		return self.swap_crops([crop], [target_embedding])[0]
-
-	def forward(self, feed: Dict[str, Any]) -> Any:
+	def forward(self, feed: Dict[str, Array]) -> Array:
 		"""Run the swapper on a batch; the first output only (hyperswap's second output, a mask, is unused). The
 		result is in the feed's array module (CuPy stays on the device)."""
 		session = self.session
@@ -305,14 +284,14 @@ class FaceSwapper(Processor):
 		return self.batcher
 
 	@staticmethod
-	def cast_feed(session: ModelSession, feed: Dict[str, Any]) -> Dict[str, Any]:
+	def cast_feed(session: ModelSession, feed: Dict[str, Array]) -> Dict[str, Array]:
 		"""Feed by input name (`source`, `target`) in each input's declared type (ORT refuses a mismatch)."""
-		cast: Dict[str, Any] = {}
+		cast: Dict[str, Array] = {}
 		for model_input in session.session.get_inputs():
 			if model_input.name in feed:
 				value = feed[model_input.name]
 				xp = array_module_of(value)
-				cast[model_input.name] = xp.ascontiguousarray(value, dtype=ONNX_TYPES.get(model_input.type, np.float32))
+				cast[model_input.name] = xp.ascontiguousarray(value, dtype=ELEMENT_TYPES.get(model_input.type, np.float32))
 		return cast
 
 
@@ -327,7 +306,3 @@ def expand_box(box: Sequence[int], margin: int) -> Box:
 
 def boxes_overlap(first: Box, second: Box) -> bool:
 	return first[0] < second[2] and second[0] < first[2] and first[1] < second[3] and second[1] < first[3]
-
-
-def overlaps_any(box: Box, jobs: Sequence[FaceJob]) -> bool:
-	return any(boxes_overlap(box, job.box) for job in jobs)

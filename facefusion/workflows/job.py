@@ -1,0 +1,148 @@
+"""What a job is, checked once: the paths of one target (JobPaths) and, for a video, everything known about it
+before the first frame is decoded (VideoJob). Every path problem is a clear InputError raised here, before anything
+is downloaded, loaded or written."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Tuple
+
+from facefusion import choices, logger
+from facefusion.config import RunConfig
+from facefusion.errors import InputError
+from facefusion.filesystem import get_file_extension, media_status, parent_directory, same_file
+
+if TYPE_CHECKING:
+	from facefusion.video.io import VideoGeometry
+	from facefusion.video.probe import VideoInfo
+	from facefusion.video.routes import VideoRoutes
+
+
+@dataclass(frozen=True)
+class JobPaths:
+	"""The checked paths of one target: image sources only (an audio source is the video workflow's business), the
+	target's kind ('image' or 'video') and the output path (a folder given as output is resolved to a file)."""
+	source_paths: Tuple[str, ...]
+	target_path: str
+	target_kind: str
+	output_path: str
+
+
+@dataclass(frozen=True)
+class VideoJob:
+	"""One video target, planned: the run's options, its checked paths, what the probe found, the sizes and rates
+	of decode / pipeline / encode, the decode and encode routes, and the frames [trim_start, trim_end) to process."""
+	config: RunConfig
+	paths: JobPaths
+	info: 'VideoInfo'
+	geometry: 'VideoGeometry'
+	routes: 'VideoRoutes'
+	trim_start: int
+	trim_end: int
+	# worker threads of the process stage (the analysis stays in one thread, in frame order)
+	process_workers: int = 1
+
+	@property
+	def frame_count(self) -> int:
+		return self.trim_end - self.trim_start
+
+	@property
+	def fps(self) -> float:
+		"""Frames per second of what travels through the pipeline (the tracker's and smoother's clock)."""
+		return float(Fraction(self.geometry.frame_fps))
+
+	@property
+	def color_matrix(self) -> str:
+		return self.info.effective_color_matrix()
+
+
+def describe_media_problem(role: str, path: str, status: str, wanted: str) -> str:
+	extension = get_file_extension(path) or '(none)'
+	if status == 'missing':
+		return f'{role} not found: {path}'
+	if status == 'directory':
+		return f'{role} is a directory, not a file: {path}'
+	if status == 'empty':
+		return f'{role} is an empty file (0 bytes): {path}'
+	if status == 'unreadable':
+		return f'cannot read {role} (permission denied or I/O error): {path}'
+	if status == 'mismatch':
+		return f'{role} is not a valid file of its type: its content does not match its {extension} extension: {path}'
+	if status == 'unsupported':
+		return f'{role} must be {wanted}; {extension} is not supported: {path}'
+	return f'{role} must be {wanted}, not {status}: {path}'
+
+
+def image_or_video_wording() -> str:
+	return f'an image ({" ".join(choices.image_extensions)}) or a video ({" ".join(choices.video_extensions)})'
+
+
+def check_output_path(config: RunConfig, target_kind: str) -> str:
+	if not config.output_path:
+		raise InputError('no output path given: pass -o/--output-path')
+	output_path = config.output_path
+	# an existing folder as output: write the target's file name into it
+	if os.path.isdir(output_path):
+		output_path = os.path.join(output_path, os.path.basename(config.target_path or ''))
+	directory = parent_directory(output_path)
+	if not directory.is_dir():
+		raise InputError(f'output directory does not exist: {directory} (create it first)')
+	extension = get_file_extension(output_path)
+	allowed = choices.image_extensions if target_kind == 'image' else choices.video_extensions
+	if extension not in allowed:
+		raise InputError(f'output of a {target_kind} target must end in one of {" ".join(allowed)}: {output_path}')
+	for input_path in [config.target_path] + list(config.source_paths):
+		if input_path and same_file(output_path, input_path):
+			raise InputError(f'output path is an input file and would be overwritten: {output_path}')
+	return output_path
+
+
+def check_job_paths(config: RunConfig) -> JobPaths:
+	source_paths = []
+	for source_path in config.source_paths:
+		status = media_status(source_path)
+		if status == 'image':
+			source_paths.append(source_path)
+		elif status == 'audio':
+			logger.warn_once('audio-source', f'audio source {source_path}: it replaces the audio of a video target (image targets ignore it)')
+		else:
+			raise InputError(describe_media_problem('source', source_path, status, f'an image ({" ".join(choices.image_extensions)})'))
+	if not config.target_path:
+		raise InputError('no target given: pass -t/--target-path')
+	target_kind = media_status(config.target_path)
+	if target_kind not in ('image', 'video'):
+		raise InputError(describe_media_problem('target', config.target_path, target_kind, image_or_video_wording()))
+	output_path = check_output_path(config, target_kind)
+	return JobPaths(tuple(source_paths), config.target_path, target_kind, output_path)
+
+
+def plan_video_job(config: RunConfig, paths: JobPaths) -> VideoJob:
+	"""Probe the target and decide sizes, rates, routes and the trim range; a range holding no frame is an error."""
+	from facefusion.video.io import plan_video_geometry, restrict_trim
+	from facefusion.video.probe import probe_video
+	from facefusion.video.routes import select_video_routes
+
+	if paths.target_kind != 'video':
+		raise InputError(f'target is not a video: {paths.target_path}')
+	info = probe_video(paths.target_path)
+	trim_start, trim_end = restrict_trim(info, config.trim_frame_start, config.trim_frame_end)
+	if trim_end <= trim_start:
+		raise InputError(f'the trim range {trim_start}..{trim_end} holds no frame of {paths.target_path} ({info.frame_count} frames)')
+	geometry = plan_video_geometry(info, config.output_video_scale, config.output_video_fps)
+	routes = select_video_routes(config.video_decoder, config.video_encoder_route, config.output_video_encoder, paths.output_path, first_device_id(config))
+	return VideoJob(config, paths, info, geometry, routes, trim_start, trim_end, process_workers(config))
+
+
+def process_workers(config: RunConfig) -> int:
+	"""The processors run in several threads (onnxruntime, numpy and OpenCV release the GIL for the heavy parts), at
+	most one per core."""
+	return max(1, min(config.execution_thread_count, os.cpu_count() or 1))
+
+
+def first_device_id(config: RunConfig) -> int:
+	"""The device the video routes use: the first of --execution-device-ids (0 when it is not a number)."""
+	device_ids = config.execution_device_ids
+	if device_ids and str(device_ids[0]).isdigit():
+		return int(device_ids[0])
+	return 0

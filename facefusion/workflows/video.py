@@ -1,0 +1,326 @@
+"""The video workflow: decode → analyse → process → encode, then the target's audio.
+
+Step by step on one VideoRun: content check → reference faces and processors → the frames (streamed through
+threads joined by bounded queues with --workflow-strategy memory, or through temp frame files with disk, the
+3.5.0-like baseline) → processors released → audio restored and the output moved into its final name.
+
+Data flows one way through the frames: the analyse stage (one thread, in frame order, since the tracker carries
+faces from frame to frame) owns the Face records and fills in everything the processors need; the process stage
+(several workers) only reads them.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Tuple
+
+from facefusion import logger
+from facefusion.config import RunConfig
+from facefusion.errors import ProcessingError
+from facefusion.workflows.engine import Engine, build_processors, engine_for, needs_target_embeddings, release_processors, select_reference_faces
+from facefusion.workflows.image import CONTENT_REFUSED_MESSAGE
+from facefusion.workflows.job import JobPaths, VideoJob, plan_video_job
+
+if TYPE_CHECKING:
+	from tqdm import tqdm
+
+	from facefusion.processors.base import Processor
+	from facefusion.tracking.tracker import FaceTracker
+	from facefusion.types import Face, Frame, VisionFrame
+
+# frames whose faces share one swapper call when batching across frames
+FRAME_WINDOW = 8
+
+
+@dataclass
+class VideoRun:
+	"""One video target on its way through the steps: the planned job, and what each step leaves."""
+	job: VideoJob
+	engine: Engine
+	source_frames: List['VisionFrame']
+	reference_faces: List['Face'] = field(default_factory=list)
+	processors: List['Processor'] = field(default_factory=list)
+	# the encoded frames without audio, and their duration (seconds)
+	silent_path: Optional[Path] = None
+	duration: float = 0.0
+
+
+VideoStep = Callable[[VideoRun], None]
+
+
+def run_video(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = None) -> int:
+	from facefusion import vision
+
+	start_time = time.perf_counter()
+	job = plan_video_job(config, paths)
+	# every file is decoded before any model work, so a corrupt source fails in a second, not after a download
+	source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
+	with engine_for(config, engine) as run_engine:
+		run_video_job(job, run_engine, source_frames)
+	logger.get_logger().info(f'processing video succeeded in {time.perf_counter() - start_time:.2f} seconds')
+	return 0
+
+
+def run_video_job(job: VideoJob, engine: Engine, source_frames: List['VisionFrame']) -> None:
+	"""The steps on one planned job with its decoded source images."""
+	from facefusion.stage_timer import STAGE_TIMER
+
+	# the debug line at the end reports this video's stages (a batch-run processes several)
+	STAGE_TIMER.reset()
+	logger.get_logger().info(f'processing video {job.paths.target_path} -> {job.paths.output_path} ({job.frame_count} frames)')
+	run = VideoRun(job, engine, source_frames)
+	for step in VIDEO_STEPS:
+		step(run)
+	log_stage_timings()
+
+
+# ---- the steps ---------------------------------------------------------------------------------------------------
+
+def refuse_adult_content(run: VideoRun) -> None:
+	job = run.job
+	if run.engine.content_analyser.analyse_video(job.paths.target_path, job.trim_start, job.trim_end, job.info.fps):
+		raise ProcessingError(CONTENT_REFUSED_MESSAGE)
+
+
+def prepare_processors(run: VideoRun) -> None:
+	from facefusion.video.io import read_video_frame
+	job = run.job
+	if job.config.face_selector_mode == 'reference':
+		frame_number = min(max(job.config.reference_frame_number, 0), max(job.info.frame_count - 1, 0))
+		reference_frame = read_video_frame(job.info, frame_number, size=job.geometry.decode_size)
+		run.reference_faces = select_reference_faces(reference_frame, run.engine, job.config)
+	run.processors = build_processors(job.config, run.engine, run.reference_faces, run.source_frames)
+
+
+def process_frames(run: VideoRun) -> None:
+	job = run.job
+	if job.config.workflow_strategy == 'disk':
+		# the 3.5.0-like baseline: frames are processed out of order by a pool, each with a full analysis
+		run.silent_path, run.duration = process_video_on_disk(job, FrameSteps(job.config, run.engine, run.processors, run.reference_faces))
+		return
+	tracker = create_tracker(job, run.engine)
+	steps = FrameSteps(job.config, run.engine, run.processors, run.reference_faces, tracker)
+	try:
+		run.silent_path, run.duration = process_video_in_memory(job, steps)
+	except BaseException:
+		tracker.close(success=False)
+		raise
+	export_path = tracker.close()
+	log_tracker_stats(tracker, export_path)
+
+
+def release(run: VideoRun) -> None:
+	release_processors(run.job.config, run.engine, run.processors)
+
+
+def add_audio(run: VideoRun) -> None:
+	"""Audio from the target (or an audio source) onto the silent video, then the move into the final name."""
+	from facefusion.video import audio
+	job = run.job
+	config = job.config
+	try:
+		audio.finalize_output(
+			run.silent_path, job.paths.output_path, run.duration, target=job.info, trim_start=job.trim_start, source_paths=config.source_paths,
+			encoder=config.output_audio_encoder, quality=config.output_audio_quality, volume=config.output_audio_volume
+		)
+	finally:
+		# finalize_output consumes the silent file; a failure before that must not leave it behind
+		if run.silent_path is not None and os.path.exists(run.silent_path):
+			os.remove(run.silent_path)
+
+
+VIDEO_STEPS: Tuple[VideoStep, ...] = (refuse_adult_content, prepare_processors, process_frames, release, add_audio)
+
+
+# ---- what happens to each frame ----------------------------------------------------------------------------------
+
+@dataclass
+class AnalysedFrame:
+	"""A decoded frame with the target faces selected on it (everything the processors read already filled in)."""
+	frame: 'Frame'
+	faces: List['Face']
+
+
+@dataclass
+class FrameSteps:
+	"""The two steps the streaming pipeline overlaps: analyse (find and select the target faces, in frame order) and
+	process (every processor in order, a window of frames at a time so model calls can batch across frames)."""
+	config: RunConfig
+	engine: Engine
+	processors: List['Processor']
+	reference_faces: List['Face']
+	tracker: Optional['FaceTracker'] = None
+
+	def __post_init__(self) -> None:
+		self.needs_embeddings = needs_target_embeddings(self.processors)
+
+	def analyse(self, frame: 'Frame') -> AnalysedFrame:
+		from facefusion import face_selector
+		if self.tracker is not None:
+			faces = self.tracker.select_faces(frame.pixels, self.tracker.process(frame.index, frame.pixels), self.reference_faces)
+			if faces and self.needs_embeddings:
+				self.tracker.provide_embeddings(frame.pixels, faces)
+			return AnalysedFrame(frame, faces)
+		faces = face_selector.select_faces(frame.pixels, self.engine.analyser, self.config, self.reference_faces)
+		if faces and self.needs_embeddings:
+			self.engine.analyser.ensure_embeddings(frame.pixels, faces)
+		return AnalysedFrame(frame, faces)
+
+	def analyse_window(self, frames: List['Frame']) -> List[AnalysedFrame]:
+		return [self.analyse(frame) for frame in frames]
+
+	def process_window(self, window: List[AnalysedFrame]) -> List['Frame']:
+		"""Frames without a selected face pass through untouched; the others go through each processor together.
+		The processors read the frames and faces and return new pixels; nothing they are given is changed."""
+		from facefusion.types import Frame
+		busy = [analysed for analysed in window if analysed.faces]
+		outputs = [analysed.frame.pixels.copy() for analysed in busy]
+		for processor in self.processors:
+			outputs = processor.process_frames([(analysed.frame.pixels, analysed.faces, output) for analysed, output in zip(busy, outputs)])
+		processed = {id(analysed): Frame(analysed.frame.index, output) for analysed, output in zip(busy, outputs)}
+		return [processed.get(id(analysed), analysed.frame) for analysed in window]
+
+	def process(self, analysed: AnalysedFrame) -> 'Frame':
+		return self.process_window([analysed])[0]
+
+
+def frame_window_size(config: RunConfig, engine: Engine) -> int:
+	"""How many frames the swap stage gathers per model call. Batching across frames pays off on GPU providers,
+	where a call has a fixed launch cost; on the CPU provider a bigger batch costs the same per item (measured), so
+	`auto` batches within a frame there (faces × pixel-boost tiles) and keeps frames flowing one by one."""
+	if config.face_swapper_batching == 'never':
+		return 1
+	if config.face_swapper_batching == 'always' or engine.inference.on_gpu():
+		return FRAME_WINDOW
+	return 1
+
+
+def create_tracker(job: VideoJob, engine: Engine) -> 'FaceTracker':
+	"""Faces as tracks across the video (keyframe detection, optical flow between, smoothing); with
+	--face-tracker none and --temporal-smoothing none it passes 3.5.0's per-frame analysis through unchanged."""
+	from facefusion.tracking.tracker import FaceTracker
+	return FaceTracker(job.config, engine.analyser, fps=job.fps)
+
+
+# ---- the two strategies ------------------------------------------------------------------------------------------
+
+def process_video_in_memory(job: VideoJob, steps: FrameSteps) -> Tuple[Path, float]:
+	"""The streaming default: no temp frames; decode, analyse, process and encode overlap in their own threads."""
+	from facefusion.stage_timer import STAGE_TIMER
+	from facefusion.video.io import VideoWriter
+	from facefusion.video.routes import open_reader
+	from facefusion.workflows.stage_pipeline import Stage, StagePipeline
+
+	config, geometry = job.config, job.geometry
+	reader = open_reader(job.info, job.routes.decoder, job.trim_start, job.trim_end, geometry.decode_size, geometry.decode_fps, job.color_matrix)
+	writer = VideoWriter(
+		job.paths.output_path, geometry.frame_size[0], geometry.frame_size[1], geometry.frame_fps, job.routes.encoder.encoder,
+		config.output_video_quality, config.output_video_preset, geometry.output_size, job.color_matrix,
+		output_fps=geometry.output_fps
+	)
+	window_size = frame_window_size(config, steps.engine)
+
+	def decoded_windows() -> Iterator[List['Frame']]:
+		frames = iter(reader)
+		while True:
+			window = []
+			while len(window) < window_size:
+				with STAGE_TIMER.measure('decode'):
+					frame = next(frames, None)
+				if frame is None:
+					break
+				window.append(frame)
+			if not window:
+				return
+			yield window
+
+	pipeline = StagePipeline(decoded_windows(), [
+		Stage('analyse', steps.analyse_window),
+		Stage('process', steps.process_window, workers=job.process_workers),
+	], queue_size=max(2, 8 // window_size))
+	try:
+		with frame_progress(job.frame_count, 'processing') as progress:
+			for window in pipeline:
+				for frame in window:
+					with STAGE_TIMER.measure('encode'):
+						writer.write(frame.pixels)
+				progress.update(len(window))
+		silent_path = writer.close()
+	except BaseException:
+		pipeline.stop()
+		writer.abort()
+		raise
+	finally:
+		reader.close()
+	return silent_path, writer.duration
+
+
+def process_video_on_disk(job: VideoJob, steps: FrameSteps) -> Tuple[Path, float]:
+	"""The 3.5.0-like baseline: extract every frame to a temp image, process the files with a pool of
+	--execution-thread-count workers (one frame per task, full analysis per frame), merge them back."""
+	from concurrent.futures import ThreadPoolExecutor, as_completed
+
+	from facefusion import vision
+	from facefusion.stage_timer import STAGE_TIMER
+	from facefusion.types import Frame
+	from facefusion.video import temp_frames
+
+	config, geometry = job.config, job.geometry
+	directory = temp_frames.create_temp_directory(config.temp_path, job.paths.target_path)
+	try:
+		with STAGE_TIMER.measure('decode'):
+			frame_count = temp_frames.extract_frames(
+				job.info, directory, config.temp_frame_format, job.trim_start, job.trim_end, geometry.decode_size, geometry.decode_fps,
+				job.routes.decoder.decoder_arguments
+			)
+		frame_paths = temp_frames.list_temp_frames(directory, config.temp_frame_format)
+
+		def process_file(index: int, frame_path: Path) -> None:
+			with STAGE_TIMER.measure('decode'):
+				pixels = vision.read_image(str(frame_path))
+			frame = steps.process(steps.analyse(Frame(index, pixels)))
+			with STAGE_TIMER.measure('encode'):
+				vision.write_image(str(frame_path), frame.pixels, 100)
+
+		with ThreadPoolExecutor(max_workers=config.execution_thread_count) as executor, frame_progress(len(frame_paths), 'processing') as progress:
+			futures = [executor.submit(process_file, job.trim_start + position, frame_path) for position, frame_path in enumerate(frame_paths)]
+			try:
+				for future in as_completed(futures):
+					future.result()
+					progress.update()
+			except BaseException:
+				for future in futures:
+					future.cancel()
+				raise
+		with STAGE_TIMER.measure('encode'):
+			silent_path = temp_frames.merge_frames(
+				directory, config.temp_frame_format, geometry.frame_size, geometry.frame_fps, job.paths.output_path,
+				job.routes.encoder.encoder, config.output_video_quality, config.output_video_preset, geometry.output_size,
+				job.color_matrix, geometry.output_fps
+			)
+	finally:
+		temp_frames.clear_temp_directory(directory, config.keep_temp)
+	return silent_path, frame_count / job.fps
+
+
+# ---- reporting ---------------------------------------------------------------------------------------------------
+
+def frame_progress(total: int, description: str) -> 'tqdm':
+	from tqdm import tqdm
+	return tqdm(total=total, desc=description, unit='frame', disable=None, smoothing=0.1, dynamic_ncols=True)
+
+
+def log_tracker_stats(tracker: 'FaceTracker', export_path: Optional[str]) -> None:
+	stats = tracker.stats
+	logger.get_logger().debug(f'face tracker: {stats.detector_runs} detector runs, {stats.keyframes} keyframes, reasons {dict(stats.reasons)}, {len(stats.scene_cuts)} scene cuts')
+	if export_path:
+		logger.get_logger().info(f'landmarks written to {export_path}')
+
+
+def log_stage_timings() -> None:
+	from facefusion.stage_timer import STAGE_TIMER
+	totals = STAGE_TIMER.snapshot()
+	if totals:
+		logger.get_logger().debug('stage times: ' + ', '.join(f'{stage} {total.seconds:.2f}s/{total.calls}' for stage, total in sorted(totals.items())))
