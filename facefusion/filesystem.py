@@ -48,10 +48,6 @@ def parent_directory(path: PathLike) -> Path:
 	return parent if str(parent) else Path('.')
 
 
-def in_existing_directory(path: PathLike) -> bool:
-	return is_directory(parent_directory(path))
-
-
 def same_file(first: PathLike, second: PathLike) -> bool:
 	"""True when both paths name the same existing file (also through links or different spellings)."""
 	try:
@@ -127,18 +123,6 @@ def media_status(path: Optional[PathLike]) -> str:
 
 def is_image(path: Optional[PathLike]) -> bool:
 	return media_status(path) == 'image'
-
-
-def is_video(path: Optional[PathLike]) -> bool:
-	return media_status(path) == 'video'
-
-
-def is_audio(path: Optional[PathLike]) -> bool:
-	return media_status(path) == 'audio'
-
-
-def has_image(paths: List[str]) -> bool:
-	return any(is_image(path) for path in paths)
 
 
 def resolve_file_pattern(pattern: Optional[str]) -> List[str]:

@@ -17,25 +17,16 @@ import pytest
 
 from facefusion.config import RunConfig
 from facefusion.face_analyser import FaceAnalyser
+from facefusion.face_recognizer import RECOGNIZER_MODEL
 from facefusion.face_selector import calculate_face_distance
 from facefusion.inference.manager import InferenceManager
 from facefusion.inference.session import ModelSession
-from facefusion.face_recognizer import RECOGNIZER_MODEL
 from facefusion.testing.camera_path import MemoryClip, locate_faces, make_memory_clip
 from facefusion.tracking.identity import REFERENCE_HYSTERESIS, fold_embedding
 from facefusion.tracking.landmark_export import export_as_arrays, read_landmark_export
+from facefusion.tracking.metrics import aligned_crop_tpsnr, landmark_error, match_faces_to_truth, motion_compensated_tpsnr, paste_constant_face, pooled_error, pooled_jitter, relative_motion
 from facefusion.tracking.track import Track, TrackerOptions
 from facefusion.tracking.tracker import FaceTracker
-from facefusion.tracking.metrics import (
-	aligned_crop_tpsnr,
-	landmark_error,
-	match_faces_to_truth,
-	motion_compensated_tpsnr,
-	paste_constant_face,
-	pooled_error,
-	pooled_jitter,
-	relative_motion
-)
 from facefusion.types import Face, FaceLandmarkSet, FaceScoreSet
 
 CUT = 51

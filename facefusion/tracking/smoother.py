@@ -213,34 +213,6 @@ def carry_filter(one_filter: OneEuroFilter, motion: Matrix) -> None:
 		one_filter.derivative = (one_filter.derivative.reshape(-1, 2) @ linear_part(motion).T).reshape(one_filter.derivative.shape)
 
 
-class AffineSmoother:
-	"""One-Euro smoothing of a 2x3 frame-to-crop alignment transform.
-
-	The matrix is not filtered entry by entry (rotation, scale and translation live on very different scales, and the
-	translation part moves when the rotation does). Instead the crop's corners are mapped into the frame, those three
-	points are filtered like landmarks (pixels, one shared cutoff), and the transform is rebuilt from them. For
-	callers that build a transform from something other than the already smoothed landmarks.
-	"""
-
-	def __init__(self, crop_size: Tuple[int, int], min_cutoff: float = DEFAULT_MIN_CUTOFF, beta: float = DEFAULT_BETA, derivative_cutoff: float = DEFAULT_DERIVATIVE_CUTOFF) -> None:
-		width, height = float(crop_size[0]), float(crop_size[1])
-		self.crop_corners = np.array([[0.0, 0.0], [width, 0.0], [0.0, height]])
-		self.filter = OneEuroFilter(min_cutoff, beta, derivative_cutoff, speed_mode='shared')
-
-	def reset(self) -> None:
-		self.filter.reset()
-
-	def smooth(self, matrix: Matrix, timestamp: float, motion: Optional[Matrix] = None) -> Matrix:
-		inverse = cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
-		frame_corners = apply_affine(self.crop_corners, inverse)
-		if motion is not None:
-			carry_filter(self.filter, motion)
-		# the crop's width in the frame: speeds in crop widths per second, as landmarks use face widths
-		self.filter.speed_scale = max(float(np.linalg.norm(frame_corners[1] - frame_corners[0])), 1.0)
-		smoothed = self.filter(frame_corners, timestamp)
-		return cv2.getAffineTransform(smoothed.astype(np.float32), self.crop_corners.astype(np.float32)).astype(np.float64)
-
-
 # ---------------------------------------------------------------- scene cuts
 
 
@@ -287,13 +259,8 @@ def is_scene_cut_signature(previous: FrameSignature, current: FrameSignature) ->
 	return is_cut_by_scores(*scene_change_scores(previous, current))
 
 
-def is_scene_cut(previous: VisionFrame, frame: VisionFrame) -> bool:
-	"""Is frame the first frame of a new shot after previous? (colour histogram and coarse frame difference)"""
-	return is_scene_cut_signature(frame_signature(previous), frame_signature(frame))
-
-
 class SceneCutDetector:
-	"""is_scene_cut over a stream: keeps the previous frame's signature so each frame is summarised once."""
+	"""Scene cuts in a stream of frames (colour histogram and coarse frame difference): keeps the previous frame's signature so each frame is summarised once."""
 
 	def __init__(self) -> None:
 		self.previous: Optional[FrameSignature] = None

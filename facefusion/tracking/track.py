@@ -4,25 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from facefusion.config import RunConfig
-from facefusion.tracking.smoother import (
-	DEFAULT_BETA,
-	DEFAULT_DERIVATIVE_CUTOFF,
-	DEFAULT_FPS,
-	DEFAULT_MIN_CUTOFF,
-	AffineSmoother,
-	LandmarkSmoother,
-	apply_affine
-)
+from facefusion.tracking.smoother import DEFAULT_BETA, DEFAULT_DERIVATIVE_CUTOFF, DEFAULT_FPS, DEFAULT_MIN_CUTOFF, LandmarkSmoother, apply_affine
 from facefusion.types import BoundingBox, Embedding, FaceLandmarkSet, FaceScoreSet, Matrix, Points
 
 TRACKER_KINDS: Tuple[str, ...] = ('none', 'optical-flow')
 # what tells apart the alignment transforms smoothed for one face: the template's name and the crop size
-AffineKey = Tuple[str, Tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -109,7 +100,6 @@ class Track:
 	lost_since: Optional[int] = None
 	identity: TrackIdentity = field(default_factory=TrackIdentity)
 	smoother: Optional[LandmarkSmoother] = None
-	affine_smoothers: Dict[AffineKey, AffineSmoother] = field(default_factory=dict)
 
 
 @dataclass

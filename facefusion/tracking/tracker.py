@@ -34,19 +34,8 @@ from facefusion.tracking.identity import TrackIdentities
 from facefusion.tracking.keyframes import KeyframePolicy
 from facefusion.tracking.landmark_export import ExportedFace, ExportedFrame, LandmarkExporter
 from facefusion.tracking.matching import Prediction, associate, match_lost_tracks, overlaps_any, predict, recent_lost_tracks
-from facefusion.tracking.smoother import AffineSmoother, LandmarkSmoother, SceneCutDetector, face_scale
-from facefusion.tracking.track import (
-	TRACKER_KINDS,
-	AffineKey,
-	FrameReport,
-	Track,
-	TrackerOptions,
-	TrackerStats,
-	copy_box,
-	copy_landmarks,
-	move_box,
-	move_landmarks
-)
+from facefusion.tracking.smoother import LandmarkSmoother, SceneCutDetector, face_scale
+from facefusion.tracking.track import TRACKER_KINDS, FrameReport, Track, TrackerOptions, TrackerStats, copy_box, copy_landmarks, move_box, move_landmarks
 from facefusion.types import Face, FaceScoreSet, Matrix, VisionFrame
 
 
@@ -220,7 +209,6 @@ class FaceTracker:
 			if track.smoother is not None and track.smoother.started:
 				track.smoother.reset()
 				self.stats.smoother_resets += 1
-			track.affine_smoothers.clear()
 			track.lost_since = None
 			track.identity.doubt()
 			detection = detections[index]
@@ -252,7 +240,6 @@ class FaceTracker:
 			# the face is not where the track expected it (a jump the flow missed): smoothing towards the old
 			# position would drag the landmarks across the gap, so start over from the detection
 			track.smoother.reset()
-			track.affine_smoothers.clear()
 			self.stats.smoother_resets += 1
 		track.raw_landmarks = copy_landmarks(detection.landmark_set)
 		track.raw_box = copy_box(detection.bounding_box)
@@ -294,18 +281,6 @@ class FaceTracker:
 			track.landmarks, track.box = track.raw_landmarks, track.raw_box
 			return
 		track.landmarks, track.box = track.smoother.smooth(track.raw_landmarks, track.raw_box, timestamp, motion)
-
-	def smooth_affine(self, track_token: Optional[int], key: AffineKey, matrix: Matrix, crop_size: Tuple[int, int], timestamp: float) -> Matrix:
-		"""Smooth an alignment transform a caller built for a tracked face (e.g. from its box rather than from the
-		already smoothed landmarks); key tells apart the transforms of one face. Unsmoothed when smoothing is off or
-		the face is not tracked; reset with the track's landmark smoothing. Analyse thread only, like process()."""
-		track = self.find_track(track_token)
-		if track is None or self.options.smoothing != 'one-euro':
-			return matrix
-		smoother = track.affine_smoothers.get(key)
-		if smoother is None:
-			smoother = track.affine_smoothers[key] = AffineSmoother(crop_size, self.options.min_cutoff, self.options.beta, self.options.derivative_cutoff)
-		return smoother.smooth(matrix, timestamp)
 
 	def make_face(self, track: Track) -> Face:
 		face = Face(
