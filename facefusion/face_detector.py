@@ -13,13 +13,7 @@ import cv2
 import numpy as np
 
 from facefusion.config import RunConfig
-from facefusion.face_helper import (
-	create_rotation_matrix_and_size,
-	create_static_anchors,
-	distance_to_bounding_box,
-	distance_to_face_landmark_5,
-	transform_points
-)
+from facefusion.face_helper import create_rotation_matrix_and_size, create_static_anchors, distance_to_bounding_box, distance_to_face_landmark_5, transform_points
 from facefusion.inference.manager import InferenceManager
 from facefusion.inference.session import ModelSession
 from facefusion.types import VisionFrame

@@ -10,12 +10,7 @@ import cv2
 import numpy as np
 
 from facefusion.config import RunConfig
-from facefusion.face_helper import (
-	create_rotation_matrix_and_size,
-	estimate_matrix_by_face_landmark_5,
-	transform_points,
-	warp_face_by_translation
-)
+from facefusion.face_helper import create_rotation_matrix_and_size, estimate_matrix_by_face_landmark_5, transform_points, warp_face_by_translation
 from facefusion.inference.manager import InferenceManager
 from facefusion.types import BoundingBox, Matrix, Points, VisionFrame
 

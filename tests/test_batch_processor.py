@@ -13,11 +13,7 @@ import pytest
 from facefusion.inference.batch_conversion import ensure_dynamic_batch
 from facefusion.inference.providers import provider_list
 from facefusion.inference.session import ModelSession, create_session
-from facefusion.processors.batch_processor import (
-	BatchProcessor,
-	estimate_per_item_bytes,
-	is_out_of_memory
-)
+from facefusion.processors.batch_processor import BatchProcessor, estimate_per_item_bytes, is_out_of_memory
 from facefusion.testing.standin_models import write_standin_models
 
 # a process-wide CPU arena of 4 MiB, used only by sessions that opt in: the stand-in swapper runs batch 1 and 2 in

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -14,7 +15,7 @@ from conftest import PROJECT_DIR, UNREACHABLE_MIRROR
 BENCH_PIPELINE = PROJECT_DIR / 'benchmarks' / 'bench_pipeline.py'
 
 
-def load_bench_pipeline():
+def load_bench_pipeline() -> ModuleType:
 	spec = importlib.util.spec_from_file_location('bench_pipeline', BENCH_PIPELINE)
 	module = importlib.util.module_from_spec(spec)
 	# dataclasses look their module up in sys.modules

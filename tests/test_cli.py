@@ -14,14 +14,16 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import CliRunner
 from facefusion import choices, core
 from facefusion.cli import ini_config, program
 from facefusion.config import RunConfig
-from facefusion.workflows.batch import plan_batch
 from facefusion.errors import InputError, ProcessingError
 from facefusion.processors import registry
 from facefusion.processors.base import Processor
+from facefusion.workflows.batch import plan_batch
+
+from conftest import CliRunner
+
 
 def parse_error(argv: List[str], capsys: pytest.CaptureFixture[str]) -> str:
 	"""Parse argv expecting argparse's exit 2; return what it printed."""

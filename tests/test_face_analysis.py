@@ -17,22 +17,10 @@ from facefusion.config import RunConfig
 from facefusion.errors import ProcessingError
 from facefusion.face_analyser import FaceAnalyser, needs_classification, pick_face
 from facefusion.face_classifier import categorize_age, categorize_gender, categorize_race, classify_faces
-from facefusion.face_helper import (
-	WARP_TEMPLATES,
-	bounding_box_iou,
-	convert_to_face_landmark_5,
-	estimate_matrix_by_face_landmark_5
-)
+from facefusion.face_helper import WARP_TEMPLATES, bounding_box_iou, convert_to_face_landmark_5, estimate_matrix_by_face_landmark_5
 from facefusion.face_landmarker import choose_many, detect_face_landmarks_68, estimate_face_landmarks_68_5
 from facefusion.face_recognizer import calculate_face_embeddings
-from facefusion.face_selector import (
-	calculate_face_distance,
-	filter_faces,
-	find_match_faces,
-	get_reference_faces,
-	select_faces,
-	sort_faces
-)
+from facefusion.face_selector import calculate_face_distance, filter_faces, find_match_faces, get_reference_faces, select_faces, sort_faces
 from facefusion.inference.manager import InferenceManager
 from facefusion.types import Face, FaceLandmarkSet, FaceScoreSet
 
@@ -473,7 +461,9 @@ def crowd() -> List[Face]:
 
 
 def test_sort_orders(crowd: List[Face]) -> None:
-	order_of = lambda order: positions(crowd, sort_faces(crowd, order))
+	def order_of(order: str) -> List[int]:
+		return positions(crowd, sort_faces(crowd, order))
+
 	assert order_of('left-right') == [1, 0, 2]
 	assert order_of('right-left') == [2, 0, 1]
 	assert order_of('top-bottom') == [2, 0, 1]

@@ -12,9 +12,7 @@ from facefusion.config import RunConfig
 from facefusion.face_masker import FaceMasker
 from facefusion.inference.manager import InferenceManager
 from facefusion.processors.base import ProcessingContext
-from facefusion.processors.modules.face_debugger import (
-	BOX_COLOR, BOX_TOP_COLOR, LANDMARK_COLORS, MASK_COLOR, FaceDebugger, line_thickness
-)
+from facefusion.processors.modules.face_debugger import BOX_COLOR, BOX_TOP_COLOR, LANDMARK_COLORS, MASK_COLOR, FaceDebugger, line_thickness
 from facefusion.testing.standin_models import FACE_LANDMARK_5_IN_BOX, mean_face_68_in_box, write_standin_models
 from facefusion.types import Face, FaceLandmarkSet, FaceScoreSet, VisionFrame
 

@@ -14,18 +14,7 @@ import pytest
 import skimage.data
 
 from facefusion.config import RunConfig
-from facefusion.face_detector import (
-	decode_scrfd,
-	decode_yolo_face,
-	decode_yunet,
-	detect_faces,
-	detector_models,
-	feature_grid,
-	pad_margin,
-	prepare_detect_frame,
-	prepare_margin,
-	restrict_frame
-)
+from facefusion.face_detector import decode_scrfd, decode_yolo_face, decode_yunet, detect_faces, detector_models, feature_grid, pad_margin, prepare_detect_frame, prepare_margin, restrict_frame
 from facefusion.face_helper import apply_nms, bounding_box_iou, get_nms_threshold
 from facefusion.inference.manager import InferenceManager
 

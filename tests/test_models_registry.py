@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 
 from facefusion import choices
-from facefusion.models import registry
 from facefusion.inference.session import STAGE_OF_KIND
+from facefusion.models import registry
 from facefusion.models.registry import ModelSpec, all_models, download_urls, get_model
 
 GITHUB = 'https://github.com/facefusion/facefusion-assets/releases/download/'

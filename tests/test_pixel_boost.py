@@ -11,9 +11,9 @@ import pytest
 from facefusion.config import RunConfig
 from facefusion.errors import FaceFusionError
 from facefusion.face_masker import FaceMasker
+from facefusion.gpu.array_ops import normalize_outputs
 from facefusion.inference.manager import InferenceManager
 from facefusion.processors.base import ProcessingContext
-from facefusion.gpu.array_ops import normalize_outputs
 from facefusion.processors.modules.face_swapper import FaceSwapper
 from facefusion.processors.modules.face_swapper.core import DENORMALISED_OUTPUT_TYPES
 from facefusion.processors.modules.face_swapper.pixel_boost import boost_factor, explode_batch, implode_batch, parse_size

@@ -254,7 +254,7 @@ def add_output_creation_arguments(parser: argparse.ArgumentParser) -> None:
 	group.add_argument('--output-video-preset', choices=choices.output_video_presets, default='veryfast', help='encoder speed preset')
 	group.add_argument('--output-video-quality', type=int_range(0, 100), default=80, metavar='[0..100]', help='video quality')
 	group.add_argument('--output-video-scale', type=float_range(0.25, 8.0), default=1.0, metavar=range_metavar(0.25, 8), help='video size relative to the target')
-	group.add_argument('--output-video-fps', type=float_range(1.0, 60.0), default=None, metavar=range_metavar(1, 60), help='output frame rate (default: the target\'s fps)')
+	group.add_argument('--output-video-fps', type=float_range(1.0, 60.0), default=None, metavar=range_metavar(1, 60), help="output frame rate (default: the target's fps)")
 
 
 def add_processor_arguments(parser: argparse.ArgumentParser) -> None:
@@ -264,10 +264,10 @@ def add_processor_arguments(parser: argparse.ArgumentParser) -> None:
 	group.add_argument('--face-swapper-model', choices=choices.face_swapper_models, default='hyperswap_1a_256', help='face swap model')
 	group.add_argument(
 		'--face-swapper-pixel-boost', choices=union_of(choices.face_swapper_set), default=None,
-		help='swap resolution; must be offered by the chosen model (default: the model\'s first choice, e.g. 256x256 for hyperswap_1a_256)'
+		help="swap resolution; must be offered by the chosen model (default: the model's first choice, e.g. 256x256 for hyperswap_1a_256)"
 	)
 	group.add_argument('--face-swapper-weight', type=float_range(0.0, 1.0), default=0.5, metavar=range_metavar(0, 1), help='source identity weight (0.5 = pure source)')
-	group.add_argument('--face-swapper-batching', choices=face_swapper_batchings, default='auto', help='batch faces and pixel-boost tiles into few model calls (never = 3.5.0\'s one call per tile)')
+	group.add_argument('--face-swapper-batching', choices=face_swapper_batchings, default='auto', help="batch faces and pixel-boost tiles into few model calls (never = 3.5.0's one call per tile)")
 	group.add_argument('--face-swapper-use-trt', action='store_true', default=False, help='run the swapper through a TensorRT engine when TensorRT is available')
 	low, high = face_swapper_trt_max_batch_range
 	group.add_argument('--face-swapper-trt-max-batch', type=int_range(low, high), default=16, metavar=range_metavar(low, high), help='largest batch the TensorRT engine is built for')
@@ -319,7 +319,7 @@ def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
 	group = parser.add_argument_group('memory')
 	low, high = choices.system_memory_limit_range
 	group.add_argument('--video-memory-strategy', choices=choices.video_memory_strategies, default='strict', help='how eagerly models are released between stages (strict frees most)')
-	group.add_argument('--system-memory-limit', type=int_range(low, high), default=0, metavar=range_metavar(low, high), help='limit of the process\'s memory in GiB (0 = no limit)')
+	group.add_argument('--system-memory-limit', type=int_range(low, high), default=0, metavar=range_metavar(low, high), help="limit of the process's memory in GiB (0 = no limit)")
 
 
 def add_misc_arguments(parser: argparse.ArgumentParser) -> None:
@@ -457,7 +457,7 @@ def validate_values(values: Dict[str, Any]) -> List[str]:
 			# 3.5.0 lists 384x384 for blendswap_256 and then fails inside the swap: refuse it up front
 			errors.append(
 				f'--face-swapper-pixel-boost {pixel_boost} cannot work with {swapper_model}: the boost size must be a '
-				f'multiple of the model\'s {model_size} px (choose from {usable})'
+				f"multiple of the model's {model_size} px (choose from {usable})"
 			)
 
 	age_start, age_end = values.get('face_selector_age_start'), values.get('face_selector_age_end')

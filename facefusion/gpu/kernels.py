@@ -138,7 +138,7 @@ def paste_matrix_for(affine: Matrix, box: Sequence[int]) -> np.ndarray:
 
 # --- CUDA sources --------------------------------------------------------------------------------------------------
 
-CUDA_COMMON = r'''
+CUDA_COMMON = r"""
 #define INTER_BITS 5
 #define INTER_TAB_SIZE 32
 #define AB_BITS 10
@@ -265,11 +265,11 @@ extern "C" __global__ void warp_affine_f32(
 	}
 }
 
-'''
+"""
 
 # the fused paste: warp the crop (replicate) and the mask (constant 0, clipped) to the box and blend, in one pass;
 # the crop's warp keeps its own type's rounding (a uint8 crop is rounded to uint8 before the blend, as in OpenCV)
-CUDA_PASTE_TEMPLATE = r'''
+CUDA_PASTE_TEMPLATE = r"""
 extern "C" __global__ void paste_$NAME(
 	unsigned char* frame, int frame_width, int channels, int x1, int y1, int box_width, int box_height,
 	const $TYPE* crop, int crop_height, int crop_width, const float* mask, int mask_height, int mask_width,
@@ -296,7 +296,7 @@ extern "C" __global__ void paste_$NAME(
 		frame[pixel + c] = (unsigned char)value;
 	}
 }
-'''
+"""
 PASTE_VARIANTS: Dict[str, Tuple[str, str]] = {
 	'u8': ('unsigned char', 'bilinear_u8(crop, offsets, inside, c, fx, fy, 0)'),
 	'f32': ('float', 'bilinear_f32(crop, offsets, inside, c, fx, fy, 0.0f)')
@@ -398,7 +398,7 @@ def paste_into(frame: Array, crop: Array, mask: Array, affine: Matrix, box: Sequ
 	channels = int(frame.shape[2])
 	crop_channels = 1 if device_crop.ndim == 2 else int(device_crop.shape[2])
 	if crop_channels != channels:
-		raise ValueError('paste needs a crop with the frame\'s ' + str(channels) + ' channels, got ' + str(crop_channels))
+		raise ValueError("paste needs a crop with the frame's " + str(channels) + ' channels, got ' + str(crop_channels))
 	inverse = invert_affine(paste_matrix).ravel()
 	name = 'paste_u8' if device_crop.dtype == cupy.uint8 else 'paste_f32'
 	cuda_kernel(name)(grid_for(x2 - x1, y2 - y1), BLOCK, (

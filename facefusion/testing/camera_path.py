@@ -30,12 +30,12 @@ Detect = Callable[[VisionFrame], List[Tuple[np.ndarray, np.ndarray]]]
 
 # the camera for the first shot of the default clip: zoomed out from the photo's standard view so the face (about
 # 120-145 px wide at 480x360) leaves room on the right for the sprite; pan, zoom and roll all change
-DEFAULT_FIRST_CAMERA = CameraPath(pan_start = (0.08, -0.04), pan_end = (-0.06, 0.04), zoom_start = 0.7, zoom_end = 0.85, angle_start = -4.0, angle_end = 4.0)
+DEFAULT_FIRST_CAMERA = CameraPath(pan_start=(0.08, -0.04), pan_end=(-0.06, 0.04), zoom_start=0.7, zoom_end=0.85, angle_start=-4.0, angle_end=4.0)
 # the group photo after the cut: two faces of about 80-95 px
-DEFAULT_SECOND_CAMERA = CameraPath(pan_start = (0.03, 0.0), pan_end = (-0.03, 0.02), zoom_start = 1.0, zoom_end = 1.12, angle_start = 2.0, angle_end = -2.0)
+DEFAULT_SECOND_CAMERA = CameraPath(pan_start=(0.03, 0.0), pan_end=(-0.03, 0.02), zoom_start=1.0, zoom_end=1.12, angle_start=2.0, angle_end=-2.0)
 
 
-@dataclass(frozen = True)
+@dataclass(frozen=True)
 class Sprite:
 	"""A crop of a photo pasted over the frame, sliding in from outside the frame edge.
 
@@ -64,10 +64,10 @@ class Layer:
 	# a sprite is pasted with an alpha mask over what is below; a shot fills the whole frame
 	is_sprite: bool = False
 	# filled by locate_faces: five points and a box per face, in image pixels
-	face_points: List[Points] = field(default_factory = list)
-	face_boxes: List[BoundingBox] = field(default_factory = list)
+	face_points: List[Points] = field(default_factory=list)
+	face_boxes: List[BoundingBox] = field(default_factory=list)
 	# the image shrunk for rendering and the shrink factors (x, y), made on first use
-	source: Optional[Tuple[VisionFrame, float, float]] = field(default = None, repr = False)
+	source: Optional[Tuple[VisionFrame, float, float]] = field(default=None, repr=False)
 
 	def shown_frames(self) -> List[int]:
 		return [index for index, matrix in enumerate(self.transforms) if matrix is not None]
@@ -113,7 +113,7 @@ class MemoryClip:
 			return None
 		x1, y1, x2, y2 = layer.face_boxes[index]
 		corners = transform(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]]), matrix)
-		return np.concatenate([corners.min(axis = 0), corners.max(axis = 0)])
+		return np.concatenate([corners.min(axis=0), corners.max(axis=0)])
 
 	def is_fully_visible(self, key: str, frame_index: int) -> bool:
 		"""The face's whole box is inside the frame and no layer above covers any of its five points."""
@@ -148,8 +148,8 @@ class MemoryClip:
 
 
 def transform(points: np.ndarray, matrix: Matrix) -> np.ndarray:
-	array = np.asarray(points, dtype = np.float64).reshape(-1, 2)
-	matrix = np.asarray(matrix, dtype = np.float64)
+	array = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+	matrix = np.asarray(matrix, dtype=np.float64)
 	return array @ matrix[:, :2].T + matrix[:, 2]
 
 
@@ -159,7 +159,7 @@ def layer_quad(layer: Layer, frame_index: int) -> Optional[np.ndarray]:
 	if matrix is None or not layer.is_sprite:
 		return None
 	height, width = layer.image.shape[:2]
-	corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype = np.float64)
+	corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float64)
 	return transform(corners, matrix).astype(np.float32).reshape(-1, 1, 2)
 
 
@@ -188,7 +188,7 @@ def layer_source(layer: Layer) -> Tuple[VisionFrame, float, float]:
 		factor = min(1.0, 1.5 * min(scales)) if scales else 1.0
 		image = layer.image
 		if factor < 1.0:
-			image = cv2.resize(layer.image, None, fx = factor, fy = factor, interpolation = cv2.INTER_AREA)
+			image = cv2.resize(layer.image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
 		layer.source = (image, image.shape[1] / layer.image.shape[1], image.shape[0] / layer.image.shape[0])
 	return layer.source
 
@@ -196,14 +196,14 @@ def layer_source(layer: Layer) -> Tuple[VisionFrame, float, float]:
 def render_layer(layer: Layer, matrix: Matrix, width: int, height: int) -> Tuple[VisionFrame, Optional[np.ndarray]]:
 	"""Warp a layer into the frame; sprites come with their alpha (1 inside the crop, 0 outside)."""
 	source, factor_x, factor_y = layer_source(layer)
-	local = np.asarray(matrix, dtype = np.float64).copy()
+	local = np.asarray(matrix, dtype=np.float64).copy()
 	local[:, 0] /= factor_x
 	local[:, 1] /= factor_y
 	if not layer.is_sprite:
 		# the same border rule as the file clips, so both kinds of clip look alike
-		return cv2.warpAffine(source, local, (width, height), flags = cv2.INTER_LINEAR, borderMode = cv2.BORDER_REFLECT_101), None
-	picture = cv2.warpAffine(source, local, (width, height), flags = cv2.INTER_LINEAR, borderMode = cv2.BORDER_REPLICATE)
-	alpha = cv2.warpAffine(np.ones(source.shape[:2], np.float32), local, (width, height), flags = cv2.INTER_LINEAR, borderMode = cv2.BORDER_CONSTANT, borderValue = 0)
+		return cv2.warpAffine(source, local, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101), None
+	picture = cv2.warpAffine(source, local, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+	alpha = cv2.warpAffine(np.ones(source.shape[:2], np.float32), local, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 	return picture, alpha
 
 
@@ -258,11 +258,11 @@ def make_memory_clip(
 		if exit_frame is None:
 			exit_frame = next((cut for cut in shot_starts[1:] if cut > sprite.enter_frame), frame_count)
 		transforms = [sprite_transform(sprite, index) if sprite.enter_frame <= index < exit_frame else None for index in range(frame_count)]
-		layers.append(Layer('sprite' + str(number + 1), np.ascontiguousarray(photo[y1:y2, x1:x2]), transforms, is_sprite = True))
+		layers.append(Layer('sprite' + str(number + 1), np.ascontiguousarray(photo[y1:y2, x1:x2]), transforms, is_sprite=True))
 	random = np.random.default_rng(seed)
 	# drawing fresh Gaussian noise for every frame costs more than rendering the clip; a few larger fields read at a
 	# random offset per frame give noise that is just as independent from frame to frame for flow and detector
-	noise_fields = [random.standard_normal((height + NOISE_MARGIN, width + NOISE_MARGIN, 3), dtype = np.float32) * np.float32(noise) for _ in range(NOISE_FIELDS)] if noise > 0 else []
+	noise_fields = [random.standard_normal((height + NOISE_MARGIN, width + NOISE_MARGIN, 3), dtype=np.float32) * np.float32(noise) for _ in range(NOISE_FIELDS)] if noise > 0 else []
 	frames = []
 	for index in range(frame_count):
 		canvas = compose_frame(layers, index, width, height)
@@ -290,7 +290,7 @@ def locate_faces(clip: MemoryClip, detect: Detect, samples: int = 6, seed: int =
 		picks = [frames[int(round(position))] for position in np.linspace(0, len(frames) - 1, min(samples, len(frames)))]
 		groups: List[List[Tuple[np.ndarray, np.ndarray]]] = []
 		for index in picks:
-			matrix = np.asarray(layer.transforms[index], dtype = np.float64).copy()
+			matrix = np.asarray(layer.transforms[index], dtype=np.float64).copy()
 			matrix[:, 2] += random.uniform(-0.5, 0.5, 2)
 			picture, alpha = render_layer(layer, matrix, clip.width, clip.height)
 			if alpha is not None:
@@ -299,15 +299,15 @@ def locate_faces(clip: MemoryClip, detect: Detect, samples: int = 6, seed: int =
 			inverse = cv2.invertAffineTransform(matrix)
 			for box, points in detect(picture):
 				photo_points = transform(points, inverse)
-				x1, y1, x2, y2 = np.asarray(box, dtype = np.float64)[:4]
+				x1, y1, x2, y2 = np.asarray(box, dtype=np.float64)[:4]
 				corners = transform(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]]), inverse)
-				photo_box = np.concatenate([corners.min(axis = 0), corners.max(axis = 0)])
+				photo_box = np.concatenate([corners.min(axis=0), corners.max(axis=0)])
 				add_to_group(groups, photo_points, photo_box)
 		kept = [group for group in groups if len(group) * 2 >= len(picks)]
 		# left to right in the photo, so keys are stable from run to run
-		kept.sort(key = lambda group: float(np.median([points[:, 0].mean() for points, _ in group])))
-		layer.face_points = [np.median(np.stack([points for points, _ in group]), axis = 0) for group in kept]
-		layer.face_boxes = [np.median(np.stack([box for _, box in group]), axis = 0) for group in kept]
+		kept.sort(key=lambda group: float(np.median([points[:, 0].mean() for points, _ in group])))
+		layer.face_points = [np.median(np.stack([points for points, _ in group]), axis=0) for group in kept]
+		layer.face_boxes = [np.median(np.stack([box for _, box in group]), axis=0) for group in kept]
 	return clip
 
 
@@ -315,8 +315,8 @@ def add_to_group(groups: List[List[Tuple[np.ndarray, np.ndarray]]], points: np.n
 	"""Put a detection with the group whose mean points are within half an eye distance, or start a new group."""
 	eye_distance = max(float(np.linalg.norm(points[1] - points[0])), 1.0)
 	for group in groups:
-		centre = np.mean([member[0] for member in group], axis = 0)
-		if float(np.linalg.norm(centre.mean(axis = 0) - points.mean(axis = 0))) < 0.5 * eye_distance:
+		centre = np.mean([member[0] for member in group], axis=0)
+		if float(np.linalg.norm(centre.mean(axis=0) - points.mean(axis=0))) < 0.5 * eye_distance:
 			group.append((points, box))
 			return
 	groups.append([(points, box)])

@@ -897,7 +897,7 @@ def main(arguments: Optional[Sequence[str]] = None) -> int:
 	try:
 		paths = write_standin_models(options.directory, options.names or None, options.variant, options.nsfw_flagged)
 	except (KeyError, FileNotFoundError) as exception:
-		print('[FACEFUSION] ' + str(exception).strip('\''), file=sys.stderr)
+		print('[FACEFUSION] ' + str(exception).strip("'"), file=sys.stderr)
 		return 1
 	for path in paths:
 		print(path)
