@@ -80,16 +80,16 @@ def as_size(crop_size: CropSize) -> Tuple[int, int]:
 
 def scaled_template(template: Template, crop_size: CropSize) -> np.ndarray:
 	"""The template's five points in crop pixels (a float crop size, e.g. (1, 1), gives unit-square points)."""
-	points = WARP_TEMPLATES[template] if isinstance(template, str) else np.asarray(template, dtype = np.float64)
+	points = WARP_TEMPLATES[template] if isinstance(template, str) else np.asarray(template, dtype=np.float64)
 	if isinstance(crop_size, (int, float, np.integer, np.floating)):
 		return points * float(crop_size)
-	return points * np.asarray(crop_size[:2], dtype = np.float64)
+	return points * np.asarray(crop_size[:2], dtype=np.float64)
 
 
 def estimate_similarity_least_squares(source: np.ndarray, target: np.ndarray) -> Matrix:
 	"""Closed-form 4-DOF similarity (least squares); only used when OpenCV's RANSAC gives up on degenerate points."""
-	source_mean = source.mean(axis = 0)
-	target_mean = target.mean(axis = 0)
+	source_mean = source.mean(axis=0)
+	target_mean = target.mean(axis=0)
 	source_centred = source - source_mean
 	target_centred = target - target_mean
 	denominator = float((source_centred ** 2).sum())
@@ -107,9 +107,9 @@ def estimate_similarity_least_squares(source: np.ndarray, target: np.ndarray) ->
 
 def estimate_matrix_by_face_landmark_5(landmark_5: Points, template: Template, crop_size: CropSize) -> Matrix:
 	"""The similarity that maps the five points onto the template at crop size (RANSAC, threshold 100, as 3.5.0)."""
-	source = np.asarray(landmark_5, dtype = np.float64).reshape(-1, 2)
+	source = np.asarray(landmark_5, dtype=np.float64).reshape(-1, 2)
 	target = scaled_template(template, crop_size)
-	matrix, _ = cv2.estimateAffinePartial2D(source, target, method = cv2.RANSAC, ransacReprojThreshold = 100)
+	matrix, _ = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=100)
 	if matrix is None:
 		matrix = estimate_similarity_least_squares(source, target)
 	return matrix
@@ -126,13 +126,13 @@ def warp_face_by_face_landmark_5(
 	size = as_size(crop_size)
 	matrix = estimate_matrix_by_face_landmark_5(landmark_5, template, size)
 	# INTER_AREA is what 3.5.0 passes; warpAffine treats it as bilinear
-	crop = cv2.warpAffine(frame, matrix, size, borderMode = cv2.BORDER_REPLICATE, flags = cv2.INTER_AREA)
+	crop = cv2.warpAffine(frame, matrix, size, borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_AREA)
 	return crop, matrix
 
 
 def warp_face_by_translation(frame: VisionFrame, translation: Sequence[float], scale: float, crop_size: CropSize) -> Tuple[VisionFrame, Matrix]:
 	"""Scale then shift (the landmarker crop); OpenCV's default flags as 3.5.0."""
-	matrix = np.array([[scale, 0.0, translation[0]], [0.0, scale, translation[1]]], dtype = np.float64)
+	matrix = np.array([[scale, 0.0, translation[0]], [0.0, scale, translation[1]]], dtype=np.float64)
 	crop = cv2.warpAffine(frame, matrix, as_size(crop_size))
 	return crop, matrix
 
@@ -144,18 +144,24 @@ def transform_points(points: Points, matrix: Matrix) -> Points:
 		array = array.astype(np.float64)
 	if array.size == 0:
 		return array.reshape(-1, 2)
-	return cv2.transform(array.reshape(-1, 1, 2), np.asarray(matrix, dtype = np.float64)).reshape(-1, 2)
+	return cv2.transform(array.reshape(-1, 1, 2), np.asarray(matrix, dtype=np.float64)).reshape(-1, 2)
 
 
 def paste_box(frame_shape: Sequence[int], crop_size: CropSize, affine: Matrix) -> Tuple[int, int, int, int]:
-	"""The frame region a crop lands in: floor/ceil of the inverse-mapped crop corners, clipped to the frame."""
+	"""The frame region a crop lands in: the inverse-mapped crop corners rounded to the nearest pixel (half to
+	even), clipped to the frame.
+
+	Rounded, not floored and ceiled, because 3.5.0 maps integer corners through cv2.transform, which rounds its
+	integer output. The box is not only a clip: the paste warps run in box coordinates, and OpenCV's 1/32-pixel
+	fixed-point sampling depends on the box origin, so a box one pixel off changes sharp textures by several levels.
+	"""
 	frame_height, frame_width = int(frame_shape[0]), int(frame_shape[1])
 	crop_width, crop_height = as_size(crop_size)
-	inverse = cv2.invertAffineTransform(np.asarray(affine, dtype = np.float64))
-	corners = np.array([[0, 0], [crop_width, 0], [crop_width, crop_height], [0, crop_height]], dtype = np.float64)
-	mapped = transform_points(corners, inverse)
-	low = np.floor(mapped.min(axis = 0)).astype(np.int64)
-	high = np.ceil(mapped.max(axis = 0)).astype(np.int64)
+	inverse = cv2.invertAffineTransform(np.asarray(affine, dtype=np.float64))
+	corners = np.array([[0, 0], [crop_width, 0], [crop_width, crop_height], [0, crop_height]], dtype=np.float64)
+	mapped = np.rint(transform_points(corners, inverse))
+	low = mapped.min(axis=0).astype(np.int64)
+	high = mapped.max(axis=0).astype(np.int64)
 	x1, x2 = (int(np.clip(value, 0, frame_width)) for value in (low[0], high[0]))
 	y1, y2 = (int(np.clip(value, 0, frame_height)) for value in (low[1], high[1]))
 	return x1, y1, x2, y2
@@ -181,33 +187,33 @@ def blend_into_box(frame: VisionFrame, crop: VisionFrame, crop_mask: Mask, affin
 	x1, y1, x2, y2 = paste_box(frame.shape, (crop.shape[1], crop.shape[0]), affine)
 	if x2 <= x1 or y2 <= y1:
 		return result
-	paste_matrix = cv2.invertAffineTransform(np.asarray(affine, dtype = np.float64))
+	paste_matrix = cv2.invertAffineTransform(np.asarray(affine, dtype=np.float64))
 	paste_matrix[0, 2] -= x1
 	paste_matrix[1, 2] -= y1
 	box_size = (x2 - x1, y2 - y1)
 	mask = crop_mask[:, :, 0] if crop_mask.ndim == 3 else crop_mask
 	box_mask = cv2.warpAffine(mask, paste_matrix, box_size).clip(0, 1)[:, :, None]
-	box_crop = cv2.warpAffine(crop, paste_matrix, box_size, borderMode = cv2.BORDER_REPLICATE)
+	box_crop = cv2.warpAffine(crop, paste_matrix, box_size, borderMode=cv2.BORDER_REPLICATE)
 	region = result[y1:y2, x1:x2]
 	if box_crop.ndim == 2:
 		box_crop = box_crop[:, :, None]
 	# same float ops in the same order as the formula, with one temporary less; the unsafe cast truncates like astype
 	blended = region * (1 - box_mask)
 	blended += box_crop * box_mask
-	np.copyto(region, blended, casting = 'unsafe')
+	np.copyto(region, blended, casting='unsafe')
 	return result
 
 
-@lru_cache(maxsize = 64)
+@lru_cache(maxsize=64)
 def create_static_anchors(feature_stride: int, anchor_count: int, grid_width: int, grid_height: int) -> np.ndarray:
 	"""Anchor centres (col * stride, row * stride) in row-major order, each repeated anchor_count times in a row.
 
 	No half-pixel offset: that is how the SCRFD / YuNet heads were trained. Cached (read-only) per grid.
 	"""
 	rows, cols = np.mgrid[:grid_height, :grid_width]
-	centres = np.stack([cols, rows], axis = -1).reshape(-1, 2).astype(np.float64) * feature_stride
-	anchors = np.repeat(centres, anchor_count, axis = 0)
-	anchors.setflags(write = False)
+	centres = np.stack([cols, rows], axis=-1).reshape(-1, 2).astype(np.float64) * feature_stride
+	anchors = np.repeat(centres, anchor_count, axis=0)
+	anchors.setflags(write=False)
 	return anchors
 
 
@@ -218,7 +224,7 @@ def distance_to_bounding_box(points: np.ndarray, distance: np.ndarray) -> np.nda
 		points[:, 1] - distance[:, 1],
 		points[:, 0] + distance[:, 2],
 		points[:, 1] + distance[:, 3]
-	], axis = -1)
+	], axis=-1)
 
 
 def distance_to_face_landmark_5(points: np.ndarray, distance: np.ndarray) -> np.ndarray:
@@ -238,7 +244,7 @@ def create_rotation_matrix_and_size(angle: float, size: Sequence[int]) -> Tuple[
 
 def estimate_face_angle(landmark_68: Points) -> int:
 	"""Direction from jaw point 0 to jaw point 16, snapped to the nearest of 0 / 90 / 180 / 270 degrees."""
-	delta = np.asarray(landmark_68[16], dtype = np.float64) - np.asarray(landmark_68[0], dtype = np.float64)
+	delta = np.asarray(landmark_68[16], dtype=np.float64) - np.asarray(landmark_68[0], dtype=np.float64)
 	theta = np.degrees(np.arctan2(delta[1], delta[0])) % 360
 	candidates = np.array([0.0, 90.0, 180.0, 270.0, 360.0])
 	return int(candidates[int(np.argmin(np.abs(candidates - theta)))] % 360)
@@ -248,8 +254,8 @@ def convert_to_face_landmark_5(landmark_68: Points) -> Points:
 	"""Eye centres (means of 36-41 and 42-47), nose tip 30, mouth corners 48 and 54."""
 	points = np.asarray(landmark_68)
 	return np.stack([
-		points[36:42].mean(axis = 0),
-		points[42:48].mean(axis = 0),
+		points[36:42].mean(axis=0),
+		points[42:48].mean(axis=0),
 		points[30],
 		points[48],
 		points[54]
@@ -258,7 +264,7 @@ def convert_to_face_landmark_5(landmark_68: Points) -> Points:
 
 def apply_nms(bounding_boxes: np.ndarray, scores: np.ndarray, score_threshold: float, nms_threshold: float) -> List[int]:
 	"""Indices kept by OpenCV's NMS on (x, y, w, h) boxes, best score first; scores must exceed score_threshold."""
-	boxes = np.asarray(bounding_boxes, dtype = np.float64).reshape(-1, 4)
+	boxes = np.asarray(bounding_boxes, dtype=np.float64).reshape(-1, 4)
 	if len(boxes) == 0:
 		return []
 	rects = [(float(x1), float(y1), float(x2 - x1), float(y2 - y1)) for x1, y1, x2, y2 in boxes]

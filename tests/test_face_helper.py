@@ -23,7 +23,7 @@ from facefusion.face_helper import (
 	paste_box,
 	transform_points,
 	warp_face_by_face_landmark_5,
-	warp_face_by_translation
+	warp_face_by_translation,
 )
 
 # 3.5.0's templates, typed in again from the reference so a slip in either copy shows
@@ -105,10 +105,11 @@ def literal_paste_back(frame: np.ndarray, crop: np.ndarray, mask: np.ndarray, af
 	frame_height, frame_width = frame.shape[:2]
 	crop_height, crop_width = crop.shape[:2]
 	inverse = cv2.invertAffineTransform(affine)
-	corners = np.array([[0, 0], [crop_width, 0], [crop_width, crop_height], [0, crop_height]], np.float64)
+	# integer corners: cv2.transform then gives integer (rounded) frame corners, as in 3.5.0
+	corners = np.array([[0, 0], [crop_width, 0], [crop_width, crop_height], [0, crop_height]], np.int64)
 	mapped = cv2.transform(corners.reshape(-1, 1, 2), inverse).reshape(-1, 2)
-	x1, y1 = np.clip(np.floor(mapped.min(axis=0)).astype(int), 0, [frame_width, frame_height])
-	x2, y2 = np.clip(np.ceil(mapped.max(axis=0)).astype(int), 0, [frame_width, frame_height])
+	x1, y1 = np.clip(mapped.min(axis=0).astype(int), 0, [frame_width, frame_height])
+	x2, y2 = np.clip(mapped.max(axis=0).astype(int), 0, [frame_width, frame_height])
 	output = frame.copy()
 	if x2 <= x1 or y2 <= y1:
 		return output
@@ -178,7 +179,9 @@ def test_paste_box_cases() -> None:
 	assert paste_box(shape, (20, 20), np.array([[1.0, 0, -30.0], [0, 1.0, -40.0]])) == (30, 40, 50, 60)
 	assert paste_box(shape, (20, 20), np.array([[1.0, 0, 10.0], [0, 1.0, 5.0]])) == (0, 0, 10, 15)
 	assert paste_box(shape, (20, 20), np.array([[1.0, 0, -90.0], [0, 1.0, -95.0]])) == (90, 95, 100, 100)
-	assert paste_box(shape, (20, 20), np.array([[2.0, 0, -30.5], [0, 2.0, -40.5]])) == (15, 20, 26, 31)
+	# corners at 15.25 / 25.25 and 20.25 / 30.25 round to the nearest pixel, halves to even
+	assert paste_box(shape, (20, 20), np.array([[2.0, 0, -30.5], [0, 2.0, -40.5]])) == (15, 20, 25, 30)
+	assert paste_box(shape, (20, 20), np.array([[1.0, 0, -30.5], [0, 1.0, -41.5]])) == (30, 42, 50, 62)
 
 
 def test_points_and_boxes() -> None:
