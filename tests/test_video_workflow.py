@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facefusion.testing.synthetic_video import make_synthetic_video
+from facefusion.testing.synthetic_video import decode_audio, find_beep_onsets, make_synthetic_video
 from facefusion.video.io import VideoReader
 from facefusion.video.probe import probe_video
 
-from conftest import ENTRY_POINT, cli_environment
+from conftest import ENTRY_POINT, CliRunner, cli_environment
 
 SWAP_ARGUMENTS = ('--face-detector-model', 'yunet', '--face-selector-mode', 'many', '--face-swapper-model', 'inswapper_128')
 
@@ -33,7 +33,7 @@ def read_all_frames(path: Path) -> list:
 
 
 @pytest.mark.parametrize('strategy', ['memory', 'disk'])
-def test_output_keeps_frames_fps_duration_and_audio(run_cli, standin_models_dir: Path, data_dir: Path, clip_with_audio: Path, tmp_path: Path, strategy: str) -> None:
+def test_output_keeps_frames_fps_duration_and_audio(run_cli: CliRunner, standin_models_dir: Path, data_dir: Path, clip_with_audio: Path, tmp_path: Path, strategy: str) -> None:
 	output_path = tmp_path / 'out.mp4'
 	result = run_cli(
 		'headless-run', '-s', data_dir / 'biden.jpg', '-t', clip_with_audio, '-o', output_path, '--workflow-strategy', strategy,
@@ -55,6 +55,28 @@ def test_output_keeps_frames_fps_duration_and_audio(run_cli, standin_models_dir:
 	assert sorted(path.name for path in tmp_path.iterdir() if path.is_file()) == ['out.mp4']
 
 
+def test_audio_before_the_first_frame_is_kept_and_a_trim_cuts_it(run_cli: CliRunner, standin_models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+	# a camera clip: sound from 0 s (a beep at 0.35 s), the first frame at 0.85 s, a beep under frame 12 (1.33 s)
+	target = tmp_path / 'camera.mp4'
+	make_synthetic_video(target, frame_count=25, audio_offset=-0.85, beep_times=(-0.5, 0.48))
+	whole, trimmed = tmp_path / 'whole.mp4', tmp_path / 'trimmed.mp4'
+	for output, trim in ((whole, ()), (trimmed, ('--trim-frame-start', '5', '--trim-frame-end', '20'))):
+		result = run_cli('headless-run', '-s', data_dir / 'biden.jpg', '-t', target, '-o', output, '--temp-path', tmp_path, *SWAP_ARGUMENTS, *trim, models_path=standin_models_dir)
+		assert result.returncode == 0, result.stderr
+	source, output = probe_video(str(target)), probe_video(str(whole))
+	# within 1.5 AAC frames (32 ms, the priming an AAC encode adds); the sound itself within 3 ms
+	assert output.media_duration == pytest.approx(source.media_duration, abs=0.032) and source.media_duration == pytest.approx(1.85, abs=0.032)
+	assert output.video_start_time == pytest.approx(source.video_start_time, abs=0.032) and output.frame_count == 25
+	assert output.audio_duration == pytest.approx(source.audio_duration, abs=0.032)
+	samples, offset = decode_audio(whole)
+	assert [onset + offset for onset in find_beep_onsets(samples)] == [pytest.approx(-0.5, abs=0.003), pytest.approx(0.48, abs=0.003)]
+	# frames 5 .. 19 start at 0.2 s of video time: only the sound under them, the second beep 0.28 s in
+	cut = probe_video(str(trimmed))
+	assert cut.frame_count == 15 and cut.media_duration == pytest.approx(0.6, abs=0.032) and cut.video_start_time == pytest.approx(0.0, abs=0.032)
+	samples, offset = decode_audio(trimmed)
+	assert [onset + offset for onset in find_beep_onsets(samples)] == [pytest.approx(0.28, abs=0.003)]
+
+
 @pytest.fixture(scope='module')
 def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 	path = tmp_path_factory.mktemp('short') / 'short.mp4'
@@ -62,7 +84,7 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 	return path
 
 
-def run_variant(run_cli, models: Path, source: Path, clip: Path, output: Path, *arguments: str) -> list:
+def run_variant(run_cli: CliRunner, models: Path, source: Path, clip: Path, output: Path, *arguments: str) -> list:
 	result = run_cli(
 		'headless-run', '-s', source, '-t', clip, '-o', output, '--output-video-quality', '100', '--temp-path', output.parent,
 		*SWAP_ARGUMENTS, *arguments, models_path=models
@@ -71,7 +93,7 @@ def run_variant(run_cli, models: Path, source: Path, clip: Path, output: Path, *
 	return read_all_frames(output)
 
 
-def test_memory_and_disk_strategies_agree(run_cli, standin_models_dir: Path, data_dir: Path, short_clip: Path, tmp_path: Path) -> None:
+def test_memory_and_disk_strategies_agree(run_cli: CliRunner, standin_models_dir: Path, data_dir: Path, short_clip: Path, tmp_path: Path) -> None:
 	"""With per-frame analysis (3.5.0's), streaming and temp frames give the same pictures."""
 	memory_frames = run_variant(run_cli, standin_models_dir, data_dir / 'biden.jpg', short_clip, tmp_path / 'memory.mp4', '--face-tracker', 'none', '--temporal-smoothing', 'none')
 	disk_frames = run_variant(run_cli, standin_models_dir, data_dir / 'biden.jpg', short_clip, tmp_path / 'disk.mp4', '--workflow-strategy', 'disk', '--temp-frame-format', 'png')
@@ -80,7 +102,7 @@ def test_memory_and_disk_strategies_agree(run_cli, standin_models_dir: Path, dat
 		assert np.mean(np.abs(memory_frame.astype(np.int16) - disk_frame.astype(np.int16))) < 1.5
 
 
-def test_batching_across_frames_equals_one_call_per_tile(run_cli, standin_models_dir: Path, data_dir: Path, short_clip: Path, tmp_path: Path) -> None:
+def test_batching_across_frames_equals_one_call_per_tile(run_cli: CliRunner, standin_models_dir: Path, data_dir: Path, short_clip: Path, tmp_path: Path) -> None:
 	"""--face-swapper-batching always (a window of frames × faces × tiles per call, through the dynamic-batch copy of
 	inswapper) against never (3.5.0's one tile per call), frame by frame: equal within float rounding, which can
 	move a truncated pixel by one level at most."""
@@ -94,7 +116,7 @@ def test_batching_across_frames_equals_one_call_per_tile(run_cli, standin_models
 		assert np.mean(difference > 2) < 0.001
 
 
-def test_trim_keeps_the_matching_span(run_cli, standin_models_dir: Path, data_dir: Path, clip_with_audio: Path, tmp_path: Path) -> None:
+def test_trim_keeps_the_matching_span(run_cli: CliRunner, standin_models_dir: Path, data_dir: Path, clip_with_audio: Path, tmp_path: Path) -> None:
 	output_path = tmp_path / 'trim.mp4'
 	result = run_cli(
 		'headless-run', '-s', data_dir / 'biden.jpg', '-t', clip_with_audio, '-o', output_path, '--trim-frame-start', '100',
@@ -107,7 +129,7 @@ def test_trim_keeps_the_matching_span(run_cli, standin_models_dir: Path, data_di
 	assert output_info.audio_duration == pytest.approx(1.0, abs=0.1)
 
 
-def test_video_without_audio_and_without_faces(run_cli, standin_models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+def test_video_without_audio_and_without_faces(run_cli: CliRunner, standin_models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
 	"""A silent clip of an empty scene: the output is the input (re-encoded), silent, with a warning-free success."""
 	import cv2
 	clip = tmp_path / 'empty.mp4'
@@ -127,7 +149,7 @@ def test_video_without_audio_and_without_faces(run_cli, standin_models_dir: Path
 		assert np.abs(source_frame.astype(np.int16) - output_frame.astype(np.int16)).mean() < 2
 
 
-def test_one_frame_and_odd_size_video(run_cli, standin_models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+def test_one_frame_and_odd_size_video(run_cli: CliRunner, standin_models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
 	clip = tmp_path / 'odd.mp4'
 	make_synthetic_video(clip, photos=('obama.jpg',), width=251, height=187, fps=25, frame_count=1, audio=False)
 	output_path = tmp_path / 'odd_out.mp4'
@@ -139,7 +161,7 @@ def test_one_frame_and_odd_size_video(run_cli, standin_models_dir: Path, data_di
 	assert output_info.width >= 251 and output_info.height >= 187
 
 
-def test_truncated_video_is_refused_and_nothing_is_written(run_cli, standin_models_dir: Path, data_dir: Path, clip_with_audio: Path, tmp_path: Path) -> None:
+def test_truncated_video_is_refused_and_nothing_is_written(run_cli: CliRunner, standin_models_dir: Path, data_dir: Path, clip_with_audio: Path, tmp_path: Path) -> None:
 	broken = tmp_path / 'broken.mp4'
 	broken.write_bytes(clip_with_audio.read_bytes()[:4000])
 	output_path = tmp_path / 'broken_out.mp4'
@@ -150,7 +172,7 @@ def test_truncated_video_is_refused_and_nothing_is_written(run_cli, standin_mode
 	assert sorted(path.name for path in tmp_path.iterdir()) == ['broken.mp4']
 
 
-def test_unwritable_output_directory(run_cli, standin_models_dir: Path, data_dir: Path, clip_with_audio: Path, tmp_path: Path) -> None:
+def test_unwritable_output_directory(run_cli: CliRunner, standin_models_dir: Path, data_dir: Path, clip_with_audio: Path, tmp_path: Path) -> None:
 	result = run_cli('headless-run', '-s', data_dir / 'biden.jpg', '-t', clip_with_audio, '-o', tmp_path / 'missing' / 'out.mp4', *SWAP_ARGUMENTS, models_path=standin_models_dir)
 	assert result.returncode == 1
 	assert 'output directory does not exist' in result.stderr

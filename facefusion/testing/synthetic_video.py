@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from facefusion.video import ffmpeg
+from facefusion.video.audio_timing import muxed_audio_delay
 from facefusion.config import PROJECT_DIR
 
 TEST_DATA_DIR = PROJECT_DIR / 'tests' / 'data'
@@ -173,8 +174,10 @@ def make_synthetic_video(path: Union[str, Path], photos: Sequence[str] = ('obama
 	restarts). width / height are the displayed size; odd sizes are stored as yuv444p (4:2:0 cannot be odd).
 	audio_offset: audio start minus video start in seconds (-0.5: the audio starts half a second earlier).
 	rotation: clockwise degrees a player turns the stored picture (0/90/180/270); stored pixels are turned the
-	other way so the displayed clip is upright. variable_frame_rate: every fifth frame is dropped, so frame
-	durations alternate between one and two frame periods (timestamps kept, not a constant rate).
+	other way so the displayed clip is upright. variable_frame_rate: every fifth frame is dropped (frames 3, 8,
+	13, ...), so frame durations alternate between one and two frame periods (timestamps kept, not a constant
+	rate); the last frame is always kept, because how long a dropped last frame's predecessor is held is written
+	differently by different ffmpeg versions (1.96 s or 2.00 s for 50 frames).
 	"""
 	path = Path(path)
 	photo_paths = tuple(resolve_photo(photo) for photo in photos)
@@ -182,7 +185,7 @@ def make_synthetic_video(path: Union[str, Path], photos: Sequence[str] = ('obama
 		raise ValueError('A cut needs two photos')
 	rendered_indices = list(range(frame_count))
 	if variable_frame_rate:
-		rendered_indices = [index for index in range(frame_count) if index % 5 != 4]
+		rendered_indices = [index for index in range(frame_count) if index % 5 != 3]
 	transforms, photo_indices = [], []
 	for index in range(frame_count):
 		shot = 1 if cut_at is not None and index >= cut_at else 0
@@ -204,7 +207,7 @@ def make_synthetic_video(path: Union[str, Path], photos: Sequence[str] = ('obama
 		video_path = os.path.join(scratch, 'video' + extension)
 		command = ffmpeg.base_command() + ['-y', '-f', 'rawvideo', '-pix_fmt', 'bgr24', '-s', '{}x{}'.format(stored_width, stored_height), '-r', str(fps), '-i', 'pipe:0']
 		if variable_frame_rate:
-			command += ['-vf', 'select=not(eq(mod(n\\,5)\\,4))', '-fps_mode', 'passthrough']
+			command += ['-vf', 'select=not(eq(mod(n\\,5)\\,3))', '-fps_mode', 'passthrough']
 		command += video_codec + ['-pix_fmt', pixel_format, video_path]
 		process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 		collector = ffmpeg.StderrCollector(process.stderr)
@@ -233,16 +236,19 @@ def make_synthetic_video(path: Union[str, Path], photos: Sequence[str] = ('obama
 		if audio:
 			audio_path = os.path.join(scratch, 'tone.wav')
 			_write_audio(audio_path, video_duration - audio_offset, audio_offset, tone_frequency, beep_frequency, beep_times)
-			if audio_offset > 0:
-				command += ['-itsoffset', '{:.6f}'.format(audio_offset)]
+			# the audio is placed ahead of its muxer's error (ffmpeg 5.1 puts opus in WebM 6.5 ms early), so the
+			# clip's sound is where its ground truth says on every ffmpeg
+			audio_delay = max(audio_offset, 0.0) + muxed_audio_delay(audio_codec[1], str(path))
+			if audio_delay != 0:
+				command += ['-itsoffset', '{:.6f}'.format(audio_delay)]
 			command += ['-i', audio_path, '-map', '0:v:0', '-map', '1:a:0'] + audio_codec
 		else:
 			command += ['-map', '0:v:0']
 		if rotation and legacy_rotation:
-			# ffmpeg before 6.0 has no -display_rotation; its 'rotate' tag is clockwise
-			command += ['-metadata:s:v:0', 'rotate={}'.format(rotation)]
-		command += ['-c:v', 'copy', str(path)]
-		ffmpeg.run_ffmpeg(command, what='Making {}'.format(path.name))
+			_write_with_rotate_tag(command, path, rotation)
+		else:
+			command += ['-c:v', 'copy', str(path)]
+			ffmpeg.run_ffmpeg(command, what='Making {}'.format(path.name))
 	kept = np.array(rendered_indices)
 	return SyntheticClip(
 		path=path,
@@ -263,6 +269,19 @@ def make_synthetic_video(path: Union[str, Path], photos: Sequence[str] = ('obama
 		cut_index=(rendered_indices.index(cut_at) if cut_at in rendered_indices else None) if cut_at is not None else None,
 		duration=video_duration
 	)
+
+
+def _write_with_rotate_tag(command: List[str], path: Path, rotation: int) -> None:
+	"""ffmpeg before 6.0 has no -display_rotation, only the 'rotate' metadata key, and its sign is not the same
+	in every version (4.x writes the clockwise turn a player makes, 5.x the counter-clockwise one). So write it,
+	read the file's display matrix back, and write the other sign if the turn came out mirrored."""
+	from facefusion.video.probe import parse_rotation, read_header
+	for tag in (rotation, (360 - rotation) % 360):
+		ffmpeg.run_ffmpeg(command + ['-metadata:s:v:0', 'rotate={}'.format(tag), '-c:v', 'copy', str(path)], what='Making {}'.format(path.name))
+		video = read_header(str(path)).first('Video')
+		if video is not None and parse_rotation(video.side_lines) == rotation:
+			return
+	raise RuntimeError('Making {} failed: this ffmpeg writes no {} degree rotation'.format(path.name, rotation))
 
 
 def decode_audio(path: Union[str, Path], sample_rate: int = AUDIO_SAMPLE_RATE) -> Tuple[np.ndarray, float]:

@@ -2,12 +2,19 @@
 
 Done better than 3.5.0:
 
-- In sync and whole. The audio span is taken from the *presentation time of the first output frame* (from the
-  probe's packet scan), not from ``frame / fps`` counted from zero. 3.5.0 always cut ``-ss 0 -to <end>``
-  from the container start, so when the video stream starts after the audio (common in camera MP4s) the
-  output audio was shifted against the picture and cut short. If the audio starts after the first frame, that
-  gap becomes silence at the start instead of pulling the audio early.
-- Trim-aware: a trimmed output gets exactly the audio of the trimmed span.
+- Whole and in sync. Untrimmed, the output keeps *all* of the target's audio and the streams' relative
+  offsets: a camera clip whose audio starts 0.85 s before its first frame comes out with those 0.85 s of sound,
+  the first frame again at 0.85 s (a stream start offset: an MP4 edit list, a Matroska timestamp), and the
+  same duration. 3.5.0 cut the audio ``-ss 0 -to <end>`` from the container start, so such a clip lost its
+  lead-in or had it shifted under the picture. Audio that starts after the first frame keeps its place the
+  same way, and audio that runs on after the last frame is kept. Containers whose streams all start at zero (avi,
+  mxf) cannot hold that offset: they get the audio under the frames, with silence in front of a late start.
+- Trim-aware: a trimmed output gets exactly the audio under the trimmed frames, from the *presentation time of
+  the first output frame* (the probe's packet scan), not ``frame / fps`` counted from zero.
+- The same on every ffmpeg. Samples are placed by their own timestamps: the audio is decoded from its start
+  (or from a coarse seek far before the cut), cut with ``atrim`` at absolute times and moved by a fixed
+  ``asetpts`` offset. Where an input ``-ss`` lands and which first samples it drops differ between ffmpeg
+  versions (5.1 and 7.x dropped a whole 20 ms opus frame from a webm soundtrack, 9.x did not).
 - Never silently lost. The audio encoder fits the container (encoders.resolve_audio_encoder); if muxing still
   fails, it is retried once with the container's default encoder, and if that fails too a loud warning says
   the output has no audio and the silent video is kept.
@@ -16,29 +23,51 @@ All outputs go through a temporary name in the output directory and are moved in
 """
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Iterator, List, Optional, Sequence, Union
 
 from facefusion import choices
-from facefusion.video import encoders
-from facefusion.video import ffmpeg
-from facefusion.errors import FaceFusionError
+from facefusion.errors import FaceFusionError, ProcessingError
 from facefusion.logger import get_logger
+from facefusion.video import audio_timing, encoders, ffmpeg
 from facefusion.video.io import temporary_path
 from facefusion.video.probe import VideoInfo, probe_audio, read_header
+from facefusion.video.side_streams import SideStreams, prepare_side_streams
+
+# a trimmed span that starts this far into the audio is reached with a coarse input seek first, landing this much
+# before the cut (decoding two hours of audio to keep the last minute costs seconds; the cut stays exact)
+SEEK_AFTER_SECONDS = 60.0
+SEEK_MARGIN_SECONDS = 30.0
+# what ffmpeg says (strerror) when writing fails for a reason that no other encoder would avoid
+WRITE_ERRORS = ('No space left on device', 'Disk quota exceeded', 'Input/output error', 'Read-only file system', 'File too large', 'Permission denied')
 
 
 @dataclass(frozen=True)
 class AudioSpan:
-	"""Which audio goes under the output: seconds ``start`` .. ``start + duration`` of stream ``stream_index`` of
-	``path`` (times from the container start), preceded by ``lead_silence`` seconds of silence."""
+	"""Which audio goes under the output, and where.
+
+	The samples of stream ``stream_index`` of ``path`` from ``start`` to ``end`` (seconds from that file's
+	container start, as ffmpeg counts without -copyts; ``end`` None: to the end of the stream) are kept, and a
+	sample at time t plays at ``t - shift`` on the output's clock. The output's first frame plays at
+	``video_delay`` on that clock (above 0 when sound before the first frame is kept). ``audio_start`` is when
+	the stream's first sample plays (same clock as start): a container whose streams all start at zero gets the
+	gap up to it as silence instead."""
 	path: str
 	stream_index: int
 	start: float
-	duration: float
-	lead_silence: float = 0.0
+	end: Optional[float]
+	shift: float
+	video_delay: float = 0.0
+	audio_start: float = 0.0
+
+	@property
+	def duration(self) -> Optional[float]:
+		return None if self.end is None else self.end - self.start
 
 
 @dataclass(frozen=True)
@@ -57,62 +86,165 @@ def find_audio_source(source_paths: Sequence[str]) -> Optional[str]:
 	return None
 
 
-def target_audio_span(target: VideoInfo, trim_start: int, duration: float) -> Optional[AudioSpan]:
-	"""The target's audio that plays under output frames trim_start onwards, for ``duration`` seconds."""
+def covers_whole_video(target: VideoInfo, trim_start: int, trim_end: Optional[int], duration: float) -> bool:
+	"""Whether the output holds every frame of the target (then it gets all of the audio, not a cut).
+
+	Without trim_end (an older caller), the output covers the end when it lasts to within half a frame of it."""
+	if trim_start > 0:
+		return False
+	if trim_end is not None:
+		return trim_end >= target.frame_count
+	video_end = target.video_start_time + target.duration
+	return target.frame_time(0) + duration >= video_end - 0.5 / target.fps
+
+
+def target_audio_span(target: VideoInfo, trim_start: int, duration: float, whole: bool = False) -> Optional[AudioSpan]:
+	"""The target's audio for an output made of frames trim_start onwards, ``duration`` seconds long.
+
+	whole: the output holds every frame, so it keeps all of the audio and the streams' offsets, its clock
+	starting where the earlier stream starts. Otherwise the audio under the frames: from the first output
+	frame's presentation time for ``duration`` seconds, audio that starts later keeping its place."""
 	if not target.has_audio or target.audio_stream_index is None:
 		return None
-	video_time = target.frame_time(trim_start)
 	audio_start = target.audio_start_time or 0.0
-	if audio_start > video_time:
-		# the audio begins after this frame: keep its true place by starting with silence
-		return AudioSpan(target.path, target.audio_stream_index, audio_start, duration - (audio_start - video_time), audio_start - video_time)
-	return AudioSpan(target.path, target.audio_stream_index, video_time, duration)
+	if whole:
+		video_start = target.frame_time(0)
+		origin = min(audio_start, video_start)
+		return AudioSpan(target.path, target.audio_stream_index, origin, None, origin, video_start - origin, audio_start)
+	video_time = target.frame_time(trim_start)
+	end = video_time + duration
+	if audio_start >= end or (target.audio_duration is not None and audio_start + target.audio_duration <= video_time):
+		return None
+	return AudioSpan(target.path, target.audio_stream_index, video_time, end, video_time, 0.0, audio_start)
 
 
-def build_mux_command(video_path: Union[str, Path], span: AudioSpan, output_path: Union[str, Path], encoder: str, quality: int, volume: int, duration: float) -> List[str]:
-	"""ffmpeg arguments: video stream copied, audio re-encoded from the span (so the cut is sample-exact)."""
-	arguments = ['-y', '-i', str(video_path)]
-	if span.start > 0:
-		# an input -ss counts from the container start and, when decoding, drops samples before it exactly
-		arguments += ['-ss', '{:.6f}'.format(span.start)]
-	arguments += ['-i', span.path, '-map', '0:v:0', '-map', '1:{}'.format(span.stream_index), '-c:v', 'copy']
-	arguments += ['-c:a', encoder] + encoders.audio_encoder_arguments(encoder, quality, str(output_path))
-	# audio timestamps restart at zero so the stream starts with the first frame (no edit-list offset), then any
-	# silence the span needs is put in front
-	audio_filters = ['asetpts=PTS-STARTPTS']
-	if span.lead_silence > 0:
-		audio_filters.append('adelay={}:all=1'.format(int(round(span.lead_silence * 1000))))
-	if volume != 100:
-		audio_filters.append('volume={}'.format(round(volume / 100.0, 2)))
-	arguments += ['-af', ','.join(audio_filters), '-t', '{:.6f}'.format(duration)]
+def target_audio_spans(target: VideoInfo, trim_start: int, duration: float, whole: bool = False, streams: str = 'all') -> List[AudioSpan]:
+	"""target_audio_span for every audio stream of the target (streams 'all') or the first one only ('first').
+
+	Each stream keeps its own place against the picture; with whole, the output's clock starts where the earliest
+	of them (or the first frame) starts, so every stream keeps its lead-in."""
+	first = target_audio_span(target, trim_start, duration, whole)
+	if streams == 'first' or len(target.audio_streams) < 2:
+		return [first] if first is not None else []
+	spans: List[AudioSpan] = []
+	if whole:
+		video_start = target.frame_time(0)
+		origin = min([video_start] + [stream.start_time for stream in target.audio_streams])
+		for stream in target.audio_streams:
+			spans.append(AudioSpan(target.path, stream.index, origin, None, origin, video_start - origin, stream.start_time))
+		return spans
+	video_time = target.frame_time(trim_start)
+	end = video_time + duration
+	for stream in target.audio_streams:
+		if stream.start_time >= end or (stream.duration is not None and stream.start_time + stream.duration <= video_time):
+			continue
+		spans.append(AudioSpan(target.path, stream.index, video_time, end, video_time, 0.0, stream.start_time))
+	return spans
+
+
+def build_mux_command(video_path: Union[str, Path], span: Union[AudioSpan, Sequence[AudioSpan]], output_path: Union[str, Path], encoder: str, quality: int, volume: int, audio_delay: float = 0.0, side: Optional[SideStreams] = None) -> List[str]:
+	"""ffmpeg arguments: video stream copied (delayed by span.video_delay), audio re-encoded from the span (or from
+	each of several spans of one file, all with the same start: one output stream each), plus side's subtitles,
+	chapters and tags.
+
+	No input -ss decides which samples are kept: atrim cuts at the span's absolute times, sample-exactly, and
+	asetpts moves every sample by the same offset, so each keeps its place relative to the picture. audio_delay
+	undoes what the muxer gets wrong (audio_timing.muxed_audio_delay)."""
+	spans = [span] if isinstance(span, AudioSpan) else list(span)
+	arguments = ['-y']
+	video_delay = spans[0].video_delay if spans else 0.0
+	if video_delay > 0:
+		arguments += ['-itsoffset', '{:.6f}'.format(video_delay)]
+	arguments += ['-i', str(video_path)]
+	# times in the audio filters count from the audio input's seek point (0 without one)
+	origin = 0.0
+	if spans:
+		if spans[0].start > SEEK_AFTER_SECONDS:
+			origin = spans[0].start - SEEK_MARGIN_SECONDS
+			arguments += ['-ss', '{:.6f}'.format(origin)]
+		arguments += ['-i', spans[0].path]
+	side_inputs, side_outputs = side.arguments(2 if spans else 1) if side is not None else ([], [])
+	arguments += side_inputs + ['-map', '0:v:0']
+	for each in spans:
+		arguments += ['-map', '1:{}'.format(each.stream_index)]
+	arguments += ['-c:v', 'copy']
+	if spans:
+		arguments += ['-c:a', encoder] + encoders.audio_encoder_arguments(encoder, quality, str(output_path))
+	keeps_offsets = encoders.keeps_stream_offsets(str(output_path))
+	for position, each in enumerate(spans):
+		audio_filters = _audio_filters(each, origin, keeps_offsets, audio_delay, volume)
+		arguments += ['-af' if len(spans) == 1 else '-filter:a:{}'.format(position), ','.join(audio_filters)]
+	arguments += side_outputs
 	arguments += encoders.container_arguments('', str(output_path))
 	arguments.append(str(output_path))
 	return arguments
 
 
-def mux_audio(video_path: Union[str, Path], span: AudioSpan, output_path: Union[str, Path], encoder: Optional[str], quality: int, volume: int, duration: float) -> Optional[str]:
+def _audio_filters(span: AudioSpan, origin: float, keeps_offsets: bool, audio_delay: float, volume: int) -> List[str]:
+	trim_start = span.start - origin
+	lead_silence = max(span.audio_start, span.start) - span.shift + audio_delay
+	if not keeps_offsets and lead_silence < 0:
+		# the muxer plays the sound late (an encoder's priming that avi cannot flag): start that much later
+		trim_start -= lead_silence
+	trim = 'atrim=start={:.6f}'.format(trim_start)
+	if span.end is not None:
+		trim += ':end={:.6f}'.format(span.end - origin)
+	if keeps_offsets:
+		audio_filters = [trim, 'asetpts=PTS-{:.6f}/TB'.format(span.shift - origin - audio_delay)]
+	else:
+		# every stream starts at zero here (avi, mxf): the kept samples start the audio, after silence for as long
+		# as they come after the first frame
+		audio_filters = [trim, 'asetpts=PTS-STARTPTS']
+		if lead_silence >= 0.0005:
+			audio_filters.append('adelay={}:all=1'.format(int(round(lead_silence * 1000))))
+	if volume != 100:
+		audio_filters.append('volume={}'.format(round(volume / 100.0, 2)))
+	return audio_filters
+
+
+def mux_audio(video_path: Union[str, Path], span: Union[AudioSpan, Sequence[AudioSpan]], output_path: Union[str, Path], encoder: Optional[str], quality: int, volume: int, side: Optional[SideStreams] = None) -> Optional[str]:
 	"""Mux once per encoder to try (the requested one, then the container default); returns the encoder that
-	worked, or None after warning. The output appears under output_path only on success."""
+	worked, or None after warning when the audio cannot go into the container. A write that fails (a full disk,
+	an I/O error) raises ProcessingError instead: a video without its audio is not a result to keep silently.
+	The output appears under output_path only on success."""
+	spans = [span] if isinstance(span, AudioSpan) else list(span)
 	resolved = encoders.resolve_audio_encoder(encoder, str(output_path))
 	attempts = [resolved]
 	fallback = encoders.default_audio_encoder(os.path.splitext(str(output_path))[1])
-	if fallback not in attempts:
+	if fallback not in attempts and spans:
 		attempts.append(fallback)
 	reasons = []
 	for attempt in attempts:
 		temp_path = temporary_path(output_path, 'audio')
 		try:
-			command = build_mux_command(video_path, span, temp_path, attempt, quality, volume, duration)
+			command = build_mux_command(video_path, spans, temp_path, attempt, quality, volume, audio_timing.muxed_audio_delay(attempt, str(output_path)) if spans else 0.0, side)
 			result = ffmpeg.run_ffmpeg(command, what='Adding audio', check=False)
-			if result.returncode == 0 and _has_audio_stream(temp_path):
-				os.replace(temp_path, output_path)
+			if result.returncode == 0 and (not spans or _has_audio_stream(temp_path)):
+				_replace(temp_path, output_path)
 				return attempt
+			_raise_on_write_error(result.stderr, output_path)
 			reasons.append('{}: {}'.format(attempt, ffmpeg.summarize_error(result.stderr, result.returncode)))
 		finally:
 			if temp_path.exists():
 				temp_path.unlink()
-	get_logger().warning('Restoring audio failed (%s); the output is written WITHOUT audio', '; '.join(reasons))
+	if spans:
+		get_logger().warning('Restoring audio failed (%s); the output is written WITHOUT audio', '; '.join(reasons))
+	else:
+		get_logger().warning('Copying subtitles, chapters and tags failed (%s); the output is written without them', '; '.join(reasons))
 	return None
+
+
+def _raise_on_write_error(stderr: str, output_path: Union[str, Path]) -> None:
+	for marker in WRITE_ERRORS:
+		if marker.lower() in stderr.lower():
+			raise ProcessingError('Writing {} failed: {}'.format(os.path.basename(str(output_path)), marker))
+
+
+def _replace(source: Path, destination: Path) -> None:
+	try:
+		os.replace(source, destination)
+	except OSError as exception:
+		raise ProcessingError('Writing {} failed: {}'.format(destination.name, exception.strerror or exception))
 
 
 def _has_audio_stream(path: Path) -> bool:
@@ -122,40 +254,68 @@ def _has_audio_stream(path: Path) -> bool:
 		return False
 
 
-def finalize_output(video_path: Union[str, Path], output_path: Union[str, Path], duration: float, target: Optional[VideoInfo] = None, trim_start: int = 0, source_paths: Sequence[str] = (), encoder: Optional[str] = None, quality: int = 80, volume: int = 100) -> AudioOutcome:
-	"""Give the encoded silent video (a temporary file, e.g. VideoWriter.close()) its audio and move it to
-	output_path. The silent file is consumed: after this call it is either the output or gone.
+def finalize_output(video_path: Union[str, Path], output_path: Union[str, Path], duration: float, target: Optional[VideoInfo] = None, trim_start: int = 0, source_paths: Sequence[str] = (), encoder: Optional[str] = None, quality: int = 80, volume: int = 100, trim_end: Optional[int] = None, audio_streams: str = 'all') -> AudioOutcome:
+	"""Give the encoded silent video (a temporary file, e.g. VideoWriter.close()) its audio, the target's subtitles,
+	chapters and tags, and move it to output_path. The silent file is consumed: after this call it is either the
+	output or gone.
 
-	duration is the video's length in seconds (VideoWriter.duration); the audio is cut to it."""
+	duration is the video's length in seconds (VideoWriter.duration). The output made of frames
+	[trim_start, trim_end) of target gets: all of the target's audio (every stream, or the first with
+	audio_streams 'first'), its offsets kept, when that is every frame; the audio under those frames otherwise; an
+	audio source from its start, cut to duration. A failed write raises ProcessingError and leaves nothing under
+	output_path; audio that cannot be encoded into the container leaves the video without it (status 'failed')."""
 	video_path, output_path = Path(ffmpeg.local_path(video_path)), Path(ffmpeg.local_path(output_path))
 	try:
+		spans: List[AudioSpan] = []
+		status = 'no-audio'
+		whole = target is not None and covers_whole_video(target, trim_start, trim_end, duration) and encoders.keeps_stream_offsets(str(output_path))
+		audio_source = find_audio_source(source_paths)
 		if volume <= 0:
 			get_logger().info('Output audio volume is 0: writing the video without audio')
-			os.replace(video_path, output_path)
-			return AudioOutcome(False, None, 'muted')
-		audio_source = find_audio_source(source_paths)
-		span: Optional[AudioSpan] = None
-		status = 'restored'
-		if audio_source is not None:
+			status = 'muted'
+		elif audio_source is not None:
 			try:
 				audio_info = probe_audio(audio_source)
 			except FaceFusionError as exception:
 				# the processed video is the valuable part: keep it, say loudly what is missing
 				get_logger().warning('Replacing audio failed (%s); the output is written WITHOUT audio', exception.message)
-				os.replace(video_path, output_path)
+				_finish_silent(video_path, output_path, target, trim_start, duration, whole, 0.0)
 				return AudioOutcome(False, None, 'failed')
-			span = AudioSpan(audio_source, audio_info.stream_index, audio_info.start_time, duration)
+			spans = [AudioSpan(audio_source, audio_info.stream_index, audio_info.start_time, audio_info.start_time + duration, audio_info.start_time, 0.0, audio_info.start_time)]
 			status = 'replaced'
 		elif target is not None:
-			span = target_audio_span(target, trim_start, duration)
-		if span is None or span.duration <= 0:
-			os.replace(video_path, output_path)
-			return AudioOutcome(False, None, 'no-audio')
-		used = mux_audio(video_path, span, output_path, encoder, quality, volume, duration)
+			spans = [span for span in target_audio_spans(target, trim_start, duration, whole, audio_streams) if span.duration is None or span.duration > 0]
+			status = 'restored'
+		if not spans:
+			_finish_silent(video_path, output_path, target, trim_start, duration, whole, 0.0)
+			return AudioOutcome(False, None, 'no-audio' if status != 'muted' else 'muted')
+		# the target's clock against the output's: its frame trim_start plays at the first span's video_delay
+		video_delay = spans[0].video_delay if status == 'restored' else 0.0
+		with _side_streams(target, output_path, trim_start, duration, whole, video_delay) as side:
+			used = mux_audio(video_path, spans, output_path, encoder, quality, volume, side)
 		if used is None:
-			os.replace(video_path, output_path)
+			_finish_silent(video_path, output_path, target, trim_start, duration, whole, 0.0)
 			return AudioOutcome(False, None, 'failed')
 		return AudioOutcome(True, used, status)
 	finally:
 		if video_path.exists() and video_path != output_path:
 			video_path.unlink()
+
+
+def _finish_silent(video_path: Path, output_path: Path, target: Optional[VideoInfo], trim_start: int, duration: float, whole: bool, video_delay: float) -> None:
+	# no audio: the video gets the target's subtitles, chapters and tags all the same (a remux), or is moved as is
+	with _side_streams(target, output_path, trim_start, duration, whole, video_delay) as side:
+		if side is not None and not side.empty and mux_audio(video_path, [], output_path, None, 0, 100, side) is not None:
+			return
+	_replace(video_path, output_path)
+
+
+@contextlib.contextmanager
+def _side_streams(target: Optional[VideoInfo], output_path: Path, trim_start: int, duration: float, whole: bool, video_delay: float) -> Iterator[Optional[SideStreams]]:
+	if target is None or target.header is None:
+		yield None
+		return
+	with tempfile.TemporaryDirectory(prefix='facefusion-side-') as directory:
+		video_time = target.frame_time(trim_start)
+		end = None if whole else video_time + duration
+		yield prepare_side_streams(target.header, str(output_path), directory, video_time - video_delay, video_time if not whole else -math.inf, end)

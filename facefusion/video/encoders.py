@@ -46,6 +46,9 @@ CONTAINER_VIDEO_CODECS: Dict[str, Tuple[str, ...]] = {
 	'.mp4': ('h264', 'hevc', 'vp9'), '.mkv': ('h264', 'hevc', 'vp9'), '.mov': ('h264', 'hevc', 'rawvideo')
 }
 CONTAINER_FALLBACK_VIDEO_ENCODER: Dict[str, str] = {'.webm': 'libvpx-vp9'}
+# containers whose streams can start at different times (an edit list, per-packet timestamps), checked on 5.1 and
+# 9.0: avi and mxf start every stream at zero, so audio before the first frame cannot be kept there in sync
+STREAM_OFFSET_EXTENSIONS: Tuple[str, ...] = ('.mp4', '.mov', '.m4v', '.mkv', '.webm', '.wmv', '.mpeg', '.mpg')
 # containers whose index goes to the front so playback can start before the download ends (3.7 does the same)
 FASTSTART_EXTENSIONS: Tuple[str, ...] = ('.mp4', '.mov', '.m4v')
 # the x264 preset names map onto each hardware family's own scale
@@ -183,6 +186,11 @@ def video_pixel_format(encoder: str) -> str:
 	if encoder in ('h264_qsv', 'hevc_qsv'):
 		return 'nv12'
 	return 'yuv420p'
+
+
+def keeps_stream_offsets(output_path: str) -> bool:
+	"""Whether the output's container lets its audio start before or after its first frame."""
+	return _normalise_extension(os.path.splitext(str(output_path))[1]) in STREAM_OFFSET_EXTENSIONS
 
 
 def container_arguments(encoder: str, output_path: str) -> List[str]:

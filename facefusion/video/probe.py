@@ -8,7 +8,12 @@ Two passes, both cheap:
    packet and the audio packets with their exact timestamps. From it come the exact frame count, the true
    presentation time of every frame (used to seek to a trim start frame-exactly, also in VFR files), the exact
    frame rate, whether the rate is variable, and the start times of the video and audio streams, which 3.5.0
-   ignored and so shifted or cut the audio.
+   ignored and so shifted or cut the audio. In MP4 / MOV files a stream ends where its edit list says (isobmff),
+   which ffmpeg versions do not all carry into the packets.
+
+Nothing here depends on how a version words its log: the header is read only for what every version prints alike
+(the display matrix's 'rotation of X degrees' has the same sign in 5.1, 7.0 and 9.0, whether labelled 'displaymatrix'
+or 'Display Matrix'), and times come from framecrc lines and the file's own boxes.
 
 A file whose packets stop far short of what its header promises (a truncated download) raises InputError here,
 before any work, instead of producing half a video.
@@ -16,6 +21,7 @@ before any work, instead of producing half a video.
 from __future__ import annotations
 
 import array
+import dataclasses
 import math
 import os
 import re
@@ -26,9 +32,9 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from facefusion.video import ffmpeg
 from facefusion.errors import InputError
 from facefusion.logger import get_logger
+from facefusion.video import ffmpeg, isobmff
 
 # frame rates that real footage uses: a measured rate within 0.2 % of one of these is taken to be it
 COMMON_FRAME_RATES: Tuple[Fraction, ...] = (
@@ -55,6 +61,20 @@ class StreamHeader:
 	side_lines: List[str]
 	start_time: Optional[float] = None
 	attached_picture: bool = False
+	# the ISO 639 code ffmpeg prints after the index ('Stream #0:1(eng)'), None when untagged ('und' too)
+	language: Optional[str] = None
+
+	@property
+	def title(self) -> Optional[str]:
+		return _metadata_lines(self.side_lines).get('title')
+
+
+@dataclass(frozen=True)
+class Chapter:
+	"""One chapter: seconds from the container start, as ffmpeg counts without -copyts."""
+	start: float
+	end: float
+	title: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +84,12 @@ class MediaHeader:
 	duration: Optional[float]
 	start_time: float
 	streams: List[StreamHeader]
+	# the container's own tags (title, creation_time, ...) and its chapters
+	metadata: Dict[str, str] = field(default_factory=dict)
+	chapters: List[Chapter] = field(default_factory=list)
+
+	def of_kind(self, kind: str) -> List[StreamHeader]:
+		return [stream for stream in self.streams if stream.kind == kind and not stream.attached_picture]
 
 	def first(self, kind: str) -> Optional[StreamHeader]:
 		for stream in self.streams:
@@ -81,6 +107,17 @@ class AudioInfo:
 	channels: str
 	duration: Optional[float]
 	start_time: float
+
+
+@dataclass(frozen=True)
+class AudioStreamInfo:
+	"""One of a video's audio streams: when its first sample plays (seconds from the container start) and, where
+	the packet scan measured it (the first stream), how long it lasts."""
+	index: int
+	start_time: float
+	duration: Optional[float] = None
+	language: Optional[str] = None
+	title: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +156,10 @@ class VideoInfo:
 	color_matrix: Optional[str] = None
 	# presentation time of every frame in display order (seconds from the container start); None when estimated
 	frame_times: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
+	# every audio stream in file order, the first one being audio_stream_index (empty without audio)
+	audio_streams: Tuple[AudioStreamInfo, ...] = ()
+	# the parsed header: subtitle streams, chapters and container tags for the output
+	header: Optional[MediaHeader] = field(default=None, compare=False, repr=False)
 
 	@property
 	def display_width(self) -> int:
@@ -136,6 +177,15 @@ class VideoInfo:
 	def average_fps(self) -> float:
 		"""Frames per second of playing time; differs from fps (the base rate) only for variable-rate files."""
 		return self.frame_count / self.duration if self.duration > 0 else self.fps
+
+	@property
+	def media_duration(self) -> float:
+		"""Seconds from the container start to the end of the stream that ends last: what a player shows as the
+		file's length (the video's duration plus any audio before or after it)."""
+		end = self.video_start_time + self.duration
+		if self.audio_start_time is not None and self.audio_duration is not None:
+			end = max(end, self.audio_start_time + self.audio_duration)
+		return end - min(0.0, self.video_start_time, self.audio_start_time or 0.0)
 
 	@property
 	def audio_start_offset(self) -> Optional[float]:
@@ -197,7 +247,7 @@ def parse_header(text: str, path: str) -> MediaHeader:
 			duration = _parse_clock(duration_match.group(1))
 			if duration_match.lastindex and duration_match.lastindex >= 2:
 				container_start = float(duration_match.group(2))
-		stream_match = re.match(r'\s*Stream #0:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (\w+): (.*)$', line)
+		stream_match = re.match(r'\s*Stream #0:(\d+)(?:\[[^\]]*\])?(?:\(([^)]*)\))?: (\w+): (.*)$', line)
 		if stream_match:
 			indent = len(line) - len(line.lstrip())
 			side_lines = []
@@ -205,10 +255,58 @@ def parse_header(text: str, path: str) -> MediaHeader:
 			while position < len(lines) and (len(lines[position]) - len(lines[position].lstrip())) > indent and 'Stream #' not in lines[position]:
 				side_lines.append(lines[position].strip())
 				position += 1
-			streams.append(_parse_stream(int(stream_match.group(1)), stream_match.group(2), stream_match.group(3), side_lines))
+			stream = _parse_stream(int(stream_match.group(1)), stream_match.group(3), stream_match.group(4), side_lines)
+			language = stream_match.group(2)
+			streams.append(dataclasses.replace(stream, language=language) if language and language != 'und' else stream)
 			continue
 		position += 1
-	return MediaHeader(path, format_name, duration, container_start, streams)
+	metadata = _metadata_lines(_block_after(lines, 'Input #0', 'Duration:'))
+	return MediaHeader(path, format_name, duration, container_start, streams, metadata, _parse_chapters(lines, container_start))
+
+
+def _block_after(lines: List[str], start: str, stop: str) -> List[str]:
+	# the lines from the one starting with `start` up to the first holding `stop`
+	block: List[str] = []
+	inside = False
+	for line in lines:
+		if line.startswith(start):
+			inside = True
+			continue
+		if inside and stop in line:
+			break
+		if inside:
+			block.append(line.strip())
+	return block
+
+
+def _metadata_lines(lines: List[str]) -> Dict[str, str]:
+	"""'key : value' lines of the first 'Metadata:' block (keys lower-cased: Matroska writes TITLE or title)."""
+	values: Dict[str, str] = {}
+	inside = False
+	for line in lines:
+		line = line.strip()
+		if line == 'Metadata:':
+			if inside:
+				break
+			inside = True
+			continue
+		match = re.match(r'([\w:.\-]+)\s*: (.*)$', line)
+		if inside and match:
+			values.setdefault(match.group(1).lower(), match.group(2))
+		elif inside:
+			break
+	return values
+
+
+def _parse_chapters(lines: List[str], container_start: float) -> List[Chapter]:
+	chapters: List[Chapter] = []
+	for position, line in enumerate(lines):
+		match = re.match(r'\s*Chapter #0:\d+: start (-?[\d.]+), end (-?[\d.]+)', line)
+		if match:
+			following = [text.strip() for text in lines[position + 1:position + 4]]
+			title = _metadata_lines(following).get('title') if following and following[0] == 'Metadata:' else None
+			chapters.append(Chapter(float(match.group(1)) - container_start, float(match.group(2)) - container_start, title))
+	return chapters
 
 
 def _parse_stream(index: int, kind: str, rest: str, side_lines: List[str]) -> StreamHeader:
@@ -266,6 +364,8 @@ class PacketScan:
 	audio_end: Optional[float]
 	stderr: str
 	returncode: int
+	# when the last audio packet starts: a container's own end of the stream must lie after it
+	audio_last: Optional[float] = None
 
 
 def scan_packets(path: str, video_index: int, audio_index: Optional[int]) -> PacketScan:
@@ -281,6 +381,7 @@ def scan_packets(path: str, video_index: int, audio_index: Optional[int]) -> Pac
 	video_end_ticks: Optional[int] = None
 	audio_start_ticks: Optional[int] = None
 	audio_end_ticks: Optional[int] = None
+	audio_last_ticks: Optional[int] = None
 	for raw_line in process.stdout:
 		if raw_line.startswith(b'#'):
 			time_base_match = re.match(rb'#tb (\d+): (\d+)/(\d+)', raw_line)
@@ -304,6 +405,7 @@ def scan_packets(path: str, video_index: int, audio_index: Optional[int]) -> Pac
 		else:
 			audio_start_ticks = pts if audio_start_ticks is None else min(audio_start_ticks, pts)
 			audio_end_ticks = pts + duration if audio_end_ticks is None else max(audio_end_ticks, pts + duration)
+			audio_last_ticks = pts if audio_last_ticks is None else max(audio_last_ticks, pts)
 	process.wait()
 	collector.join()
 	video_time_base = time_bases.get(0, Fraction(1, 1000))
@@ -315,8 +417,40 @@ def scan_packets(path: str, video_index: int, audio_index: Optional[int]) -> Pac
 		audio_start=float(audio_start_ticks * audio_time_base) if audio_start_ticks is not None else None,
 		audio_end=float(audio_end_ticks * audio_time_base) if audio_end_ticks is not None else None,
 		stderr=collector.text(),
-		returncode=process.returncode
+		returncode=process.returncode,
+		audio_last=float(audio_last_ticks * audio_time_base) if audio_last_ticks is not None else None
 	)
+
+
+def apply_container_ends(path: str, format_name: str, video_index: int, audio_index: Optional[int], scan: PacketScan) -> PacketScan:
+	"""The scan with each stream's end taken from an MP4 / MOV file's edit lists where they say it.
+
+	How long the last frame shows is in the edit list, not in the packets, and ffmpeg versions derive packet
+	durations differently (a variable-rate clip: 2.00 s with 9.x, 1.96 s with 5.1 to 7.x, the edit list saying
+	2.00 s). Reading the edit list gives every version the same answer, the one players show."""
+	if not format_name.startswith('mov,') or not len(scan.video_pts):
+		return scan
+	timings = isobmff.read_track_timings(path)
+	if not timings:
+		return scan
+	video_last = float(int(scan.video_pts[-1]) * scan.video_time_base)
+	video_end = _container_end(timings, video_index, 'vide', video_last, scan.video_end)
+	audio_end = _container_end(timings, audio_index, 'soun', scan.audio_last, scan.audio_end)
+	return dataclasses.replace(scan, video_end=video_end, audio_end=audio_end)
+
+
+def _container_end(timings: List[isobmff.TrackTiming], index: Optional[int], handler: str, last_start: Optional[float], packet_end: Optional[float]) -> Optional[float]:
+	# ffmpeg numbers an MP4's streams in the order of its tracks; a mismatch means this is not that file
+	if index is None or index >= len(timings) or timings[index].handler != handler or last_start is None:
+		return packet_end
+	track = timings[index]
+	end = track.presentation_end
+	if end is None or end <= last_start:
+		return packet_end
+	# an edit list counts on the movie timescale (often 1 ms): within a tick, the packets are the finer answer
+	if packet_end is not None and abs(end - packet_end) <= 1.0 / track.movie_timescale:
+		return packet_end
+	return end
 
 
 def decoded_audio_start(path: str, audio_index: int) -> Optional[float]:
@@ -398,6 +532,7 @@ def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
 	if not facts['width'] or not facts['height']:
 		raise InputError('{} has a video stream of unknown size (codec {})'.format(os.path.basename(path), video.codec))
 	scan = scan_packets(path, video.index, audio.index if audio else None)
+	scan = apply_container_ends(path, header.format_name, video.index, audio.index if audio else None, scan)
 	header_rate = facts['tbr'] or facts['fps'] or 25.0
 	header_frames = int(round(header.duration * header_rate)) if header.duration else None
 	frame_count = len(scan.video_pts)
@@ -443,6 +578,17 @@ def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
 	if audio is not None and audio_start is not None:
 		audio_start = decoded_audio_start(path, audio.index)
 		audio_start = scan.audio_start if audio_start is None else audio_start
+	audio_streams: List[AudioStreamInfo] = []
+	if audio is not None:
+		first_start = (audio_start - header.start_time) if audio_start is not None else 0.0
+		first_duration = (scan.audio_end - audio_start) if audio_start is not None and scan.audio_end is not None else None
+		audio_streams.append(AudioStreamInfo(audio.index, first_start, first_duration, audio.language, audio.title))
+		for extra in header.of_kind('Audio')[1:]:
+			# a second language track: its own start, read like the first one's (one short decode each)
+			extra_start = decoded_audio_start(path, extra.index)
+			if extra_start is None:
+				extra_start = extra.start_time if extra.start_time is not None else header.start_time
+			audio_streams.append(AudioStreamInfo(extra.index, extra_start - header.start_time, None, extra.language, extra.title))
 	frame_count_source = 'packets'
 	if decode_count:
 		decoded = count_frames_by_decoding(path, video.index)
@@ -477,7 +623,9 @@ def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
 		frame_count_source=frame_count_source,
 		color_range=facts['color_range'],
 		color_matrix=facts['color_matrix'],
-		frame_times=frame_times
+		frame_times=frame_times,
+		audio_streams=tuple(audio_streams),
+		header=header
 	)
 
 
