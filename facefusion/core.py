@@ -1,7 +1,8 @@
 """The command routes: from a command line to a workflow, and from any failure to one line and an exit code.
 
 	cli(argv) → build the RunConfig (argparse, --config-path INI under the command line)
-	  → route: force-download | benchmark | batch-run (workflows/batch.py) | headless-run / run with paths
+	  → route: force-download | benchmark | batch-run (workflows/batch.py) | job-* (jobs/commands.py)
+	    | headless-run / run with paths
 	  → run_job: paths checked once → the image workflow (workflows/image.py) or the video workflow
 	    (workflows/video.py: decode → analyse → process → encode → audio), on the typed job.
 
@@ -16,7 +17,7 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from facefusion import logger
+from facefusion import interrupts, logger
 from facefusion.cli import program
 from facefusion.config import RunConfig
 from facefusion.errors import FaceFusionError
@@ -30,10 +31,12 @@ EXIT_INTERRUPTED = 130
 EXIT_UI_UNAVAILABLE = 2
 
 
+
 def main() -> None:
 	# like 3.5.0: one OpenMP thread per library, since parallelism comes from our own workers and ORT's pools;
 	# an explicit value in the environment is respected
 	os.environ.setdefault('OMP_NUM_THREADS', '1')
+	interrupts.install_signal_handlers()
 	sys.exit(cli())
 
 
@@ -50,6 +53,9 @@ def cli(argv: Optional[Sequence[str]] = None) -> int:
 	except FaceFusionError as error:
 		report(error.message)
 		return error.exit_code
+	except interrupts.SignalInterrupt as interrupt:
+		report(interrupt.message)
+		return interrupt.exit_code
 	except KeyboardInterrupt:
 		report(INTERRUPTED_MESSAGE)
 		return EXIT_INTERRUPTED
@@ -71,13 +77,20 @@ def exit_code_of(request: SystemExit) -> int:
 
 def report(message: str) -> None:
 	"""One line on stderr, whatever the message holds."""
-	print('[FACEFUSION] ' + ' '.join(str(message).split()), file=sys.stderr, flush=True)
+	try:
+		print('[FACEFUSION] ' + ' '.join(str(message).split()), file=sys.stderr, flush=True)
+	except (OSError, ValueError):
+		# stderr is gone (SIGHUP after the terminal closed, a closed pipe): the exit code still says what happened
+		pass
 
 
 def route(config: RunConfig) -> int:
 	if config.command == 'force-download':
 		from facefusion.models.download import force_download
 		return force_download(config.download_scope, config.models_path, config.download_providers)
+	if config.command.startswith('job-'):
+		from facefusion.jobs.commands import run_job_command
+		return run_job_command(config)
 	if config.command == 'run' and not has_media_paths(config):
 		report(UI_UNAVAILABLE_MESSAGE)
 		return EXIT_UI_UNAVAILABLE

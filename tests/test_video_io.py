@@ -1,5 +1,6 @@
 """Video probe, pipe reader / writer, encoders, disk-strategy temp frames and GPU route fallback, on real files
-encoded by the bundled ffmpeg from real photos (facefusion.testing.synthetic_video)."""
+encoded from real photos (facefusion.testing.synthetic_video) by the ffmpeg in use: CI runs this file with
+Debian's ffmpeg 5.1 and with the bundled 9.0 (FACEFUSION_FFMPEG)."""
 from __future__ import annotations
 
 import logging
@@ -10,13 +11,13 @@ from typing import Callable, Dict
 import numpy as np
 import pytest
 
-from facefusion.video import encoders, ffmpeg, temp_frames
+from facefusion.video import encoders, ffmpeg, isobmff, temp_frames
 from facefusion.video import routes as video_routes
 from facefusion.errors import FaceFusionError, InputError, ProcessingError
 from facefusion.testing import synthetic_video
 from facefusion.testing.synthetic_video import SyntheticClip
 from facefusion.video.io import VideoReader, VideoWriter, plan_video_geometry, read_video_frame
-from facefusion.video.probe import probe_video
+from facefusion.video.probe import parse_rotation, probe_video
 
 from conftest import clip_maker
 
@@ -59,6 +60,39 @@ def test_probe_sees_a_late_video_stream(clip: Callable[[str], SyntheticClip]) ->
 	assert info.video_start_time == pytest.approx(0.5, abs=1e-3)
 	assert info.audio_start_time == pytest.approx(0.0, abs=1e-3)
 	assert info.audio_start_offset == pytest.approx(-0.5, abs=1e-3)
+
+
+def test_mp4_track_ends_come_from_the_edit_list(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
+	# the late-video clip: the video track starts 0.5 s in (an empty edit) and shows 30 frames, the sound is 1.7 s
+	timings = isobmff.read_track_timings(str(clip('late_video.mp4').path))
+	assert [track.handler for track in timings] == ['vide', 'soun']
+	assert timings[0].edits[0].media_time == -1 and timings[0].presentation_end == pytest.approx(1.7, abs=1e-3)
+	assert timings[1].presentation_end == pytest.approx(1.7, abs=1e-3)
+	assert isobmff.read_track_timings(synthetic_video.resolve_photo('obama.jpg')) is None
+	# the same 50 frames with the last one held for a second frame period, as a variable-rate recording ends: the
+	# packets say 2.00 s (to every ffmpeg), the edit list and so every player 2.04 s
+	held = tmp_path / 'held.mp4'
+	data = bytearray(clip('basic.mp4').path.read_bytes())
+	scale = isobmff.read_track_timings(str(clip('basic.mp4').path))[0].movie_timescale
+	position = data.index(b'elst') + 4
+	version = data[position]
+	entry = position + 8
+	old = int.from_bytes(data[entry:entry + (8 if version else 4)], 'big')
+	data[entry:entry + (8 if version else 4)] = (old + scale // 25).to_bytes(8 if version else 4, 'big')
+	held.write_bytes(bytes(data))
+	info = probe_video(str(held))
+	assert info.frame_count == 50 and info.duration == pytest.approx(2.04, abs=1e-3)
+	assert info.frame_time(50) == pytest.approx(2.04, abs=1e-3) and info.frame_time(49) == pytest.approx(1.96, abs=1e-6)
+
+
+def test_rotation_reads_the_same_from_every_ffmpeg_header() -> None:
+	# how 5.1, 7.0 and 9.0 print a phone clip's display matrix (stored landscape, shown turned 90 degrees clockwise)
+	for side_lines in (['displaymatrix: rotation of -90.00 degrees'], ['Side data:', 'displaymatrix: rotation of -90.00 degrees'], ['Display Matrix: rotation of -90.00 degrees']):
+		assert parse_rotation(side_lines) == 90
+	assert parse_rotation(['Display Matrix: rotation of 90.00 degrees']) == 270
+	assert parse_rotation(['Display Matrix: rotation of -180.00 degrees']) == 180
+	# the classic tag of files whose reader exported it instead
+	assert parse_rotation(['rotate          : 90']) == 90
 
 
 def test_synthetic_transforms_are_exact() -> None:
@@ -350,7 +384,8 @@ def test_ffmpeg_capabilities_are_listed_once() -> None:
 def test_disk_strategy_extracts_and_merges(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
 	info = probe_video(str(clip('basic.mp4').path))
 	directory = temp_frames.create_temp_directory(tmp_path / 'temp', info.path)
-	assert directory == tmp_path / 'temp' / 'facefusion' / 'basic'
+	# this run's own folder under 3.5.0's <temp>/facefusion: <target name>.<pid>.<random>
+	assert directory.parent == tmp_path / 'temp' / 'facefusion' and directory.name.startswith('basic.')
 	count = temp_frames.extract_frames(info, directory, 'bmp', trim_start=5, trim_end=15)
 	paths = temp_frames.list_temp_frames(directory, 'bmp')
 	assert count == 10 and [path.name for path in paths][:2] == ['00000001.bmp', '00000002.bmp']
@@ -363,10 +398,11 @@ def test_disk_strategy_extracts_and_merges(clip: Callable[[str], SyntheticClip],
 	assert silent.parent == tmp_path and not output.exists()
 	os.replace(silent, output)
 	assert probe_video(str(output)).frame_count == 10
-	temp_frames.clear_temp_directory(directory, keep_temp=True)
-	assert directory.is_dir()
-	temp_frames.clear_temp_directory(directory)
-	assert not directory.exists() and not (tmp_path / 'temp' / 'facefusion').exists()
+	# kept under a name without the pid, so no later run removes it as a killed run's leftover
+	kept = temp_frames.clear_temp_directory(directory, keep_temp=True)
+	assert kept.is_dir() and kept.name.endswith('.kept') and len(temp_frames.list_temp_frames(kept, 'bmp')) == 10
+	temp_frames.clear_temp_directory(kept)
+	assert not kept.exists() and not (tmp_path / 'temp' / 'facefusion').exists()
 
 
 @pytest.mark.skipif(video_routes.cuda_driver_status()[0], reason='a CUDA driver is present: the fallback is not what runs')

@@ -15,7 +15,7 @@ VideoReader
 	- a truncated or corrupt file ends in one ProcessingError line, not in a silently short video.
 
 VideoWriter
-	- encodes into a temporary name beside the output (``.<name>.<token>.partial<ext>``); ``finalize()`` moves it
+	- encodes into a temporary name beside the output (``.<name>.<pid>.<token>.partial<ext>``); ``finalize()`` moves it
 	  into place only when ffmpeg succeeded, ``abort()`` removes it, so a failed run never leaves a broken file
 	  under the final name;
 	- 3.5.0's quality / preset mappings (facefusion.video.encoders), yuv420p, BT.709 (or the reader's matrix) tags;
@@ -25,7 +25,6 @@ VideoWriter
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,11 +33,11 @@ from typing import IO, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from facefusion.video import encoders
-from facefusion.video import ffmpeg
 from facefusion.errors import InputError, ProcessingError
 from facefusion.logger import get_logger
+from facefusion.partial_files import partial_media_name
 from facefusion.types import Frame, VisionFrame
+from facefusion.video import encoders, ffmpeg
 from facefusion.video.probe import VideoInfo, probe_video, snap_frame_rate
 
 # Linux lets an unprivileged process grow a pipe to 1 MiB (fs.pipe-max-size); fewer, larger transfers between
@@ -283,9 +282,9 @@ def read_video_frame(source: Union[str, VideoInfo], frame_index: int, size: Opti
 
 
 def temporary_path(output_path: Union[str, Path], label: str = 'partial') -> Path:
-	"""A unique hidden name beside the output that keeps its extension (ffmpeg picks the muxer by extension)."""
-	output = Path(output_path)
-	return output.with_name('.{}.{}.{}{}'.format(output.stem, secrets.token_hex(4), label, output.suffix))
+	"""A unique hidden name beside the output that keeps its extension (ffmpeg picks the muxer by extension) and
+	names this process, so a later run can tell a killed run's leftover from a live run's file."""
+	return partial_media_name(output_path, label)
 
 
 def build_encode_filter(width: int, height: int, encoder: str, output_size: Optional[Tuple[int, int]] = None, color_matrix: str = 'bt709', output_fps: Optional[Union[float, str]] = None) -> Tuple[str, Tuple[int, int]]:

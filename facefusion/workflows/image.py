@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 	from facefusion.processors.base import Processor
 	from facefusion.types import Face, VisionFrame
+	from facefusion.vision import ImageOriginal
 
 CONTENT_REFUSED_MESSAGE = 'the target was refused by the content analyser (it appears to show adult content); nothing was processed'
 
@@ -34,6 +35,8 @@ class ImageRun:
 	source_frames: List['VisionFrame']
 	target_frame: 'VisionFrame'
 	target_alpha: Optional['np.ndarray']
+	# the target's 16-bit pixels and EXIF, put back into the output where its format holds them
+	target_original: Optional['ImageOriginal'] = None
 	reference_faces: List['Face'] = field(default_factory=list)
 	processors: List['Processor'] = field(default_factory=list)
 	output_frame: Optional['VisionFrame'] = None
@@ -49,29 +52,36 @@ def run_image(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = Non
 	if paths.target_kind != 'image':
 		raise InputError(f'target is not an image: {paths.target_path}')
 	source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
-	target_frame, target_alpha = read_target_image(paths.target_path, paths.output_path, config.output_image_scale)
+	target_frame, target_alpha, target_original = read_target_image(paths.target_path, paths.output_path, config.output_image_scale)
 	logger.get_logger().info(f'processing image {paths.target_path} -> {paths.output_path}')
 	with engine_for(config, engine) as run_engine:
-		run = ImageRun(config, paths, run_engine, source_frames, target_frame, target_alpha)
+		run = ImageRun(config, paths, run_engine, source_frames, target_frame, target_alpha, target_original)
 		for step in IMAGE_STEPS:
 			step(run)
 	logger.get_logger().info(f'processing image succeeded in {time.perf_counter() - start_time:.2f} seconds')
 	return 0
 
 
-def read_target_image(target_path: str, output_path: str, scale: float) -> Tuple['VisionFrame', Optional['np.ndarray']]:
+def read_target_image(target_path: str, output_path: str, scale: float) -> Tuple['VisionFrame', Optional['np.ndarray'], 'ImageOriginal']:
 	"""The target at output size. Alpha is kept (with the file's own colours) when the output format can hold it;
-	otherwise transparent pixels are composited on black."""
+	otherwise transparent pixels are composited on black. The original (16-bit pixels, EXIF) is at output size too."""
 	from facefusion import vision
-	frame, alpha = vision.read_image_with_alpha(target_path)
+	frame, alpha, original = vision.read_image_with_original(target_path)
 	if alpha is not None and not vision.supports_alpha(output_path):
 		frame, alpha = vision.composite_on_black(frame, alpha), None
+		# no 16-bit format drops alpha, so the deep pixels would never be written
+		original.deep_frame = original.deep_alpha = None
 	output_size = vision.scale_resolution((frame.shape[1], frame.shape[0]), scale)
 	vision.check_image_size(output_size[0], output_size[1], f'{output_path} (the output at scale {scale:g})')
 	frame = vision.resize_frame(frame, output_size)
 	if alpha is not None:
 		alpha = vision.resize_frame(alpha, output_size)
-	return frame, alpha
+	original.frame, original.alpha = frame, alpha
+	if original.deep_frame is not None:
+		original.deep_frame = vision.resize_frame(original.deep_frame, output_size)
+	if original.deep_alpha is not None:
+		original.deep_alpha = vision.resize_frame(original.deep_alpha, output_size)
+	return frame, alpha, original
 
 
 def refuse_adult_content(run: ImageRun) -> None:
@@ -105,7 +115,7 @@ def release(run: ImageRun) -> None:
 
 def write_output(run: ImageRun) -> None:
 	from facefusion import vision
-	vision.write_image(run.paths.output_path, run.output_frame, run.config.output_image_quality, run.target_alpha)
+	vision.write_image(run.paths.output_path, run.output_frame, run.config.output_image_quality, run.target_alpha, run.target_original)
 
 
 IMAGE_STEPS: Tuple[ImageStep, ...] = (refuse_adult_content, prepare_processors, process_image, release, write_output)

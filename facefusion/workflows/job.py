@@ -4,6 +4,7 @@ is downloaded, loaded or written."""
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Tuple
@@ -12,6 +13,7 @@ from facefusion import choices, logger
 from facefusion.config import RunConfig
 from facefusion.errors import InputError
 from facefusion.filesystem import get_file_extension, media_status, parent_directory, same_file
+from facefusion.partial_files import remove_stale_partial_files
 
 if TYPE_CHECKING:
 	from facefusion.video.io import VideoGeometry
@@ -95,7 +97,22 @@ def check_output_path(config: RunConfig, target_kind: str) -> str:
 	for input_path in [config.target_path] + list(config.source_paths):
 		if input_path and same_file(output_path, input_path):
 			raise InputError(f'output path is an input file and would be overwritten: {output_path}')
+	check_output_writable(output_path)
 	return output_path
+
+
+def check_output_writable(output_path: str) -> None:
+	"""An existing output is replaced by renaming the finished file over it, which needs only the folder to be
+	writable: a write-protected file (mode 444) would be replaced where a plain write would be refused. Refuse it
+	the same way. The mode bits are checked as well as os.access, since root may write any file."""
+	try:
+		status = os.stat(output_path)
+	except OSError:
+		return
+	if not stat.S_ISREG(status.st_mode):
+		raise InputError(f'output path exists and is not a regular file: {output_path}')
+	if not status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(output_path, os.W_OK):
+		raise InputError(f'output file is write-protected (mode {stat.S_IMODE(status.st_mode):03o}) and is not replaced: {output_path} (make it writable or remove it first)')
 
 
 def check_job_paths(config: RunConfig) -> JobPaths:
@@ -114,6 +131,8 @@ def check_job_paths(config: RunConfig) -> JobPaths:
 	if target_kind not in ('image', 'video'):
 		raise InputError(describe_media_problem('target', config.target_path, target_kind, image_or_video_wording()))
 	output_path = check_output_path(config, target_kind)
+	# what a killed run (SIGKILL, a power cut) left beside its output: hidden partial files whose writer is gone
+	remove_stale_partial_files(parent_directory(output_path))
 	return JobPaths(tuple(source_paths), config.target_path, target_kind, output_path)
 
 
