@@ -141,8 +141,8 @@ def test_lookup() -> None:
 	# every kind is one the benchmark's stage breakdown knows
 	assert {spec.kind for spec in all_models()} == set(STAGE_OF_KIND)
 	names = [spec.name for spec in all_models()]
-	assert len(names) == len(set(names)) == 33
-	assert len({spec.file_name for spec in all_models()}) == 33
+	assert len(names) == len(set(names)) == 42
+	assert len({spec.file_name for spec in all_models()}) == 42
 	with pytest.raises(dataclasses.FrozenInstanceError):
 		get_model('yolo_face').release = 'x'  # type: ignore[misc]
 	assert isinstance(get_model('yolo_face'), ModelSpec)

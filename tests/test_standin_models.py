@@ -55,7 +55,18 @@ SIGNATURES: Dict[str, Tuple[Dict[str, List[int | str]], List[List[int | str]]]] 
 	'simswap_256': ({ 'source': [ 'B', 512 ], 'target': [ 'B', 3, 256, 256 ] }, [ [ 'B', 3, 256, 256 ] ]),
 	'simswap_unofficial_512': ({ 'source': [ 'B', 512 ], 'target': [ 'B', 3, 512, 512 ] }, [ [ 'B', 3, 512, 512 ] ]),
 	'uniface_256': ({ 'source': [ 'B', 3, 256, 256 ], 'target': [ 'B', 3, 256, 256 ] }, [ [ 'B', 3, 256, 256 ] ]),
+	'codeformer': ({ 'input': [ 1, 3, 512, 512 ], 'weight': [ 1 ] }, [ [ 1, 3, 512, 512 ] ]),
+	'gfpgan_1.2': ({ 'input': [ 1, 3, 512, 512 ] }, [ [ 1, 3, 512, 512 ] ]),
+	'gfpgan_1.3': ({ 'input': [ 1, 3, 512, 512 ] }, [ [ 1, 3, 512, 512 ] ]),
+	'gfpgan_1.4': ({ 'input': [ 1, 3, 512, 512 ] }, [ [ 1, 3, 512, 512 ] ]),
+	'gpen_bfr_256': ({ 'input': [ 1, 3, 256, 256 ] }, [ [ 1, 3, 256, 256 ] ]),
+	'gpen_bfr_512': ({ 'input': [ 1, 3, 512, 512 ] }, [ [ 1, 3, 512, 512 ] ]),
+	'gpen_bfr_1024': ({ 'input': [ 1, 3, 1024, 1024 ] }, [ [ 1, 3, 1024, 1024 ] ]),
+	'gpen_bfr_2048': ({ 'input': [ 1, 3, 2048, 2048 ] }, [ [ 1, 3, 2048, 2048 ] ]),
+	'restoreformer_plus_plus': ({ 'input': [ 1, 3, 512, 512 ] }, [ [ 1, 3, 512, 512 ] ]),
 }
+# inputs that are not float32: codeformer's fidelity weight is a float64 of shape [1]
+DOUBLE_INPUTS = { ('codeformer', 'weight') }
 # output space of each swapper's first output: 0..1 or normalised -1..1
 SIGNED_OUTPUT = { 'ghost_1_256', 'ghost_2_256', 'ghost_3_256', 'hififace_unofficial_256', 'hyperswap_1a_256', 'hyperswap_1b_256', 'hyperswap_1c_256', 'uniface_256' }
 GENERATED_KEYS = sorted(SIGNATURES)
@@ -156,11 +167,11 @@ def test_signature_checker_and_run(model_directory: Path, key: str) -> None:
 	inputs, outputs = SIGNATURES[key]
 	assert [ item.name for item in session.get_inputs() ] == list(inputs)
 	for item in session.get_inputs():
-		assert item.type == 'tensor(float)'
+		assert item.type == ('tensor(double)' if (key, item.name) in DOUBLE_INPUTS else 'tensor(float)')
 		declared = [ 'B' if value == 'batch' else 'H' if value == 'height' else 'W' if value == 'width' else value for value in item.shape ]
 		assert declared == inputs[item.name], (key, item.name, item.shape)
 	state = numpy.random.RandomState(0)
-	feed = { name: state.random_sample(concrete(shape)).astype(numpy.float32) for name, shape in inputs.items() }
+	feed = { name: state.random_sample(concrete(shape)).astype(numpy.float64 if (key, name) in DOUBLE_INPUTS else numpy.float32) for name, shape in inputs.items() }
 	results = session.run(None, feed)
 	assert [ list(result.shape) for result in results ] == [ concrete(shape) for shape in outputs ]
 	for result in results:

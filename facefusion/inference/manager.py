@@ -41,6 +41,8 @@ class InferenceManager:
 		from facefusion.models.registry import get_model
 		if get_model(model_name).kind == 'face_swapper':
 			return self.create_swapper(model_name, path)
+		if get_model(model_name).kind == 'face_enhancer':
+			return self.create_enhancer(model_name, path)
 		return create_session(model_name, path, provider_list(self.config.execution_providers, device_id=self.device_id, cache_dir=self.cache_dir))
 
 	def create_swapper(self, model_name: str, path: Path) -> ModelSession:
@@ -55,9 +57,20 @@ class InferenceManager:
 			return create_trt_session(model_name, path, self.config.face_swapper_trt_max_batch, self.device_id, self.cache_dir)
 		return create_session(model_name, path, provider_list(self.config.execution_providers, device_id=self.device_id, cache_dir=self.cache_dir))
 
+	def create_enhancer(self, model_name: str, path: Path) -> ModelSession:
+		"""The enhancer batches every face of a window: a fixed batch of 1 becomes dynamic where the graph allows
+		(models with a per-call `weight` input keep theirs), and --face-enhancer-use-trt builds its own engine."""
+		from facefusion.inference.batch_conversion import ensure_dynamic_batch
+		from facefusion.inference.trt_profiles import create_trt_session, read_model_inputs
+		if all(len(model_input.shape) == 4 for model_input in read_model_inputs(path)):
+			path = ensure_dynamic_batch(path)
+		if self.config.face_enhancer_use_trt:
+			return create_trt_session(model_name, path, self.config.face_enhancer_trt_max_batch, self.device_id, self.cache_dir)
+		return create_session(model_name, path, provider_list(self.config.execution_providers, device_id=self.device_id, cache_dir=self.cache_dir))
+
 	def on_gpu(self) -> bool:
 		"""Whether the run asked for a GPU provider (batching across frames pays off there)."""
-		return self.config.face_swapper_use_trt or any(name in ('cuda', 'tensorrt') for name in self.config.execution_providers)
+		return self.config.face_swapper_use_trt or self.config.face_enhancer_use_trt or any(name in ('cuda', 'tensorrt') for name in self.config.execution_providers)
 
 	def release(self, model_names: Optional[Iterable[str]] = None) -> None:
 		with self.lock:

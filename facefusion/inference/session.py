@@ -13,7 +13,7 @@ from facefusion.logger import get_logger, warn_once
 from facefusion.stage_timer import STAGE_TIMER
 
 # which pipeline stage a model's time counts toward (the benchmark's stage breakdown)
-MODEL_STAGES = ('detect', 'landmark', 'embed', 'classify', 'mask', 'content', 'swap')
+MODEL_STAGES = ('detect', 'landmark', 'embed', 'classify', 'mask', 'content', 'swap', 'enhance')
 STAGE_OF_KIND = {
 	'face_detector': 'detect',
 	'face_landmarker': 'landmark',
@@ -24,6 +24,7 @@ STAGE_OF_KIND = {
 	'content_analyser': 'content',
 	'face_swapper': 'swap',
 	'embedding_converter': 'swap',
+	'face_enhancer': 'enhance',
 }
 
 BatchInput = Union[np.ndarray, Sequence[np.ndarray]]

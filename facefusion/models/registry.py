@@ -106,6 +106,15 @@ def _swapper(name: str, release: str, swapper_type: str, template: str, size: in
 	)
 
 
+def _enhancer(name: str, template: str, size: int, vendor: str, license: str) -> ModelSpec:
+	# every enhancer takes RGB, x / 255, (x - 0.5) / 0.5 and returns -1..1
+	return ModelSpec(
+		name=name, file_name=name + '.onnx', release='models-3.0.0', kind='face_enhancer', vendor=vendor,
+		license=license, template=template, size=(size, size), mean=HALF, std=HALF, channel_order='RGB',
+		layout='NCHW'
+	)
+
+
 def _converter(name: str, vendor: str, license: str) -> ModelSpec:
 	return ModelSpec(
 		name=name, file_name=name + '.onnx', release='models-3.4.0', kind='embedding_converter',
@@ -250,6 +259,17 @@ _SPECS: Tuple[ModelSpec, ...] = (
 	_converter('crossface_ghost', 'FaceFusion', 'Apache-2.0'),
 	_converter('crossface_hififace', 'FaceFusion', 'Unknown'),
 	_converter('crossface_simswap', 'FaceFusion', 'Non-Commercial'),
+
+	# face enhancers (--processors face_enhancer); codeformer alone has a `weight` input
+	_enhancer('codeformer', 'ffhq_512', 512, 'sczhou', 'S-Lab-1.0'),
+	_enhancer('gfpgan_1.2', 'ffhq_512', 512, 'TencentARC', 'Apache-2.0'),
+	_enhancer('gfpgan_1.3', 'ffhq_512', 512, 'TencentARC', 'Apache-2.0'),
+	_enhancer('gfpgan_1.4', 'ffhq_512', 512, 'TencentARC', 'Apache-2.0'),
+	_enhancer('gpen_bfr_256', 'arcface_128', 256, 'yangxy', 'Non-Commercial'),
+	_enhancer('gpen_bfr_512', 'ffhq_512', 512, 'yangxy', 'Non-Commercial'),
+	_enhancer('gpen_bfr_1024', 'ffhq_512', 1024, 'yangxy', 'Non-Commercial'),
+	_enhancer('gpen_bfr_2048', 'ffhq_512', 2048, 'yangxy', 'Non-Commercial'),
+	_enhancer('restoreformer_plus_plus', 'ffhq_512', 512, 'wzhouxiff', 'Apache-2.0'),
 )
 
 _BY_NAME: Dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
@@ -272,7 +292,7 @@ def models_for_scope(scope: str) -> List[ModelSpec]:
 
 	In 3.5.0 only deep_swapper's model set depends on the scope; deep_swapper is not on this engine's face path,
 	so 'lite' and 'full' are the same set here: every model in the registry (all detectors, landmarkers, maskers,
-	swappers and converters), the way 3.5.0's force-download walks every module regardless of the options.
+	swappers, converters and enhancers), the way 3.5.0's force-download walks every module regardless of the options.
 	"""
 	if scope not in choices.download_scopes:
 		raise ValueError('unknown download scope: ' + scope)

@@ -17,6 +17,7 @@ from facefusion.processors.base import ProcessingContext, Processor
 PROCESSOR_PATHS: Dict[str, str] = {
 	'face_swapper': 'facefusion.processors.modules.face_swapper:FaceSwapper',
 	'face_debugger': 'facefusion.processors.modules.face_debugger:FaceDebugger',
+	'face_enhancer': 'facefusion.processors.modules.face_enhancer:FaceEnhancer',
 }
 
 

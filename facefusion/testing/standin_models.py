@@ -46,11 +46,18 @@ OTHER_KEYS: Tuple[str, ...] = (
 	'bisenet_resnet_18', 'bisenet_resnet_34', 'nsfw_1', 'nsfw_2', 'nsfw_3',
 	'crossface_ghost', 'crossface_hififace', 'crossface_simswap'
 )
+# face enhancers -> their crop size; codeformer alone takes a `weight` input
+ENHANCER_SIZES: Dict[str, int] = {
+	'codeformer': 512, 'gfpgan_1.2': 512, 'gfpgan_1.3': 512, 'gfpgan_1.4': 512, 'gpen_bfr_256': 256,
+	'gpen_bfr_512': 512, 'gpen_bfr_1024': 1024, 'gpen_bfr_2048': 2048, 'restoreformer_plus_plus': 512
+}
+ENHANCER_WEIGHT_KEYS: Tuple[str, ...] = ('codeformer',)
 # key -> file name; kept here rather than imported from the model registry so tests depend on nothing else
 STANDIN_FILE_NAMES: Dict[str, str] = {
 	**DETECTOR_FILE_NAMES,
 	**{ key: key + '.onnx' for key in OTHER_KEYS },
 	**{ key: key + '.onnx' for key in SWAPPER_KEYS },
+	**{ key: key + '.onnx' for key in ENHANCER_SIZES },
 }
 # keys whose file is real and copied rather than generated
 COPIED_KEYS: Tuple[str, ...] = ('yunet',)
@@ -805,12 +812,71 @@ def _build_swapper(name: str, variant: str) -> onnx.ModelProto:
 	return graph.build()
 
 
+# --- face enhancers ------------------------------------------------------------------------------------------------
+
+# unsharp-mask amount of the small enhancer stand-ins, and the strength of their fixed colour pattern
+ENHANCER_SHARPEN = 0.5
+ENHANCER_PATTERN = 0.05
+
+
+def enhancer_pattern(name: str) -> numpy.ndarray:
+	"""The 1×3×8×8 pattern (-1..1) the small enhancer stand-ins add, upsampled (nearest) to their size."""
+	return (numpy.tanh(_uniform(name, 'pattern', (3, 8, 8), 1.5)) * ENHANCER_PATTERN).astype(numpy.float32)[None]
+
+
+def _heavy_enhancer_body(graph: _GraphBuilder, name: str, image: str, size: int) -> str:
+	"""Encoder / residual blocks / decoder with a cost of the order of a real enhancer (about 10 GFLOP at 512):
+	conv k7 stem, stride-2 convs down to 16×16, six residual blocks, nearest ×2 upsampling + 3×3 convs back up."""
+	resolution = size
+	channels = _heavy_channels(min(resolution, 512))
+	features = graph.op('LeakyRelu', _conv(graph, name, image, 3, channels, 7, 1), alpha=0.2)
+	while resolution > 16:
+		resolution //= 2
+		next_channels = _heavy_channels(min(resolution, 512))
+		features = graph.op('LeakyRelu', _conv(graph, name, features, channels, next_channels, 3, 2), alpha=0.2)
+		channels = next_channels
+	for _ in range(6):
+		hidden = graph.op('LeakyRelu', _conv(graph, name, features, channels, channels, 3, 1), alpha=0.2)
+		features = graph.op('Add', features, _conv(graph, name, hidden, channels, channels, 3, 1))
+	while resolution < size:
+		resolution *= 2
+		next_channels = _heavy_channels(min(resolution, 512)) // 2
+		upsampled = graph.op('Resize', features, '', graph.const([ 1.0, 1.0, 2.0, 2.0 ]), mode='nearest')
+		features = graph.op('LeakyRelu', _conv(graph, name, upsampled, channels, next_channels, 3, 1), alpha=0.2)
+		channels = next_channels
+	return graph.op('Tanh', _conv(graph, name, features, channels, 3, 3, 1))
+
+
+def _build_enhancer(name: str, variant: str) -> onnx.ModelProto:
+	"""`input` [1,3,S,S] float32 (RGB, -1..1) -> `output` [1,3,S,S] (-1..1); codeformer also takes `weight` [1]
+	float64. Small variant: an unsharp mask (x + a·(x - blur3(x)), a = 0.5, or (1 - weight) for codeformer) plus a
+	fixed smooth colour pattern, clipped to -1..1. Heavy variant: x + 0.3·(a conv network), clipped."""
+	size = ENHANCER_SIZES[name]
+	graph = _GraphBuilder(name)
+	image = graph.input('input', [ 1, 3, size, size ])
+	if name in ENHANCER_WEIGHT_KEYS:
+		weight = graph.input('weight', [ 1 ], TensorProto.DOUBLE)
+		amount = graph.op('Sub', graph.const(1.0), graph.op('Cast', weight, to=TensorProto.FLOAT))
+	else:
+		amount = graph.const(ENHANCER_SHARPEN)
+	if variant == 'heavy':
+		enhanced = graph.op('Add', image, graph.op('Mul', _heavy_enhancer_body(graph, name, image, size), graph.const(0.3)))
+	else:
+		blurred = graph.op('AveragePool', image, kernel_shape=[ 3, 3 ], strides=[ 1, 1 ], pads=[ 1, 1, 1, 1 ], count_include_pad=0)
+		detail = graph.op('Mul', graph.op('Sub', image, blurred), amount)
+		factor = float(size // 8)
+		pattern = graph.op('Resize', graph.const(enhancer_pattern(name)), '', graph.const([ 1.0, 1.0, factor, factor ]), mode='nearest', coordinate_transformation_mode='asymmetric', nearest_mode='floor')
+		enhanced = graph.op('Add', graph.op('Add', image, detail), pattern)
+	graph.output(graph.clip(enhanced, -1.0, 1.0), 'output', [ 1, 3, size, size ])
+	return graph.build()
+
+
 # --- public API ---------------------------------------------------------------------------------------------------
 
 
 def build_model(name: str, variant: str = 'small', nsfw_flagged: bool = False) -> onnx.ModelProto:
-	"""The stand-in for one FaceFusion model key. `variant` 'heavy' only changes the swappers (a convolutional
-	network with a realistic cost, for benchmarks); `nsfw_flagged` makes nsfw_1..3 flag every input."""
+	"""The stand-in for one FaceFusion model key. `variant` 'heavy' only changes the swappers and enhancers (a
+	convolutional network with a realistic cost, for benchmarks); `nsfw_flagged` makes nsfw_1..3 flag every input."""
 	if variant not in VARIANTS:
 		raise ValueError('unknown stand-in variant: ' + variant)
 	if name == 'yolo_face':
@@ -837,6 +903,8 @@ def build_model(name: str, variant: str = 'small', nsfw_flagged: bool = False) -
 		return _build_crossface(name)
 	if name in SWAPPER_SPECS:
 		return _build_swapper(name, variant)
+	if name in ENHANCER_SIZES:
+		return _build_enhancer(name, variant)
 	if name in COPIED_KEYS:
 		raise ValueError(name + ' is a real model that is copied, not generated')
 	raise KeyError('no stand-in for model ' + name)
