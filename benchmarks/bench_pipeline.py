@@ -45,9 +45,9 @@ DEFAULT_CACHE_DIR = PROJECT_DIR / '.assets' / 'benchmarks'
 DEFAULT_OUT_DIR = PROJECT_DIR / 'benchmarks' / 'results'
 SOURCE_PHOTO = PROJECT_DIR / 'tests' / 'data' / 'obama.jpg'
 # stages that are model calls (facefusion.inference.session.STAGE_OF_KIND)
-MODEL_STAGES = ('detect', 'landmark', 'embed', 'classify', 'mask', 'content', 'swap')
+MODEL_STAGES = ('detect', 'landmark', 'embed', 'classify', 'mask', 'content', 'swap', 'enhance')
 # the stages the report shows first, in pipeline order; stages the timer reports beyond these are appended
-STAGE_ORDER: Tuple[str, ...] = ('decode', 'content', 'detect', 'landmark', 'embed', 'classify', 'swap', 'mask', 'paste', 'encode')
+STAGE_ORDER: Tuple[str, ...] = ('decode', 'content', 'detect', 'landmark', 'embed', 'classify', 'swap', 'enhance', 'mask', 'paste', 'encode')
 # always shown (even at zero) because the issue asks for them
 CORE_STAGES: Tuple[str, ...] = ('decode', 'detect', 'landmark', 'embed', 'swap', 'mask', 'paste', 'encode')
 
@@ -58,14 +58,19 @@ class Variant:
 	arguments: Tuple[str, ...]
 	description: str = ''
 
+# 3.5.0's paste (the default blends multi-band with colour matching)
+CONFORMANCE_PASTE = ('--face-swapper-blend-mode', 'feather', '--face-swapper-color-match', 'none')
 
 VARIANTS: Dict[str, Variant] = {variant.name: variant for variant in (
-	Variant('baseline', ('--workflow-strategy', 'disk', '--temp-frame-format', 'png', '--face-swapper-batching', 'never'),
-		'the FaceFusion 3.5.0 way: disk workflow with png temp frames, full per-frame analysis, one swapper call per tile'),
+	Variant('baseline', ('--workflow-strategy', 'disk', '--temp-frame-format', 'png', '--face-swapper-batching', 'never', *CONFORMANCE_PASTE),
+		'the FaceFusion 3.5.0 way: disk workflow with png temp frames, full per-frame analysis, one swapper call per tile, feather paste'),
 	Variant('optimized', (), 'the defaults: memory streaming'),
 	Variant('batching-never', ('--face-swapper-batching', 'never'), 'the defaults, swapper batching never'),
 	Variant('batching-auto', ('--face-swapper-batching', 'auto'), 'the defaults, swapper batching auto'),
 	Variant('batching-always', ('--face-swapper-batching', 'always'), 'the defaults, swapper batching always'),
+	Variant('baseline-enhancer', ('--workflow-strategy', 'disk', '--temp-frame-format', 'png', '--face-swapper-batching', 'never', *CONFORMANCE_PASTE, '--processors', 'face_swapper', 'face_enhancer'),
+		'the 3.5.0 way (as baseline) with the face enhancer after the swapper'),
+	Variant('swapper-enhancer', ('--processors', 'face_swapper', 'face_enhancer'), 'the defaults with the face enhancer (gfpgan_1.4) after the swapper'),
 )}
 
 
@@ -82,6 +87,7 @@ class RunResult:
 	output_frames: Optional[int]
 	stages: Dict[str, Dict[str, float]] = field(default_factory=dict)
 	log_path: str = ''
+	quality: Optional[Dict[str, Any]] = None
 
 
 # ---- the child: one command line, measured -------------------------------------------------------------------------
@@ -119,9 +125,16 @@ def run_worker(json_path: str, cli_arguments: Sequence[str]) -> int:
 	wall = time.perf_counter() - start
 	cpu = cpu_seconds() - cpu_start
 	stages = {stage: {'seconds': total.seconds, 'calls': total.calls, 'items': total.items} for stage, total in STAGE_TIMER.snapshot().items()}
-	report = {'exit_code': exit_code, 'wall_s': wall, 'cpu_s': cpu, 'peak_rss_mib': read_peak_rss_mib(), 'stages': stages}
+	report = {'exit_code': exit_code, 'wall_s': wall, 'cpu_s': cpu, 'peak_rss_mib': read_peak_rss_mib(), 'stages': stages, 'quality': quality_of_run()}
 	Path(json_path).write_text(json.dumps(report), encoding='utf-8')
 	return exit_code
+
+
+def quality_of_run() -> Optional[Dict[str, Any]]:
+	"""The quality monitor's summary of the run (with --quality on), or None (off, or the disk workflow)."""
+	from facefusion.quality.quality_monitor import last_summary
+	summary = last_summary()
+	return summary.as_dict() if summary is not None else None
 
 
 # ---- the parent: inputs, runs, report -------------------------------------------------------------------------------
@@ -272,7 +285,7 @@ def run_child(variant: Variant, repeat: int, arguments: Sequence[str], output_pa
 	return RunResult(
 		variant=variant.name, repeat=repeat, exit_code=exit_code, wall_s=report['wall_s'], process_wall_s=process_wall,
 		cpu_s=report['cpu_s'], peak_rss_mib=report['peak_rss_mib'], peak_tree_rss_mib=sampler.peak_mib,
-		output_frames=probe_frame_count(output_path), stages=report['stages'], log_path=str(log_path)
+		output_frames=probe_frame_count(output_path), stages=report['stages'], log_path=str(log_path), quality=report.get('quality')
 	)
 
 
@@ -315,7 +328,12 @@ def summarise(variants: Sequence[Variant], runs: Sequence[RunResult], frame_coun
 		# model-call seconds (summed over the threads that made them) per wall second: how much of the run the models fill
 		model_seconds = statistics.median(sum(total.get('seconds', 0.0) for stage, total in run.stages.items() if stage in MODEL_STAGES) for run in own)
 		summary['swap_mean_batch'] = swap_items / swap_calls if swap_calls else 0.0
+		enhance_calls = statistics.median(run.stages.get('enhance', {}).get('calls', 0) for run in own)
+		enhance_items = statistics.median(run.stages.get('enhance', {}).get('items', 0) for run in own)
+		summary['enhance_mean_batch'] = enhance_items / enhance_calls if enhance_calls else 0.0
 		summary['model_share'] = model_seconds / summary['wall_s'] if summary['wall_s'] > 0 else 0.0
+		# the quality monitor's summary of the variant's first run (the figures are deterministic per variant)
+		summary['quality'] = next((run.quality for run in own if run.quality is not None), None)
 	reference = summaries[0]
 	for summary in summaries:
 		summary['speed_up'] = reference['wall_s'] / summary['wall_s'] if summary['wall_s'] > 0 else 0.0
@@ -338,13 +356,13 @@ def markdown_report(results: Dict[str, Any]) -> str:
 		f"load average {results['machine']['load_average_before']} before / {results['machine']['load_average_after']} after, "
 		f"{job['repeats']} repeat(s), speed-up against `{results['reference']}`.",
 		'',
-		'| variant | wall (s) | end-to-end fps | speed-up | CPU (s) | CPU ratio | peak RSS (MiB) | peak tree RSS (MiB) | swapper mean batch | model time / wall | output frames |',
-		'|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+		'| variant | wall (s) | end-to-end fps | speed-up | CPU (s) | CPU ratio | peak RSS (MiB) | peak tree RSS (MiB) | swapper mean batch | enhancer mean batch | model time / wall | output frames |',
+		'|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
 	]
 	for summary in summaries:
 		lines.append(
 			f"| {summary['name']} | {summary['wall_s']:.2f} | {summary['fps']:.2f} | {summary['speed_up']:.2f}× | {summary['cpu_s']:.1f} | "
-			f"{summary['cpu_ratio']:.2f}× | {summary['peak_rss_mib']:.0f} | {summary['peak_tree_rss_mib']:.0f} | {summary['swap_mean_batch']:.1f} | "
+			f"{summary['cpu_ratio']:.2f}× | {summary['peak_rss_mib']:.0f} | {summary['peak_tree_rss_mib']:.0f} | {summary['swap_mean_batch']:.1f} | {summary['enhance_mean_batch']:.1f} | "
 			f"{summary['model_share']:.0%} | {summary['output_frames']} |"
 		)
 	stages = list(summaries[0]['stages'])
@@ -358,12 +376,37 @@ def markdown_report(results: Dict[str, Any]) -> str:
 	for stage in stages:
 		cells = [f"{summary['stages'][stage]['seconds']:.2f} ({summary['stages'][stage]['calls']})" for summary in summaries]
 		lines.append(f'| {stage} | ' + ' | '.join(cells) + ' |')
+	lines += quality_lines(summaries)
 	lines += ['', 'Variants:', '']
 	for summary in summaries:
 		options = ' '.join(summary['arguments']) or '(none)'
 		lines.append(f"- `{summary['name']}`: {summary['description']}; options `{options}`")
 	lines += ['', f"Command: `{results['command']}`", '']
 	return '\n'.join(lines)
+
+
+def quality_lines(summaries: Sequence[Dict[str, Any]]) -> List[str]:
+	"""The quality monitor's summary next to the speed figures, so a speed-up that costs quality shows (monitor
+	time is the monitor's own stage time; it runs beside the other stages, so the wall time grows by less)."""
+	if not any(summary.get('quality') for summary in summaries):
+		return []
+	lines = [
+		'', 'Quality monitor (`--quality-report`; the disk workflow is not monitored):', '',
+		'| variant | face tPSNR in / out (dB) | face PSNR (dB) | face SSIM | jitter (px) | lossless outside | alerts | monitor time / wall |',
+		'|---|---:|---:|---:|---:|---:|---:|---:|',
+	]
+	for summary in summaries:
+		quality = summary.get('quality')
+		if not quality:
+			lines.append(f"| {summary['name']} | - | - | - | - | - | - | - |")
+			continue
+		alerts = ', '.join(f'{kind} {count}' for kind, count in quality['alerts'].items() if count) or 'none'
+		share = quality['seconds'] / summary['wall_s'] if summary['wall_s'] > 0 else 0.0
+		lines.append(
+			f"| {summary['name']} | {quality['mean_tpsnr_in']:.2f} / {quality['mean_tpsnr_out']:.2f} | {quality['mean_face_psnr']:.2f} | "
+			f"{quality['mean_face_ssim']:.3f} | {quality['mean_jitter']:.3f} | {quality['outside_lossless']}/{quality['outside_checked']} | {alerts} | {share:.1%} |"
+		)
+	return lines
 
 
 # colours (BGR) for up to eight variants, then repeated
@@ -466,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
 	parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR), help='where clips and stand-ins are kept between runs')
 	parser.add_argument('--out', default=str(DEFAULT_OUT_DIR), help='folder for results.md, results.json, results.png and the run logs')
 	parser.add_argument('--keep-outputs', action='store_true', help='keep the output videos (in OUT/outputs)')
+	parser.add_argument('--quality', choices=('on', 'off'), default='on', help='run the quality monitor in every run (its summary is reported next to the speed figures)')
 	return parser
 
 
@@ -502,7 +546,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 		for repeat in range(options.repeats):
 			for variant in variants:
 				print(f'[bench] {variant.name} (run {repeat + 1} of {options.repeats}) ...', flush=True)
-				run = run_child(variant, repeat, common + list(variant.arguments), output_directory / f'{variant.name}-{repeat}.mp4', log_directory)
+				quality = ['--quality-report', str(log_directory / f'{variant.name}-{repeat}.quality.csv')] if options.quality == 'on' else []
+				run = run_child(variant, repeat, common + list(variant.arguments) + quality, output_directory / f'{variant.name}-{repeat}.mp4', log_directory)
 				print(f'[bench] {variant.name}: {run.wall_s:.2f} s, {options.frames / run.wall_s:.2f} fps, CPU {run.cpu_s:.1f} s, peak {run.peak_rss_mib:.0f} MiB', flush=True)
 				runs.append(run)
 	finally:

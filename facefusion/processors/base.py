@@ -48,6 +48,10 @@ class Processor(abc.ABC):
 	def prepare(self) -> None:
 		"""Validate the sources and compute what stays fixed for the run (raise InputError for bad sources)."""
 
+	def observe(self, target_frame: VisionFrame, faces: List[Face]) -> None:
+		"""Called by the video analyse stage for every frame, in frame order, with its selected faces: where a
+		processor keeps state along a track (colour statistics), so that it does not depend on the worker count."""
+
 	def needs_target_embeddings(self) -> bool:
 		"""True when this processor reads the target faces' embeddings: the workflow then fills face.embedding and
 		face.embedding_norm before process_frame(s), in the analyse stage that owns the faces."""

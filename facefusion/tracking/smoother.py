@@ -166,11 +166,22 @@ class LandmarkSmoother:
 	def __init__(self, min_cutoff: float = DEFAULT_MIN_CUTOFF, beta: float = DEFAULT_BETA, derivative_cutoff: float = DEFAULT_DERIVATIVE_CUTOFF) -> None:
 		self.filters = [OneEuroFilter(min_cutoff, beta, derivative_cutoff, speed_mode='shared') for _ in PACKED_PARTS]
 		self.resets = 0
+		# frames left in which the output closes the rest of its gap to the input in equal steps (see catch_up)
+		self.catch_up_left = 0
 
 	def reset(self) -> None:
 		for one_filter in self.filters:
 			one_filter.reset()
 		self.resets += 1
+		self.catch_up_left = 0
+
+	def catch_up(self, frames: int) -> None:
+		"""Close the gap between the smoothed state and the input over the next `frames` frames in equal steps, then
+		smooth as before. For a correction too large to be noise (a face the flow lost track of, a face first seen
+		half outside the frame): the One-Euro filter would drift towards it over many frames, a reset would jump in
+		one; a few equal steps cost a few moderate pairs instead of many poor ones or one very bad one."""
+		if self.started:
+			self.catch_up_left = max(int(frames), 0)
 
 	@property
 	def started(self) -> bool:
@@ -187,7 +198,14 @@ class LandmarkSmoother:
 		results = []
 		for one_filter, part in zip(self.filters, parts):
 			one_filter.speed_scale = max(float(scale), 1.0)
-			results.append(one_filter(np.asarray(part, dtype=np.float64), timestamp))
+			value = np.asarray(part, dtype=np.float64)
+			before = one_filter.value.copy() if self.catch_up_left > 0 and one_filter.value is not None and one_filter.value.shape == value.shape else None
+			result = one_filter(value, timestamp)
+			if before is not None:
+				one_filter.value = before + (value - before) / self.catch_up_left
+				result = one_filter.value.copy()
+			results.append(result)
+		self.catch_up_left = max(self.catch_up_left - 1, 0)
 		return results
 
 	def smooth(

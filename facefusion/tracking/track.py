@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -31,6 +31,16 @@ class TrackerOptions:
 	derivative_cutoff: float = DEFAULT_DERIVATIVE_CUTOFF
 	# a re-detection further than this many face widths from the track's prediction restarts its smoothing
 	reset_distance: float = 0.2
+	# optical-flow mode: a keyframe's detection is blended into the flow-carried geometry with the gain
+	# 1 / (detections blended + 1), never below detection_gain_floor, so independent detector noise averages out
+	# over keyframes instead of being snapped to
+	detection_gain_floor: float = 0.25
+	# the part of a detection's offset from the prediction (face widths) taken as detector noise, not followed
+	detection_dead_band: float = 0.01
+	# a detection further than this (face widths) from the prediction is a change the flow missed: taken as it is,
+	# and the smoothed output closes the gap to it in snap_catch_up_frames equal steps
+	snap_distance: float = 0.05
+	snap_catch_up_frames: int = 3
 	# box overlap (IoU) a detection needs with a track's predicted box to continue that track
 	match_iou: float = 0.3
 	# keyframes a flow-carried track may go undetected before it is dropped (bridges one missed detection)
@@ -96,6 +106,8 @@ class Track:
 	points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
 	seeded_points: int = 0
 	missed_keyframes: int = 0
+	# detections blended into the geometry since it last snapped to one (optical-flow mode)
+	blended_detections: int = 0
 	# the frame this track was lost at (None while it is live)
 	lost_since: Optional[int] = None
 	identity: TrackIdentity = field(default_factory=TrackIdentity)
@@ -124,6 +136,9 @@ class FrameReport:
 	reason: Optional[str]
 	scene_cut: bool
 	tokens: List[int]
+	# previous -> current frame similarity per track token, where the flow followed the track (read-only copies,
+	# for the quality monitor, which undoes the camera motion with them)
+	motions: Dict[int, Matrix] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- geometry
@@ -140,6 +155,26 @@ def copy_landmarks(landmark_set: FaceLandmarkSet) -> FaceLandmarkSet:
 
 def copy_box(box: BoundingBox) -> BoundingBox:
 	return np.asarray(box, dtype=np.float32).copy()
+
+
+def blend_points(first: Points, second: Points, gain: float) -> Points:
+	"""first + gain * (second - first), in first's float type."""
+	array = np.asarray(first)
+	dtype = array.dtype if array.dtype in (np.float32, np.float64) else np.float32
+	return (array.astype(np.float64) + gain * (np.asarray(second, np.float64) - array.astype(np.float64))).astype(dtype)
+
+
+def blend_landmarks(first: FaceLandmarkSet, second: FaceLandmarkSet, gain: float) -> FaceLandmarkSet:
+	return FaceLandmarkSet(
+		five=blend_points(first.five, second.five, gain),
+		five_68=blend_points(first.five_68, second.five_68, gain),
+		sixty_eight=blend_points(first.sixty_eight, second.sixty_eight, gain),
+		sixty_eight_5=blend_points(first.sixty_eight_5, second.sixty_eight_5, gain)
+	)
+
+
+def blend_box(first: BoundingBox, second: BoundingBox, gain: float) -> BoundingBox:
+	return blend_points(np.asarray(first, np.float32), second, gain).astype(np.float32)
 
 
 def move_points(points: Points, motion: Matrix) -> Points:

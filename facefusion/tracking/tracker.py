@@ -35,8 +35,8 @@ from facefusion.tracking.keyframes import KeyframePolicy
 from facefusion.tracking.landmark_export import ExportedFace, ExportedFrame, LandmarkExporter
 from facefusion.tracking.matching import Prediction, associate, match_lost_tracks, overlaps_any, predict, recent_lost_tracks
 from facefusion.tracking.smoother import LandmarkSmoother, SceneCutDetector, face_scale
-from facefusion.tracking.track import TRACKER_KINDS, FrameReport, Track, TrackerOptions, TrackerStats, copy_box, copy_landmarks, move_box, move_landmarks
-from facefusion.types import Face, FaceScoreSet, Matrix, VisionFrame
+from facefusion.tracking.track import TRACKER_KINDS, FrameReport, Track, TrackerOptions, TrackerStats, blend_box, blend_landmarks, copy_box, copy_landmarks, move_box, move_landmarks
+from facefusion.types import BoundingBox, Face, FaceLandmarkSet, FaceScoreSet, Matrix, VisionFrame
 
 
 class FaceTracker:
@@ -120,7 +120,8 @@ class FaceTracker:
 		self.last_frame_index = frame_index
 		self.stats.frames += 1
 		faces = [self.make_face(track) for track in self.tracks]
-		self.last_report = FrameReport(frame_index, decision.keyframe, decision.reason, scene_cut, [track.token for track in self.tracks])
+		motions = {token: np.array(flow.motion, copy=True) for token, flow in flows.items() if flow.ok and flow.motion is not None}
+		self.last_report = FrameReport(frame_index, decision.keyframe, decision.reason, scene_cut, [track.token for track in self.tracks], motions)
 		if self.exporter is not None:
 			self.export_frame(frame_index, decision.reason)
 		return faces
@@ -241,14 +242,35 @@ class FaceTracker:
 			# position would drag the landmarks across the gap, so start over from the detection
 			track.smoother.reset()
 			self.stats.smoother_resets += 1
-		track.raw_landmarks = copy_landmarks(detection.landmark_set)
-		track.raw_box = copy_box(detection.bounding_box)
+		elif track.smoother is not None and self.options.tracker == 'optical-flow' and offset > self.options.snap_distance * face_scale(prediction.box):
+			track.smoother.catch_up(self.options.snap_catch_up_frames)
+		track.raw_landmarks, track.raw_box = self.fuse_detection(track, detection, prediction, flow, offset)
 		track.score_set = detection.score_set
 		track.angle = detection.angle
 		track.last_detected_frame = frame_index
 		track.missed_keyframes = 0
 		motion = flow.motion if flow is not None and flow.ok else None
 		self.smooth(track, timestamp, motion)
+
+	def fuse_detection(self, track: Track, detection: Face, prediction: Prediction, flow: Optional[FlowResult], offset: float) -> Tuple[FaceLandmarkSet, BoundingBox]:
+		"""The track's new raw geometry on a keyframe. Snapping to each detection turns the detector's noise (a
+		pixel or two, independent from keyframe to keyframe) into a step every keyframe that the smoother then
+		spreads into a drift over the next frames; the flow already carries the face between keyframes, so in
+		optical-flow mode the detection is blended into the flow's prediction instead: a running mean of the
+		detections in the flow-compensated frame (gain 1/(n+1)), with a floor so slow non-rigid changes are still
+		followed, applied only to the part of the offset beyond the dead band (within it the offset is noise, and
+		following it would move a still face for nothing). Per-frame mode (none), a track without flow and a
+		detection far from the prediction snap."""
+		options = self.options
+		flowing = flow is not None and flow.ok and flow.motion is not None
+		if options.tracker != 'optical-flow' or not flowing or offset > options.snap_distance * face_scale(prediction.box):
+			track.blended_detections = 1
+			return copy_landmarks(detection.landmark_set), copy_box(detection.bounding_box)
+		gain = max(1.0 / (track.blended_detections + 1), options.detection_gain_floor)
+		band = options.detection_dead_band * face_scale(prediction.box)
+		gain *= max(0.0, 1.0 - band / offset) if offset > 0 else 0.0
+		track.blended_detections += 1
+		return blend_landmarks(prediction.landmarks, detection.landmark_set, gain), blend_box(prediction.box, detection.bounding_box, gain)
 
 	# ------------------------------------------------------------ between keyframes
 

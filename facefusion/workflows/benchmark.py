@@ -18,10 +18,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from facefusion import logger
 from facefusion.config import PROJECT_DIR, RunConfig
+
+if TYPE_CHECKING:
+	from facefusion.quality.records import QualitySummary
+	from facefusion.workflows.engine import Engine
+	from facefusion.workflows.job import JobPaths
 
 EXAMPLES_DIR = PROJECT_DIR / '.assets' / 'examples'
 # the source face of every run unless -s names another; the targets show a different person
@@ -49,6 +54,21 @@ class BenchmarkResult:
 	frame_count: int
 	cycle_count: int
 	run_times: Tuple[float, ...]
+	# one more run with the quality monitor on (a report in the temp folder): its time and the monitor's summary,
+	# so a speed-up that costs quality shows next to the speed figures
+	monitored_time: float = 0.0
+	quality: Optional['QualitySummary'] = None
+
+	@property
+	def monitor_busy(self) -> float:
+		"""The monitor's own stage time as a share of the monitored run (it runs beside the other stages, so this is
+		what it costs on a machine without a spare core, and the wall figure what it cost on this one)."""
+		return self.quality.seconds / self.monitored_time if self.quality is not None and self.monitored_time > 0 else 0.0
+
+	@property
+	def monitor_cost(self) -> float:
+		"""The monitored run's extra wall time over the average run, as a share of the average run."""
+		return (self.monitored_time - self.average_run) / self.average_run if self.average_run > 0 and self.monitored_time > 0 else 0.0
 
 	@property
 	def total_time(self) -> float:
@@ -133,6 +153,7 @@ def benchmark_resolution(config: RunConfig, resolution: str, source_paths: Seque
 	job = benchmark_config(config, target_path, output_directory / f'benchmark-{resolution}.mp4', source_paths)
 	paths = check_job_paths(job)
 	run_times: List[float] = []
+	report_path = output_directory / f'benchmark-{resolution}-quality.csv'
 	if config.benchmark_mode == 'warm':
 		engine = start_engine(job)
 		try:
@@ -141,6 +162,7 @@ def benchmark_resolution(config: RunConfig, resolution: str, source_paths: Seque
 				start = time.perf_counter()
 				run_target(job, paths, engine)
 				run_times.append(time.perf_counter() - start)
+			monitored_time, quality = monitored_run(job, paths, report_path, engine)
 		finally:
 			engine.close()
 	else:
@@ -149,14 +171,29 @@ def benchmark_resolution(config: RunConfig, resolution: str, source_paths: Seque
 			# no engine handed over: the run loads its sessions and builds empty caches itself
 			run_target(job, paths, None)
 			run_times.append(time.perf_counter() - start)
-	return BenchmarkResult(resolution, str(target_path), count_frames(target_path), config.benchmark_cycle_count, tuple(run_times))
+		monitored_time, quality = monitored_run(job, paths, report_path, None)
+	return BenchmarkResult(resolution, str(target_path), count_frames(target_path), config.benchmark_cycle_count, tuple(run_times), monitored_time, quality)
+
+
+def monitored_run(job: RunConfig, paths: 'JobPaths', report_path: Path, engine: Optional['Engine']) -> Tuple[float, Optional['QualitySummary']]:
+	"""One more run like the timed ones (same engine in warm mode, its own in cold mode) with the quality monitor on."""
+	from facefusion.quality.quality_monitor import last_summary
+	from facefusion.workflows.target import run_target
+	previous = last_summary()
+	start = time.perf_counter()
+	run_target(job.with_changes(quality_report=str(report_path)), paths, engine)
+	seconds = time.perf_counter() - start
+	# the monitor leaves its summary when it closes; an earlier run's is not this one's
+	summary = last_summary()
+	return seconds, summary if summary is not previous else None
 
 
 def format_table(results: Sequence[BenchmarkResult]) -> str:
-	headers = ('resolution', 'frames', 'cycles', 'average_run', 'fastest_run', 'slowest_run', 'relative_fps')
+	# the quality columns sit before relative_fps, which stays last as in 3.5.0's table
+	headers = ('resolution', 'frames', 'cycles', 'average_run', 'fastest_run', 'slowest_run', 'monitor_cost', 'tpsnr_in_out', 'face_ssim', 'alerts', 'relative_fps')
 	rows = [
 		(result.resolution, str(result.frame_count), str(result.cycle_count), f'{result.average_run:.2f} s',
-		 f'{result.fastest_run:.2f} s', f'{result.slowest_run:.2f} s', f'{result.relative_fps:.2f}')
+		 f'{result.fastest_run:.2f} s', f'{result.slowest_run:.2f} s') + quality_cells(result) + (f'{result.relative_fps:.2f}',)
 		for result in results
 	]
 	widths = [max(len(header), *(len(row[index]) for row in rows)) if rows else len(header) for index, header in enumerate(headers)]
@@ -166,6 +203,16 @@ def format_table(results: Sequence[BenchmarkResult]) -> str:
 
 	separator = '|' + '|'.join('-' * (width + 2) for width in widths) + '|'
 	return '\n'.join([line(headers), separator] + [line(row) for row in rows])
+
+
+def quality_cells(result: BenchmarkResult) -> Tuple[str, str, str, str]:
+	quality = result.quality
+	if quality is None:
+		return '-', '-', '-', '-'
+	return (
+		f'{100 * result.monitor_busy:.1f} % busy, {100 * result.monitor_cost:+.1f} % wall', f'{quality.mean_tpsnr_in:.1f} / {quality.mean_tpsnr_out:.1f} dB', f'{quality.mean_face_ssim:.3f}',
+		str(sum(quality.alerts.values()))
+	)
 
 
 def run_benchmark(config: RunConfig) -> int:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 	from tqdm import tqdm
 
 	from facefusion.processors.base import Processor
+	from facefusion.quality.quality_monitor import QualityMonitor
+	from facefusion.tracking.track import FrameReport
 	from facefusion.tracking.tracker import FaceTracker
 	from facefusion.types import Face, Frame, VisionFrame
 
@@ -97,6 +99,9 @@ def prepare_processors(run: VideoRun) -> None:
 def process_frames(run: VideoRun) -> None:
 	job = run.job
 	if job.config.workflow_strategy == 'disk':
+		if job.config.quality_report or job.config.quality_plot:
+			# the monitor needs the frames in order, which the disk workflow's pool does not keep
+			logger.get_logger().warning('the quality monitor runs with --workflow-strategy memory only; no report for this run')
 		# the 3.5.0-like baseline: frames are processed out of order by a pool, each with a full analysis
 		run.silent_path, run.duration = process_video_on_disk(job, FrameSteps(job.config, run.engine, run.processors, run.reference_faces))
 		return
@@ -122,7 +127,8 @@ def add_audio(run: VideoRun) -> None:
 	config = job.config
 	try:
 		audio.finalize_output(
-			run.silent_path, job.paths.output_path, run.duration, target=job.info, trim_start=job.trim_start, source_paths=config.source_paths,
+			run.silent_path, job.paths.output_path, run.duration, target=job.info, trim_start=job.trim_start, trim_end=job.trim_end,
+			source_paths=config.source_paths,
 			encoder=config.output_audio_encoder, quality=config.output_audio_quality, volume=config.output_audio_volume
 		)
 	finally:
@@ -141,6 +147,9 @@ class AnalysedFrame:
 	"""A decoded frame with the target faces selected on it (everything the processors read already filled in)."""
 	frame: 'Frame'
 	faces: List['Face']
+	# every face the tracker handed out (the selected ones among them) and its report, for the quality monitor
+	tracked: Optional[List['Face']] = None
+	report: Optional['FrameReport'] = None
 
 
 @dataclass
@@ -159,17 +168,23 @@ class FrameSteps:
 	def analyse(self, frame: 'Frame') -> AnalysedFrame:
 		from facefusion import face_selector
 		if self.tracker is not None:
-			faces = self.tracker.select_faces(frame.pixels, self.tracker.process(frame.index, frame.pixels), self.reference_faces)
+			tracked = self.tracker.process(frame.index, frame.pixels)
+			faces = self.tracker.select_faces(frame.pixels, tracked, self.reference_faces)
 			if faces and self.needs_embeddings:
 				self.tracker.provide_embeddings(frame.pixels, faces)
-			return AnalysedFrame(frame, faces)
+			return AnalysedFrame(frame, faces, tracked, self.tracker.last_report)
 		faces = face_selector.select_faces(frame.pixels, self.engine.analyser, self.config, self.reference_faces)
 		if faces and self.needs_embeddings:
 			self.engine.analyser.ensure_embeddings(frame.pixels, faces)
 		return AnalysedFrame(frame, faces)
 
 	def analyse_window(self, frames: List['Frame']) -> List[AnalysedFrame]:
-		return [self.analyse(frame) for frame in frames]
+		analysed_frames = [self.analyse(frame) for frame in frames]
+		# in frame order, on the one analyse thread: state kept along a track does not depend on the process workers
+		for analysed in analysed_frames:
+			for processor in self.processors:
+				processor.observe(analysed.frame.pixels, analysed.faces)
+		return analysed_frames
 
 	def process_window(self, window: List[AnalysedFrame]) -> List['Frame']:
 		"""Frames without a selected face pass through untouched; the others go through each processor together.
@@ -181,6 +196,10 @@ class FrameSteps:
 			outputs = processor.process_frames([(analysed.frame.pixels, analysed.faces, output) for analysed, output in zip(busy, outputs)])
 		processed = {id(analysed): Frame(analysed.frame.index, output) for analysed, output in zip(busy, outputs)}
 		return [processed.get(id(analysed), analysed.frame) for analysed in window]
+
+	def process_window_for_monitor(self, window: List[AnalysedFrame]) -> Tuple[List[AnalysedFrame], List['Frame']]:
+		"""process_window, with the analysed window kept beside the outputs for the quality stage behind it."""
+		return window, self.process_window(window)
 
 	def process(self, analysed: AnalysedFrame) -> 'Frame':
 		return self.process_window([analysed])[0]
@@ -195,6 +214,13 @@ def frame_window_size(config: RunConfig, engine: Engine) -> int:
 	if config.face_swapper_batching == 'always' or engine.inference.on_gpu():
 		return FRAME_WINDOW
 	return 1
+
+
+def create_quality_monitor(config: RunConfig) -> Optional['QualityMonitor']:
+	"""The quality monitor when a report or a plot is asked for (video targets, memory workflow); None costs nothing."""
+	from facefusion.quality.quality_monitor import QualityMonitor, QualitySettings
+	settings = QualitySettings.from_config(config)
+	return QualityMonitor(settings) if settings.enabled() else None
 
 
 def create_tracker(job: VideoJob, engine: Engine) -> 'FaceTracker':
@@ -236,10 +262,18 @@ def process_video_in_memory(job: VideoJob, steps: FrameSteps) -> Tuple[Path, flo
 				return
 			yield window
 
-	pipeline = StagePipeline(decoded_windows(), [
-		Stage('analyse', steps.analyse_window),
-		Stage('process', steps.process_window, workers=job.process_workers),
-	], queue_size=max(2, 8 // window_size))
+	monitor = create_quality_monitor(config)
+	if monitor is None:
+		stages = [Stage('analyse', steps.analyse_window), Stage('process', steps.process_window, workers=job.process_workers)]
+	else:
+		from facefusion.quality.tap import QualityTap
+		# the monitor is a stage of its own behind the processors: it measures one window while the next is processed
+		stages = [
+			Stage('analyse', steps.analyse_window),
+			Stage('process', steps.process_window_for_monitor, workers=job.process_workers),
+			Stage('quality', QualityTap(monitor, steps.processors))
+		]
+	pipeline = StagePipeline(decoded_windows(), stages, queue_size=max(2, 8 // window_size))
 	try:
 		with frame_progress(job.frame_count, 'processing') as progress:
 			for window in pipeline:
@@ -247,10 +281,15 @@ def process_video_in_memory(job: VideoJob, steps: FrameSteps) -> Tuple[Path, flo
 					with STAGE_TIMER.measure('encode'):
 						writer.write(frame.pixels)
 				progress.update(len(window))
+		if monitor is not None:
+			# the report and plot are finished before the output is: a failure there fails the run cleanly
+			monitor.close()
 		silent_path = writer.close()
 	except BaseException:
 		pipeline.stop()
 		writer.abort()
+		if monitor is not None:
+			monitor.close(success=False)
 		raise
 	finally:
 		reader.close()
@@ -298,7 +337,7 @@ def process_video_on_disk(job: VideoJob, steps: FrameSteps) -> Tuple[Path, float
 			silent_path = temp_frames.merge_frames(
 				directory, config.temp_frame_format, geometry.frame_size, geometry.frame_fps, job.paths.output_path,
 				job.routes.encoder.encoder, config.output_video_quality, config.output_video_preset, geometry.output_size,
-				job.color_matrix, geometry.output_fps
+				job.color_matrix, geometry.output_fps, expected_frames=frame_count
 			)
 	finally:
 		temp_frames.clear_temp_directory(directory, config.keep_temp)
