@@ -69,7 +69,18 @@ face_swapper_set: Dict[str, List[str]] = {
 	'uniface_256': ['256x256', '512x512', '768x768', '1024x1024'],
 }
 
-processors: List[str] = ['face_swapper', 'face_debugger']
+# the looks of the paste (new in this engine; feather with colour match none is 3.5.0's paste)
+face_swapper_blend_modes: List[str] = ['feather', 'multi-band']
+face_swapper_color_matches: List[str] = ['none', 'mean-std', 'histogram']
+# 0 = chosen from the paste box size
+face_swapper_blend_levels_range: Tuple[int, int] = (0, 8)
+
+face_enhancer_models: List[str] = [
+	'codeformer', 'gfpgan_1.2', 'gfpgan_1.3', 'gfpgan_1.4', 'gpen_bfr_256', 'gpen_bfr_512', 'gpen_bfr_1024',
+	'gpen_bfr_2048', 'restoreformer_plus_plus'
+]
+
+processors: List[str] = ['face_swapper', 'face_debugger', 'face_enhancer']
 
 execution_provider_names: Dict[str, str] = {
 	'cuda': 'CUDAExecutionProvider',
@@ -80,6 +91,8 @@ video_memory_strategies: List[str] = ['strict', 'moderate', 'tolerant']
 download_providers: List[str] = ['github', 'huggingface']
 download_scopes: List[str] = ['lite', 'full']
 log_levels: List[str] = ['error', 'warn', 'info', 'debug']
+# the folders of a jobs path, as in 3.5.0
+job_statuses: List[str] = ['drafted', 'queued', 'completed', 'failed']
 
 temp_frame_formats: List[str] = ['bmp', 'jpeg', 'png', 'tiff']
 workflow_strategies: List[str] = ['memory', 'disk']
@@ -93,6 +106,8 @@ output_video_presets: List[str] = [
 ]
 face_trackers: List[str] = ['optical-flow', 'none']
 temporal_smoothings: List[str] = ['one-euro', 'none']
+quality_alert_tpsnr_drop_range: Tuple[float, float] = (0.0, 100.0)
+quality_alert_face_ssim_range: Tuple[float, float] = (0.0, 1.0)
 video_decoders: List[str] = ['auto', 'cpu', 'nvdec']
 video_encoder_routes: List[str] = ['auto', 'cpu', 'nvenc']
 
@@ -115,6 +130,8 @@ face_landmarker_score_range: Sequence[float] = float_range(0.0, 1.0, 0.05)
 face_mask_blur_range: Sequence[float] = float_range(0.0, 1.0, 0.05)
 reference_face_distance_range: Sequence[float] = float_range(0.0, 1.0, 0.05)
 face_swapper_weight_range: Sequence[float] = float_range(0.0, 1.0, 0.05)
+face_enhancer_blend_range: Tuple[int, int] = (0, 100)
+face_enhancer_weight_range: Sequence[float] = float_range(0.0, 1.0, 0.05)
 output_image_scale_range: Sequence[float] = float_range(0.25, 8.0, 0.25)
 output_video_scale_range: Sequence[float] = float_range(0.25, 8.0, 0.25)
 execution_thread_count_range: Tuple[int, int] = (1, 32)

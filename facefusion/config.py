@@ -103,6 +103,18 @@ class RunConfig:
 	face_swapper_batching: str = 'auto'
 	face_swapper_use_trt: bool = False
 	face_swapper_trt_max_batch: int = 16
+	# the looks of the paste, defaults by measurement (README, Looks); feather / none / gamma space is 3.5.0's paste
+	face_swapper_blend_mode: str = 'multi-band'
+	face_swapper_blend_levels: int = 0
+	face_swapper_color_match: str = 'mean-std'
+	face_swapper_color_match_strength: float = 1.0
+	face_swapper_linear_light: bool = False
+	face_enhancer_model: str = 'gfpgan_1.4'
+	face_enhancer_blend: int = 80
+	face_enhancer_weight: float = 0.5
+	# new in this engine: TensorRT for the enhancer, apart from the swapper's switch
+	face_enhancer_use_trt: bool = False
+	face_enhancer_trt_max_batch: int = 8
 
 	# video pipeline (new in this engine; workflow_strategy is the name upstream 3.8 uses)
 	workflow_strategy: str = 'memory'
@@ -117,6 +129,12 @@ class RunConfig:
 	temporal_smoothing_min_cutoff: float = 0.5
 	temporal_smoothing_beta: float = 1.0
 	face_landmarks_export: Optional[str] = None
+
+	# quality monitor (video targets; new in this engine): off unless a report or a plot path is given
+	quality_report: Optional[str] = None
+	quality_plot: Optional[str] = None
+	quality_alert_tpsnr_drop: float = 16.0
+	quality_alert_face_ssim: float = 0.2
 
 	# execution
 	execution_device_ids: List[str] = field(default_factory=lambda: ['0'])
@@ -133,6 +151,12 @@ class RunConfig:
 
 	# misc
 	log_level: str = 'info'
+	halt_on_error: bool = False
+
+	# job commands (the positional job id, status and step index of 3.5.0's job-* commands)
+	job_id: Optional[str] = None
+	job_status: Optional[str] = None
+	step_index: Optional[int] = None
 
 	# benchmark
 	benchmark_mode: str = 'warm'

@@ -132,7 +132,7 @@ def test_config_fields_are_option_dests() -> None:
 
 @pytest.mark.parametrize('argv, message', [
 	(['headless-run', '--face-detector-model', 'bogus'], 'invalid choice'),
-	(['headless-run', '--processors', 'face_enhancer'], 'invalid choice'),
+	(['headless-run', '--processors', 'frame_enhancer'], 'invalid choice'),
 	(['headless-run', '--face-swapper-batching', 'sometimes'], 'invalid choice'),
 	(['headless-run', '--face-swapper-weight', '1.5'], 'out of range'),
 	(['headless-run', '--execution-thread-count', '0'], 'out of range'),
@@ -273,7 +273,7 @@ def test_unknown_ini_keys_are_reported_and_misplaced_keys_used(tmp_path: Path) -
 def test_registry_names_without_importing() -> None:
 	assert list(registry.PROCESSORS) == choices.processors
 	with pytest.raises(ProcessingError, match='unknown processor'):
-		registry.load_processor_class('face_enhancer')
+		registry.load_processor_class('frame_enhancer')
 
 
 def test_registry_loads_processors() -> None:

@@ -48,13 +48,17 @@ SECTION_KEYS: Dict[str, List[str]] = {
 	],
 	'processors': [
 		'processors', 'face_debugger_items', 'face_swapper_model', 'face_swapper_pixel_boost', 'face_swapper_weight',
-		'face_swapper_batching', 'face_swapper_use_trt', 'face_swapper_trt_max_batch'
+		'face_swapper_batching', 'face_swapper_use_trt', 'face_swapper_trt_max_batch', 'face_enhancer_model',
+		'face_enhancer_blend', 'face_enhancer_weight', 'face_enhancer_use_trt', 'face_enhancer_trt_max_batch',
+		'face_swapper_blend_mode', 'face_swapper_blend_levels', 'face_swapper_color_match',
+		'face_swapper_color_match_strength', 'face_swapper_linear_light'
 	],
 	'workflow': ['workflow_strategy', 'video_decoder', 'video_encoder_route'],
 	'face_tracker': [
 		'face_tracker', 'face_tracker_detect_interval', 'face_tracker_flow_error', 'temporal_smoothing',
 		'temporal_smoothing_min_cutoff', 'temporal_smoothing_beta', 'face_landmarks_export'
 	],
+	'quality': ['quality_report', 'quality_plot', 'quality_alert_tpsnr_drop', 'quality_alert_face_ssim'],
 	'uis': ['open_browser', 'ui_layouts', 'ui_workflow'],
 	'download': ['download_providers', 'download_scope'],
 	'benchmark': ['benchmark_mode', 'benchmark_resolutions', 'benchmark_cycle_count'],
@@ -67,7 +71,7 @@ KEY_SECTIONS: Dict[str, str] = {key: section for section, keys in SECTION_KEYS.i
 # so a FaceFusion user's INI file works unchanged
 FOREIGN_KEYS = (
 	'voice_extractor_model', 'age_modifier_', 'background_remover_', 'deep_swapper_', 'expression_restorer_',
-	'face_editor_', 'face_enhancer_', 'frame_colorizer_', 'frame_enhancer_', 'lip_syncer_'
+	'face_editor_', 'frame_colorizer_', 'frame_enhancer_', 'lip_syncer_'
 )
 
 

@@ -177,7 +177,7 @@ def add_models_path_argument(group: Any) -> None:
 	)
 
 
-def add_path_arguments(parser: argparse.ArgumentParser, with_media_paths: bool) -> None:
+def add_path_arguments(parser: argparse.ArgumentParser, with_media_paths: bool, with_target_path: bool = True) -> None:
 	group = parser.add_argument_group('paths')
 	add_config_path_argument(group)
 	group.add_argument('--temp-path', dest='temp_path', default=tempfile.gettempdir(), metavar='PATH', help='folder for temporary files')
@@ -185,7 +185,8 @@ def add_path_arguments(parser: argparse.ArgumentParser, with_media_paths: bool) 
 	add_models_path_argument(group)
 	if with_media_paths:
 		group.add_argument('-s', '--source-paths', '--source', dest='source_paths', nargs='+', default=[], metavar='PATH', help='source image(s) whose face is used')
-		group.add_argument('-t', '--target-path', '--target', dest='target_path', default=None, metavar='PATH', help='target image or video')
+		if with_target_path:
+			group.add_argument('-t', '--target-path', '--target', dest='target_path', default=None, metavar='PATH', help='target image or video')
 		group.add_argument('-o', '--output-path', '--output', dest='output_path', default=None, metavar='PATH', help='output file (a bare file name writes to the current folder)')
 
 
@@ -271,6 +272,18 @@ def add_processor_arguments(parser: argparse.ArgumentParser) -> None:
 	group.add_argument('--face-swapper-use-trt', action='store_true', default=False, help='run the swapper through a TensorRT engine when TensorRT is available')
 	low, high = face_swapper_trt_max_batch_range
 	group.add_argument('--face-swapper-trt-max-batch', type=int_range(low, high), default=16, metavar=range_metavar(low, high), help='largest batch the TensorRT engine is built for')
+	group.add_argument('--face-swapper-blend-mode', choices=choices.face_swapper_blend_modes, default='multi-band', help="how the swapped face is pasted: multi-band (Laplacian-pyramid blend) or feather (3.5.0's mask blend; with --face-swapper-color-match none it is 3.5.0's paste)")
+	low, high = choices.face_swapper_blend_levels_range
+	group.add_argument('--face-swapper-blend-levels', type=int_range(low, high), default=0, metavar=range_metavar(low, high), help='pyramid levels of the multi-band blend (0 = by paste box size)')
+	group.add_argument('--face-swapper-color-match', choices=choices.face_swapper_color_matches, default='mean-std', help="move the swapped face's colour towards the target face's (L*a*b*, over the face mask)")
+	group.add_argument('--face-swapper-color-match-strength', type=float_range(0.0, 1.0), default=1.0, metavar=range_metavar(0, 1), help='how far the colour match moves the swapped face (0 = not at all)')
+	group.add_argument('--face-swapper-linear-light', action='store_true', default=False, help='blend in linear light (no dark fringe at soft edges)')
+	group.add_argument('--face-enhancer-model', choices=choices.face_enhancer_models, default='gfpgan_1.4', help='face enhancer model')
+	blend_low, blend_high = choices.face_enhancer_blend_range
+	group.add_argument('--face-enhancer-blend', type=int_range(blend_low, blend_high), default=80, metavar=range_metavar(blend_low, blend_high), help='how much of the enhanced face is blended in (percent)')
+	group.add_argument('--face-enhancer-weight', type=float_range(0.0, 1.0), default=0.5, metavar=range_metavar(0, 1), help='fidelity weight, fed to models with a weight input (codeformer)')
+	group.add_argument('--face-enhancer-use-trt', action='store_true', default=False, help='run the enhancer through a TensorRT engine when TensorRT is available')
+	group.add_argument('--face-enhancer-trt-max-batch', type=int_range(low, high), default=8, metavar=range_metavar(low, high), help="largest batch the enhancer's TensorRT engine is built for")
 
 
 def add_workflow_arguments(parser: argparse.ArgumentParser) -> None:
@@ -289,6 +302,16 @@ def add_face_tracker_arguments(parser: argparse.ArgumentParser) -> None:
 	group.add_argument('--temporal-smoothing-min-cutoff', type=float_range(0.05, 10.0), default=0.5, metavar=range_metavar(0.05, 10), help='One-Euro minimum cutoff in Hz (lower = steadier when still)')
 	group.add_argument('--temporal-smoothing-beta', type=float_range(0.0, 20.0), default=1.0, metavar=range_metavar(0, 20), help='One-Euro speed coefficient (higher = less lag when moving)')
 	group.add_argument('--face-landmarks-export', default=None, metavar='PATH', help='write the raw and smoothed 5-point landmarks per frame and track to a .json or .csv file')
+
+
+def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
+	group = parser.add_argument_group('quality monitor', 'video targets: per-frame PSNR / SSIM / temporal PSNR of the output against the input, with alerts')
+	group.add_argument('--quality-report', default=None, metavar='PATH', help='write the per-frame, per-face quality figures to this .csv file')
+	group.add_argument('--quality-plot', default=None, metavar='PATH', help='draw temporal PSNR in / out, jitter and alerts over time into this .png file')
+	low, high = choices.quality_alert_tpsnr_drop_range
+	group.add_argument('--quality-alert-tpsnr-drop', type=float_range(low, high), default=16.0, metavar=range_metavar(low, high), help='alert when the output face tPSNR falls this many dB below the input one')
+	low, high = choices.quality_alert_face_ssim_range
+	group.add_argument('--quality-alert-face-ssim', type=float_range(low, high), default=0.2, metavar=range_metavar(low, high), help='alert when the SSIM inside a face (output vs input) falls below this')
 
 
 def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
@@ -322,9 +345,11 @@ def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
 	group.add_argument('--system-memory-limit', type=int_range(low, high), default=0, metavar=range_metavar(low, high), help="limit of the process's memory in GiB (0 = no limit)")
 
 
-def add_misc_arguments(parser: argparse.ArgumentParser) -> None:
+def add_misc_arguments(parser: argparse.ArgumentParser, with_halt_on_error: bool = False) -> None:
 	group = parser.add_argument_group('misc')
 	group.add_argument('--log-level', choices=choices.log_levels, default='info', help='how much is logged')
+	if with_halt_on_error:
+		group.add_argument('--halt-on-error', action='store_true', default=False, help='stop at the first job that fails')
 
 
 def add_step_arguments(parser: argparse.ArgumentParser) -> None:
@@ -338,6 +363,7 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
 	add_processor_arguments(parser)
 	add_workflow_arguments(parser)
 	add_face_tracker_arguments(parser)
+	add_quality_arguments(parser)
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
@@ -393,11 +419,111 @@ def build_benchmark_parser(parser: argparse.ArgumentParser) -> None:
 # ---- benchmark (end) ----
 
 
+# ---- jobs (begin): 3.5.0's job commands; facefusion/jobs/ does the work ----
+def add_jobs_path_only(parser: argparse.ArgumentParser) -> None:
+	group = parser.add_argument_group('paths')
+	group.add_argument('--jobs-path', dest='jobs_path', default='.jobs', metavar='PATH', help='folder for job files')
+
+
+def add_job_id_argument(parser: argparse.ArgumentParser) -> None:
+	parser.add_argument('job_id', metavar='JOB_ID', help='the job id (the name of its file: no / and no leading dot)')
+
+
+def add_step_index_argument(parser: argparse.ArgumentParser) -> None:
+	parser.add_argument('step_index', metavar='STEP_INDEX', type=int, help='index of a step, from 0 (negative counts from the end: -1 is the last)')
+
+
+def build_job_list_parser(parser: argparse.ArgumentParser) -> None:
+	parser.add_argument('job_status', metavar='JOB_STATUS', choices=choices.job_statuses, help=f'which jobs: {", ".join(choices.job_statuses)}')
+	add_jobs_path_only(parser)
+	add_misc_arguments(parser)
+
+
+def build_job_id_parser(parser: argparse.ArgumentParser) -> None:
+	add_job_id_argument(parser)
+	add_jobs_path_only(parser)
+	add_misc_arguments(parser)
+
+
+def build_job_all_parser(parser: argparse.ArgumentParser) -> None:
+	add_jobs_path_only(parser)
+	add_misc_arguments(parser, with_halt_on_error=True)
+
+
+def build_job_add_step_parser(parser: argparse.ArgumentParser) -> None:
+	add_job_id_argument(parser)
+	add_path_arguments(parser, with_media_paths=True)
+	add_step_arguments(parser)
+	add_misc_arguments(parser)
+
+
+def build_job_remix_step_parser(parser: argparse.ArgumentParser) -> None:
+	# no target: the remixed step's result is the target
+	add_job_id_argument(parser)
+	add_step_index_argument(parser)
+	add_path_arguments(parser, with_media_paths=True, with_target_path=False)
+	add_step_arguments(parser)
+	add_misc_arguments(parser)
+
+
+def build_job_insert_step_parser(parser: argparse.ArgumentParser) -> None:
+	add_job_id_argument(parser)
+	add_step_index_argument(parser)
+	add_path_arguments(parser, with_media_paths=True)
+	add_step_arguments(parser)
+	add_misc_arguments(parser)
+
+
+def build_job_remove_step_parser(parser: argparse.ArgumentParser) -> None:
+	add_job_id_argument(parser)
+	add_step_index_argument(parser)
+	add_jobs_path_only(parser)
+	add_misc_arguments(parser)
+
+
+def build_job_run_parser(parser: argparse.ArgumentParser) -> None:
+	add_job_id_argument(parser)
+	add_path_arguments(parser, with_media_paths=False)
+	add_execution_arguments(parser)
+	add_download_arguments(parser, with_scope=False)
+	add_memory_arguments(parser)
+	add_misc_arguments(parser)
+
+
+def build_job_run_all_parser(parser: argparse.ArgumentParser) -> None:
+	add_path_arguments(parser, with_media_paths=False)
+	add_execution_arguments(parser)
+	add_download_arguments(parser, with_scope=False)
+	add_memory_arguments(parser)
+	add_misc_arguments(parser, with_halt_on_error=True)
+
+
+JOB_COMMANDS: List[Tuple[str, str, Callable[[argparse.ArgumentParser], None], str]] = [
+	('job-list', 'list the jobs of one status', build_job_list_parser, 'JOB_STATUS'),
+	('job-create', 'create a drafted job', build_job_id_parser, 'JOB_ID'),
+	('job-submit', 'submit a drafted job to the queue', build_job_id_parser, 'JOB_ID'),
+	('job-submit-all', 'submit every drafted job', build_job_all_parser, ''),
+	('job-delete', 'delete a job of any status', build_job_id_parser, 'JOB_ID'),
+	('job-delete-all', 'delete every job', build_job_all_parser, ''),
+	('job-add-step', 'add a step to a drafted job', build_job_add_step_parser, 'JOB_ID'),
+	('job-remix-step', 'add a step whose target is the result of another step', build_job_remix_step_parser, 'JOB_ID STEP_INDEX'),
+	('job-insert-step', 'insert a step into a drafted job before the step at STEP_INDEX', build_job_insert_step_parser, 'JOB_ID STEP_INDEX'),
+	('job-remove-step', 'remove a step from a drafted job', build_job_remove_step_parser, 'JOB_ID STEP_INDEX'),
+	('job-run', 'run a queued job', build_job_run_parser, 'JOB_ID'),
+	('job-run-all', 'run every queued job', build_job_run_all_parser, ''),
+	('job-retry', 'run a failed (or interrupted) job again, keeping the steps already done', build_job_run_parser, 'JOB_ID'),
+	('job-retry-all', 'retry every failed job', build_job_run_all_parser, ''),
+]
+# ---- jobs (end) ----
+
+
 @dataclass(frozen=True)
 class Command:
 	name: str
 	help: str
 	build: Callable[[argparse.ArgumentParser], None]
+	# positional arguments shown in the usage line
+	arguments: str = ''
 
 
 # The commands in --help order. `benchmark` joins this list when the benchmarker lands: one Command entry here and a
@@ -408,6 +534,7 @@ COMMANDS: List[Command] = [
 	Command('batch-run', 'process every target (and source) a pattern matches', build_batch_run_parser),
 	Command('force-download', 'download the models', build_force_download_parser),
 	Command('benchmark', 'benchmark the pipeline on example targets made locally (resolutions, cycles, warm or cold)', build_benchmark_parser),
+	*[Command(name, help_text, build, arguments) for name, help_text, build, arguments in JOB_COMMANDS],
 ]
 
 
@@ -427,7 +554,7 @@ def create_program() -> Program:
 	for command in COMMANDS:
 		# a short usage line: the full one lists ~60 options and buries the error message argparse prints below it
 		command_parser = subparsers.add_parser(
-			command.name, help=command.help, description=command.help, usage=f'{PROGRAM_NAME} {command.name} [options]',
+			command.name, help=command.help, description=command.help, usage=f'{PROGRAM_NAME} {command.name} {command.arguments + " " if command.arguments else ""}[options]',
 			formatter_class=HelpFormatter
 		)
 		command.build(command_parser)
