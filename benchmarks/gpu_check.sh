@@ -11,9 +11,10 @@
 # 3. compiles the CUDA kernels with NVRTC, then runs every test marked `gpu` (pytest -m gpu tests)
 # 4. runs benchmarks/bench_gpu_ops.py: CuPy against NumPy / OpenCV at 1080p (warp, pre, post, paste), IO binding on
 #    ONNX Runtime's CPU provider fed from host and from CuPy arrays
+# 4a. runs benchmarks/bench_blend.py --gpu: the paste per face (feather, multi-band, colour match) on CPU and GPU
 # 4b. runs the whole pipeline on a 1080p clip (small stand-ins) with CPU decoding and with the NVDEC route
-# 5. prints a short markdown table (also in OUTPUT_DIR/summary.md) and exits 0 even when parts are unavailable,
-#    saying which
+# 5. prints a short markdown table (also in OUTPUT_DIR/summary.md) with every GPU test that skipped; exits 1 when a
+#    check failed, 2 when GPU tests were skipped or none ran (GPU_CHECK_ALLOW_SKIPS=1 accepts skips), else 0
 set -u
 cd "$(dirname "$0")/.." || exit 0
 OUTPUT_DIR="${1:-${OUT:-/tmp/facefusion-gpu-check}}"
@@ -72,25 +73,43 @@ if python_value "import pytest; print('ok')" | grep -q ok; then
 	"$PYTHON" -m pytest -m gpu -q -rs -p no:cacheprovider tests >"$OUTPUT_DIR/pytest-gpu.log" 2>&1
 	status=$?
 	summary=$(grep -E '[0-9]+ (passed|failed|skipped|error|deselected)' "$OUTPUT_DIR/pytest-gpu.log" | tail -n 1)
+	# a GPU test that skipped did not prove anything on this machine: never report "passed" over skips
+	skipped_count=$(echo "$summary" | grep -oE '[0-9]+ skipped' | grep -oE '[0-9]+')
 	case $status in
-		0) if echo "$summary" | grep -q passed; then row 'pytest -m gpu' 'passed' "$summary"; else row 'pytest -m gpu' 'all skipped' "$summary"; fi ;;
+		0) if [ -n "$skipped_count" ]; then row 'pytest -m gpu' 'INCOMPLETE' "$summary: $skipped_count GPU tests did not run here (listed below)"
+			elif echo "$summary" | grep -q passed; then row 'pytest -m gpu' 'passed' "$summary"
+			else row 'pytest -m gpu' 'none ran' "$summary"; fi ;;
 		5) row 'pytest -m gpu' 'none ran' "$summary" ;;
 		*) row 'pytest -m gpu' 'FAILED' "$summary (see pytest-gpu.log)" ;;
 	esac
 	# the CPU halves of the same files: proves the shared array-module code on this machine's package versions
-	"$PYTHON" -m pytest -q -p no:cacheprovider -m 'not gpu' tests/test_gpu_ops.py tests/test_io_binding.py tests/test_batch_processor.py tests/test_batch_conversion.py >"$OUTPUT_DIR/pytest-cpu.log" 2>&1
+	[ "${GPU_CHECK_STEPS:-all}" = 'gpu-tests' ] || "$PYTHON" -m pytest -q -p no:cacheprovider -m 'not gpu' tests/test_gpu_ops.py tests/test_blending.py tests/test_io_binding.py tests/test_batch_processor.py tests/test_batch_conversion.py >"$OUTPUT_DIR/pytest-cpu.log" 2>&1
 	status=$?
-	summary=$(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUTPUT_DIR/pytest-cpu.log" | tail -n 1)
-	row 'pytest (CPU parts, same files)' "$( [ $status -eq 0 ] && echo passed || echo FAILED )" "$summary"
+	if [ "${GPU_CHECK_STEPS:-all}" != 'gpu-tests' ]; then
+		summary=$(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUTPUT_DIR/pytest-cpu.log" | tail -n 1)
+		row 'pytest (CPU parts, same files)' "$( [ $status -eq 0 ] && echo passed || echo FAILED )" "$summary"
+	fi
 else
 	row 'pytest' 'unavailable' 'pytest is not installed: carry its wheel in .whl/'
 fi
 
+# GPU_CHECK_STEPS=tests stops after the tests, gpu-tests after the GPU-marked ones (how the test suite checks the
+# script's verdict quickly)
+if [ "${GPU_CHECK_STEPS:-all}" != 'all' ]; then SKIP_BENCHMARKS=1; else SKIP_BENCHMARKS=0; fi
+
 # --- 4. benchmark ----------------------------------------------------------------------------------------------
+if [ "$SKIP_BENCHMARKS" = 0 ]; then
 if "$PYTHON" benchmarks/bench_gpu_ops.py --repeats 30 --markdown "$OUTPUT_DIR/bench_gpu_ops.md" --json "$OUTPUT_DIR/bench_gpu_ops.json" >"$OUTPUT_DIR/bench.log" 2>&1; then
 	row 'bench_gpu_ops (1080p, 4 faces, boost 512)' 'ran' 'table below'
 else
 	row 'bench_gpu_ops' 'FAILED' "$(tail -n 1 "$OUTPUT_DIR/bench.log")"
+fi
+
+# --- 4a. the looks of the paste: blend cost per face on CPU and GPU (the gpu tests above compare their pixels) ----
+if "$PYTHON" benchmarks/bench_blend.py --skip-video --gpu --repeats 20 --output-dir "$OUTPUT_DIR/looks" >"$OUTPUT_DIR/looks.log" 2>&1; then
+	row 'bench_blend (paste per face, 128/256/512)' 'ran' 'looks/looks.md'
+else
+	row 'bench_blend' 'FAILED' "$(tail -n 1 "$OUTPUT_DIR/looks.log")"
 fi
 
 # --- 4b. end to end: 1080p, 150 frames, small stand-in swapper, CPU decoding against the NVDEC route ------------
@@ -99,6 +118,8 @@ if "$PYTHON" benchmarks/bench_pipeline.py --standins small --resolution 1080p --
 	row 'pipeline 1080p end to end' 'ran' "$(grep -E '^\| (optimized|nvdec|batching-always) ' "$OUTPUT_DIR/pipeline/results.md" | awk -F'|' '{printf "%s %s fps; ", $2, $4}')"
 else
 	row 'pipeline 1080p end to end' 'FAILED' "$(tail -n 1 "$OUTPUT_DIR/pipeline.log")"
+fi
+
 fi
 
 # --- 5. the table ----------------------------------------------------------------------------------------------
@@ -110,10 +131,25 @@ fi
 	printf '%s\n' "${ROWS[@]}"
 	echo
 	if [ -f "$OUTPUT_DIR/bench_gpu_ops.md" ]; then cat "$OUTPUT_DIR/bench_gpu_ops.md"; fi
+	if [ -f "$OUTPUT_DIR/looks/looks.md" ]; then echo; grep -A 5 'GPU (CuPy)' "$OUTPUT_DIR/looks/looks.md"; fi
+	if grep -qE '^SKIPPED' "$OUTPUT_DIR/pytest-gpu.log" 2>/dev/null; then
+		echo
+		echo '### gpu tests that did not run on this machine'
+		grep -E '^SKIPPED' "$OUTPUT_DIR/pytest-gpu.log" | head -n 40
+	fi
 	if grep -qE 'FAILED|ERROR' "$OUTPUT_DIR/pytest-gpu.log" 2>/dev/null; then
 		echo
 		echo '### failing gpu tests'
 		grep -E '^(FAILED|ERROR)' "$OUTPUT_DIR/pytest-gpu.log" | head -n 20
 	fi
 } | tee "$OUTPUT_DIR/summary.md"
+# exit status: 1 when a check failed, 2 when GPU tests were skipped or none ran (GPU_CHECK_ALLOW_SKIPS=1 accepts
+# that, for a machine known to lack e.g. onnxruntime-gpu), else 0
+if printf '%s\n' "${ROWS[@]}" | grep -q '| FAILED |'; then
+	exit 1
+fi
+if printf '%s\n' "${ROWS[@]}" | grep -qE '\| pytest -m gpu \| (INCOMPLETE|none ran) \|' && [ "${GPU_CHECK_ALLOW_SKIPS:-0}" != '1' ]; then
+	echo 'gpu_check: GPU tests were skipped (see the list above); GPU_CHECK_ALLOW_SKIPS=1 to accept' >&2
+	exit 2
+fi
 exit 0

@@ -85,7 +85,10 @@ def test_bench_pipeline_writes_reports(standin_models_dir: Path, tmp_path: Path,
 		for stage in ('decode', 'detect', 'landmark', 'embed', 'swap', 'mask', 'paste', 'encode'):
 			assert stage in variant['stages']
 	assert results['variants'][0]['speed_up'] == pytest.approx(1.0)
-	assert results['variants'][0]['arguments'] == ['--workflow-strategy', 'disk', '--temp-frame-format', 'png', '--face-swapper-batching', 'never']
+	assert results['variants'][0]['arguments'] == [
+		'--workflow-strategy', 'disk', '--temp-frame-format', 'png', '--face-swapper-batching', 'never', '--face-swapper-blend-mode', 'feather',
+		'--face-swapper-color-match', 'none'
+	]
 	markdown = (out_directory / 'results.md').read_text(encoding='utf-8')
 	assert '| baseline |' in markdown and '| optimized |' in markdown and 'speed-up' in markdown
 	assert (out_directory / 'results.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

@@ -38,8 +38,12 @@ pytestmark = pytest.mark.skipif(
 	reason='the 3.5.0 conformance kit is not at ' + str(KIT_DIR) + ' (it is cloned next to the project in CI)'
 )
 
-# every kit run: the real YuNet and, unless the case says otherwise, every face
-COMMON_OPTIONS = ('headless-run', '--face-detector-model', 'yunet', '--face-selector-mode', 'many')
+# every kit run: the real YuNet and, unless the case says otherwise, every face; 3.5.0's paste (the default blends
+# multi-band with colour matching)
+COMMON_OPTIONS = (
+	'headless-run', '--face-detector-model', 'yunet', '--face-selector-mode', 'many', '--face-swapper-blend-mode', 'feather',
+	'--face-swapper-color-match', 'none'
+)
 # the video setting in which the engine follows 3.5.0's per-frame path: no tracker, no smoothing, one face at a time
 CONFORMANCE_VIDEO_OPTIONS = ('--face-tracker', 'none', '--temporal-smoothing', 'none', '--face-swapper-batching', 'never')
 CLIP_OPTIONS = (

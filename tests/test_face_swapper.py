@@ -62,6 +62,8 @@ MODEL_FACTS: Dict[str, Tuple[str, str, int, Triple, Triple]] = {
 	'simswap_unofficial_512': ('simswap', 'arcface_112_v1', 512, ZERO, ONE),
 	'uniface_256': ('uniface', 'ffhq_512', 256, HALF, HALF),
 }
+# 3.5.0's paste: these tests compare with its formulas, so they name the feather setting (the default blends otherwise)
+CONFORMANCE_LOOKS: Dict[str, str] = {'face_swapper_blend_mode': 'feather', 'face_swapper_color_match': 'none'}
 CONVERTERS = {'ghost': 'crossface_ghost', 'hififace': 'crossface_hififace', 'simswap': 'crossface_simswap'}
 # image-source models: the source face's template and crop size
 SOURCE_CROPS = {'blendswap': ('arcface_112_v2', 112), 'uniface': ('ffhq_512', 256)}
@@ -143,7 +145,7 @@ def make_swapper(
 ) -> Tuple[FaceSwapper, FakeAnalyser]:
 	config = RunConfig(
 		models_path=str(models_dir), face_swapper_model=model, face_swapper_pixel_boost=pixel_boost, face_swapper_weight=weight,
-		face_swapper_batching=batching, face_mask_types=['box'], execution_providers=['cpu']
+		face_swapper_batching=batching, face_mask_types=['box'], execution_providers=['cpu'], **CONFORMANCE_LOOKS
 	)
 	inference = InferenceManager(config)
 	source_face = make_face(OBAMA_LANDMARK_5, known_embedding(1) if source_embedding is None else source_embedding)
@@ -434,7 +436,7 @@ def test_image_source_comes_from_the_first_source_image_with_a_face(standin_mode
 
 
 def analysed_context(models_dir: Path, **changes: object) -> ProcessingContext:
-	config = RunConfig(models_path=str(models_dir), face_detector_model='yunet', execution_providers=['cpu'], **changes)
+	config = RunConfig(models_path=str(models_dir), face_detector_model='yunet', execution_providers=['cpu'], **{**CONFORMANCE_LOOKS, **changes})
 	inference = InferenceManager(config)
 	return ProcessingContext(
 		config=config, inference=inference, analyser=FaceAnalyser(config, inference), masker=FaceMasker(config, inference),

@@ -8,18 +8,23 @@ the CPU; on the GPU within one level, where OpenCV's vectorised 1-channel float 
 order).
 
 Faces are pasted in the order given, each onto the frame as the previous ones left it, as 3.5.0 does.
+
+The blend itself follows the compositor's BlendSettings: the default (feather, no colour match, gamma space) is the
+path above; multi-band blending, colour matching and linear light go through `gpu/blending.paste_face`, the same
+array-module code on either device.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from facefusion.face_helper import paste_box
 from facefusion.gpu import kernels
 from facefusion.gpu.array_ops import combine_masks
+from facefusion.gpu.blending import BlendSettings, ColorStatistics, paste_face
 from facefusion.gpu.device import Array, array_module_of, get_array_module, is_device_array, to_device, to_host
 from facefusion.types import Matrix
 
@@ -33,6 +38,8 @@ class PasteJob:
 	crop: Array
 	masks: Sequence[Array]
 	affine: Matrix
+	# the target face's colour statistics (colour matching); None pastes the crop's own colours
+	target: Optional[ColorStatistics] = None
 
 	def combined_mask(self) -> Array:
 		if not self.masks:
@@ -48,10 +55,11 @@ class Compositor:
 	"""Frame-level warp / paste on one device. `prefer_gpu` picks CuPy when a GPU works (else it warns once and uses
 	NumPy); calls then follow the device of the frame they are given, so one instance serves both."""
 
-	def __init__(self, prefer_gpu: bool = False, device_id: int = 0, reference: bool = False) -> None:
+	def __init__(self, prefer_gpu: bool = False, device_id: int = 0, reference: bool = False, settings: Optional[BlendSettings] = None) -> None:
 		self.xp = get_array_module(prefer_gpu, device_id)
 		# the CPU path runs the NumPy references instead of OpenCV (tests, and to check the references themselves)
 		self.reference = reference
+		self.settings = settings or BlendSettings()
 
 	@property
 	def on_gpu(self) -> bool:
@@ -85,7 +93,10 @@ class Compositor:
 				crop = to_host(crop)
 				mask = to_host(mask)
 			box = paste_box(result.shape, (int(crop.shape[1]), int(crop.shape[0])), job.affine)
-			kernels.paste_into(result, crop, mask, job.affine, box, reference=self.reference)
+			if self.settings.is_feather:
+				kernels.paste_into(result, crop, mask, job.affine, box, reference=self.reference)
+			else:
+				paste_face(result, crop, mask, job.affine, box, self.settings, job.target, reference=self.reference)
 		return result
 
 

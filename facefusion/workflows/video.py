@@ -47,6 +47,8 @@ class VideoRun:
 	# the encoded frames without audio, and their duration (seconds)
 	silent_path: Optional[Path] = None
 	duration: float = 0.0
+	# what the last line must say besides success (the audio could not be kept)
+	final_note: Optional[str] = None
 
 
 VideoStep = Callable[[VideoRun], None]
@@ -60,13 +62,16 @@ def run_video(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = Non
 	# every file is decoded before any model work, so a corrupt source fails in a second, not after a download
 	source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
 	with engine_for(config, engine) as run_engine:
-		run_video_job(job, run_engine, source_frames)
-	logger.get_logger().info(f'processing video succeeded in {time.perf_counter() - start_time:.2f} seconds')
+		note = run_video_job(job, run_engine, source_frames)
+	if note:
+		logger.get_logger().warning(f'processing video succeeded in {time.perf_counter() - start_time:.2f} seconds, but {note}')
+	else:
+		logger.get_logger().info(f'processing video succeeded in {time.perf_counter() - start_time:.2f} seconds')
 	return 0
 
 
-def run_video_job(job: VideoJob, engine: Engine, source_frames: List['VisionFrame']) -> None:
-	"""The steps on one planned job with its decoded source images."""
+def run_video_job(job: VideoJob, engine: Engine, source_frames: List['VisionFrame']) -> Optional[str]:
+	"""The steps on one planned job with its decoded source images; returns what the last line must add."""
 	from facefusion.stage_timer import STAGE_TIMER
 
 	# the debug line at the end reports this video's stages (a batch-run processes several)
@@ -76,6 +81,7 @@ def run_video_job(job: VideoJob, engine: Engine, source_frames: List['VisionFram
 	for step in VIDEO_STEPS:
 		step(run)
 	log_stage_timings()
+	return run.final_note
 
 
 # ---- the steps ---------------------------------------------------------------------------------------------------
@@ -126,11 +132,14 @@ def add_audio(run: VideoRun) -> None:
 	job = run.job
 	config = job.config
 	try:
-		audio.finalize_output(
+		outcome = audio.finalize_output(
 			run.silent_path, job.paths.output_path, run.duration, target=job.info, trim_start=job.trim_start, trim_end=job.trim_end,
 			source_paths=config.source_paths,
-			encoder=config.output_audio_encoder, quality=config.output_audio_quality, volume=config.output_audio_volume
+			encoder=config.output_audio_encoder, quality=config.output_audio_quality, volume=config.output_audio_volume,
+			audio_streams=config.output_audio_streams
 		)
+		if outcome.status == 'failed':
+			run.final_note = 'the output has NO audio (it could not be encoded into {})'.format(os.path.splitext(str(job.paths.output_path))[1])
 	finally:
 		# finalize_output consumes the silent file; a failure before that must not leave it behind
 		if run.silent_path is not None and os.path.exists(run.silent_path):
@@ -244,7 +253,7 @@ def process_video_in_memory(job: VideoJob, steps: FrameSteps) -> Tuple[Path, flo
 	writer = VideoWriter(
 		job.paths.output_path, geometry.frame_size[0], geometry.frame_size[1], geometry.frame_fps, job.routes.encoder.encoder,
 		config.output_video_quality, config.output_video_preset, geometry.output_size, job.color_matrix,
-		output_fps=geometry.output_fps
+		output_fps=geometry.output_fps, source_pix_fmt=job.info.pix_fmt
 	)
 	window_size = frame_window_size(config, steps.engine)
 
@@ -337,7 +346,7 @@ def process_video_on_disk(job: VideoJob, steps: FrameSteps) -> Tuple[Path, float
 			silent_path = temp_frames.merge_frames(
 				directory, config.temp_frame_format, geometry.frame_size, geometry.frame_fps, job.paths.output_path,
 				job.routes.encoder.encoder, config.output_video_quality, config.output_video_preset, geometry.output_size,
-				job.color_matrix, geometry.output_fps, expected_frames=frame_count
+				job.color_matrix, geometry.output_fps, expected_frames=frame_count, source_pix_fmt=job.info.pix_fmt
 			)
 	finally:
 		temp_frames.clear_temp_directory(directory, config.keep_temp)

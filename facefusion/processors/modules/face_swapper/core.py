@@ -11,17 +11,22 @@ one is pasted. The result equals the face-by-face result either way. `--face-swa
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass, field, replace
 from functools import partial
 from types import ModuleType
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from facefusion.config import RunConfig
 from facefusion.face_helper import estimate_matrix_by_face_landmark_5, paste_box, transform_points
+from facefusion.face_masker import create_box_mask
 from facefusion.face_recognizer import RECOGNIZER_MODEL
 from facefusion.gpu.array_ops import normalize_outputs, prepare_crops
+from facefusion.gpu.blending import BlendSettings, ColorStatistics, TrackColors, color_statistics
 from facefusion.gpu.compositor import Compositor, PasteJob
 from facefusion.gpu.device import Array, array_module_of, get_array_module, to_device, to_host
 from facefusion.inference.io_binding import BoundRunner
@@ -31,12 +36,7 @@ from facefusion.processors.base import ProcessingContext, Processor
 from facefusion.processors.batch_processor import BatchProcessor, estimate_per_item_bytes
 from facefusion.processors.modules.face_swapper.identity import balance_source_embedding, identity_weight, uses_source_image
 from facefusion.processors.modules.face_swapper.pixel_boost import boost_factor, explode_batch, implode_batch, parse_size
-from facefusion.processors.modules.face_swapper.source import (
-	SOURCE_EMBEDDING,
-	SOURCE_FRAME,
-	build_source_identity,
-	clear_emap_cache
-)
+from facefusion.processors.modules.face_swapper.source import SOURCE_EMBEDDING, SOURCE_FRAME, build_source_identity, clear_emap_cache
 from facefusion.stage_timer import STAGE_TIMER
 from facefusion.types import Embedding, Face, Mask, Matrix, SourceIdentity, VisionFrame
 
@@ -46,6 +46,9 @@ MAX_BATCH_ITEMS = 64
 BOX_MARGIN = 2
 # outputs that come back in the input's (x - mean) / std space; the others are already 0..1
 DENORMALISED_OUTPUT_TYPES = frozenset({'ghost', 'hififace', 'hyperswap', 'uniface'})
+
+# the side of the small aligned crop the analyse stage takes a tracked face's colour from (statistics need no detail)
+STATISTICS_SIZE = 96
 
 Box = Tuple[int, int, int, int]
 
@@ -91,6 +94,12 @@ class FaceSwapper(Processor):
 		self.frame_compositor: Optional[Compositor] = None
 		# keep frames and crops on the GPU even when the model session itself runs on the CPU (GPU checks)
 		self.prefer_device_arrays = False
+		self.blend_settings = blend_settings_of(self.config)
+		# colour matching in video: the target statistics of each tracked face, smoothed per track in frame order
+		self.track_colors = TrackColors()
+		self.observed_colors: 'weakref.WeakKeyDictionary[Face, ColorStatistics]' = weakref.WeakKeyDictionary()
+		# written by the analyse thread, read by the process workers
+		self.observed_lock = threading.Lock()
 
 	def prepare(self) -> None:
 		self.source_identity = build_source_identity(self.context, self.spec)
@@ -144,8 +153,35 @@ class FaceSwapper(Processor):
 	def compositor(self) -> Compositor:
 		on_gpu = self.array_module() is not np
 		if self.frame_compositor is None or self.frame_compositor.on_gpu != on_gpu:
-			self.frame_compositor = Compositor(prefer_gpu=on_gpu)
+			self.frame_compositor = Compositor(prefer_gpu=on_gpu, device_id=self.session.device_id, settings=self.blend_settings)
 		return self.frame_compositor
+
+	def observe(self, target_frame: VisionFrame, faces: Sequence[Face]) -> None:
+		"""Colour matching on video: the target statistics of every tracked face, smoothed over its track so that the
+		colour does not flicker. Called by the analyse stage, which sees the frames in order; a scene cut gives every
+		face a new track token, which starts its statistics afresh."""
+		if not self.blend_settings.matches_color:
+			return
+		for face in faces:
+			if face.track_token is None:
+				continue
+			current = self.target_statistics(target_frame, face)
+			if current is not None:
+				smoothed = self.track_colors.update(face.track_token, current)
+				with self.observed_lock:
+					self.observed_colors[face] = smoothed
+
+	def target_statistics(self, target_frame: VisionFrame, face: Face, crop: Optional[Array] = None, weights: Optional[Array] = None) -> Optional[ColorStatistics]:
+		"""The target face's colour in L*a*b*: over the given crop and mask (the swap's own, for a single frame), or
+		over a small aligned crop and the box mask (the analyse stage, before any swap mask exists)."""
+		with_histogram = self.blend_settings.color_match == 'histogram'
+		if crop is not None and weights is not None:
+			return color_statistics(crop, weights, with_histogram)
+		size = (STATISTICS_SIZE, STATISTICS_SIZE)
+		affine = estimate_matrix_by_face_landmark_5(face.landmark_set.five_68, self.spec.template, size)
+		small = cv2.warpAffine(target_frame, affine, size, borderMode=cv2.BORDER_REPLICATE)
+		box_mask = create_box_mask(size, self.config.face_mask_blur, self.config.face_mask_padding)
+		return color_statistics(small.astype(np.float32), box_mask, with_histogram)
 
 	def start_jobs(self, target_frame: VisionFrame, faces: Sequence[Face], output_frame: Array) -> List[FaceJob]:
 		"""The crops of faces that do not overlap, warped in one go from the frame as it is now."""
@@ -192,9 +228,20 @@ class FaceSwapper(Processor):
 		results = []
 		for group, output_frame in zip(job_groups, output_frames):
 			with STAGE_TIMER.measure('paste'):
-				pastes = [PasteJob(job.swapped, [compositor.upload(mask) for mask in job.masks], job.affine) for job in group]
+				pastes = [PasteJob(job.swapped, [compositor.upload(mask) for mask in job.masks], job.affine, self.paste_target(job)) for job in group]
 				results.append(compositor.paste_all(output_frame, pastes, in_place=True))
 		return results
+
+	def paste_target(self, job: FaceJob) -> Optional[ColorStatistics]:
+		"""The colour the swap is matched to: the track's smoothed statistics, or this frame's over the swap's mask."""
+		if not self.blend_settings.matches_color:
+			return None
+		with self.observed_lock:
+			observed = self.observed_colors.get(job.face)
+		if observed is not None:
+			return observed
+		weights = PasteJob(job.swapped, [self.compositor().upload(mask) for mask in job.masks], job.affine).combined_mask()
+		return self.target_statistics(job.crop, job.face, job.crop.astype(np.float32), weights)
 
 	def landmark_68_in_crop(self, job: FaceJob) -> Optional[np.ndarray]:
 		if 'area' not in self.config.face_mask_types:
@@ -247,7 +294,7 @@ class FaceSwapper(Processor):
 	def array_module(self) -> ModuleType:
 		"""CuPy when the swapper session runs on a GPU provider and CuPy has a device, else NumPy."""
 		if self.prefer_device_arrays or session_on_gpu(self.session):
-			return get_array_module(prefer_gpu=True)
+			return get_array_module(prefer_gpu=True, device_id=self.session.device_id)
 		return np
 
 	def forward(self, feed: Dict[str, Array]) -> Array:
@@ -293,6 +340,13 @@ class FaceSwapper(Processor):
 				xp = array_module_of(value)
 				cast[model_input.name] = xp.ascontiguousarray(value, dtype=ELEMENT_TYPES.get(model_input.type, np.float32))
 		return cast
+
+
+def blend_settings_of(config: RunConfig) -> BlendSettings:
+	return BlendSettings(
+		config.face_swapper_blend_mode, config.face_swapper_blend_levels, config.face_swapper_color_match,
+		config.face_swapper_color_match_strength, config.face_swapper_linear_light
+	)
 
 
 def session_on_gpu(session: ModelSession) -> bool:
