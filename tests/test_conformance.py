@@ -45,7 +45,8 @@ COMMON_OPTIONS = (
 	'--face-swapper-color-match', 'none'
 )
 # the video setting in which the engine follows 3.5.0's per-frame path: no tracker, no smoothing, one face at a time
-CONFORMANCE_VIDEO_OPTIONS = ('--face-tracker', 'none', '--temporal-smoothing', 'none', '--face-swapper-batching', 'never')
+# the kit's clip is 4:4:4 and 3.5.0 encoded it 4:2:0
+CONFORMANCE_VIDEO_OPTIONS = ('--face-tracker', 'none', '--temporal-smoothing', 'none', '--face-swapper-batching', 'never', '--output-video-pixel-format', 'yuv420p')
 CLIP_OPTIONS = (
 	'--processors', 'face_swapper', '--face-swapper-model', 'inswapper_128', '--output-video-quality', '100',
 	'--temp-frame-format', 'png'

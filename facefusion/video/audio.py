@@ -37,13 +37,15 @@ from facefusion.logger import get_logger
 from facefusion.video import audio_timing, encoders, ffmpeg
 from facefusion.video.io import temporary_path
 from facefusion.video.probe import VideoInfo, probe_audio, read_header
-from facefusion.video.side_streams import SideStreams, prepare_side_streams
+from facefusion.video.side_streams import MOV_EXTENSIONS, SideStreams, prepare_side_streams
 
 # a trimmed span that starts this far into the audio is reached with a coarse input seek first, landing this much
 # before the cut (decoding two hours of audio to keep the last minute costs seconds; the cut stays exact)
 SEEK_AFTER_SECONDS = 60.0
 SEEK_MARGIN_SECONDS = 30.0
 # what ffmpeg says (strerror) when writing fails for a reason that no other encoder would avoid
+# less free space than this after a short write: the disk is full
+FULL_DISK_BYTES = 1024 * 1024
 WRITE_ERRORS = ('No space left on device', 'Disk quota exceeded', 'Input/output error', 'Read-only file system', 'File too large', 'Permission denied')
 
 
@@ -64,6 +66,8 @@ class AudioSpan:
 	shift: float
 	video_delay: float = 0.0
 	audio_start: float = 0.0
+	# the stream's title: MP4 / MOV keep a track's name in its handler, which ffmpeg does not fill from a title
+	title: Optional[str] = None
 
 	@property
 	def duration(self) -> Optional[float]:
@@ -107,15 +111,16 @@ def target_audio_span(target: VideoInfo, trim_start: int, duration: float, whole
 	if not target.has_audio or target.audio_stream_index is None:
 		return None
 	audio_start = target.audio_start_time or 0.0
+	title = target.audio_streams[0].title if target.audio_streams else None
 	if whole:
 		video_start = target.frame_time(0)
 		origin = min(audio_start, video_start)
-		return AudioSpan(target.path, target.audio_stream_index, origin, None, origin, video_start - origin, audio_start)
+		return AudioSpan(target.path, target.audio_stream_index, origin, None, origin, video_start - origin, audio_start, title)
 	video_time = target.frame_time(trim_start)
 	end = video_time + duration
 	if audio_start >= end or (target.audio_duration is not None and audio_start + target.audio_duration <= video_time):
 		return None
-	return AudioSpan(target.path, target.audio_stream_index, video_time, end, video_time, 0.0, audio_start)
+	return AudioSpan(target.path, target.audio_stream_index, video_time, end, video_time, 0.0, audio_start, title)
 
 
 def target_audio_spans(target: VideoInfo, trim_start: int, duration: float, whole: bool = False, streams: str = 'all') -> List[AudioSpan]:
@@ -131,14 +136,14 @@ def target_audio_spans(target: VideoInfo, trim_start: int, duration: float, whol
 		video_start = target.frame_time(0)
 		origin = min([video_start] + [stream.start_time for stream in target.audio_streams])
 		for stream in target.audio_streams:
-			spans.append(AudioSpan(target.path, stream.index, origin, None, origin, video_start - origin, stream.start_time))
+			spans.append(AudioSpan(target.path, stream.index, origin, None, origin, video_start - origin, stream.start_time, stream.title))
 		return spans
 	video_time = target.frame_time(trim_start)
 	end = video_time + duration
 	for stream in target.audio_streams:
 		if stream.start_time >= end or (stream.duration is not None and stream.start_time + stream.duration <= video_time):
 			continue
-		spans.append(AudioSpan(target.path, stream.index, video_time, end, video_time, 0.0, stream.start_time))
+		spans.append(AudioSpan(target.path, stream.index, video_time, end, video_time, 0.0, stream.start_time, stream.title))
 	return spans
 
 
@@ -174,6 +179,8 @@ def build_mux_command(video_path: Union[str, Path], span: Union[AudioSpan, Seque
 	for position, each in enumerate(spans):
 		audio_filters = _audio_filters(each, origin, keeps_offsets, audio_delay, volume)
 		arguments += ['-af' if len(spans) == 1 else '-filter:a:{}'.format(position), ','.join(audio_filters)]
+		if each.title and os.path.splitext(str(output_path))[1].lower() in MOV_EXTENSIONS:
+			arguments += ['-metadata:s:a:{}'.format(position), 'handler_name={}'.format(each.title)]
 	arguments += side_outputs
 	arguments += encoders.container_arguments('', str(output_path))
 	arguments.append(str(output_path))
@@ -219,10 +226,11 @@ def mux_audio(video_path: Union[str, Path], span: Union[AudioSpan, Sequence[Audi
 		try:
 			command = build_mux_command(video_path, spans, temp_path, attempt, quality, volume, audio_timing.muxed_audio_delay(attempt, str(output_path)) if spans else 0.0, side)
 			result = ffmpeg.run_ffmpeg(command, what='Adding audio', check=False)
+			_raise_on_write_error(result.stderr, output_path)
 			if result.returncode == 0 and (not spans or _has_audio_stream(temp_path)):
+				_check_complete(temp_path, video_path, output_path)
 				_replace(temp_path, output_path)
 				return attempt
-			_raise_on_write_error(result.stderr, output_path)
 			reasons.append('{}: {}'.format(attempt, ffmpeg.summarize_error(result.stderr, result.returncode)))
 		finally:
 			if temp_path.exists():
@@ -238,6 +246,23 @@ def _raise_on_write_error(stderr: str, output_path: Union[str, Path]) -> None:
 	for marker in WRITE_ERRORS:
 		if marker.lower() in stderr.lower():
 			raise ProcessingError('Writing {} failed: {}'.format(os.path.basename(str(output_path)), marker))
+
+
+def _check_complete(written: Path, video_path: Union[str, Path], output_path: Union[str, Path]) -> None:
+	"""Raise unless the muxed file holds every video packet of the silent video. ffmpeg 5.1 exits 0 without a
+	word when the disk fills up (9.x reports it): the only sign is a file that stops early."""
+	expected, found = _video_packet_count(Path(video_path)), _video_packet_count(written)
+	if found >= expected:
+		return
+	stats = os.statvfs(str(written.parent))
+	reason = 'No space left on device' if stats.f_bavail * stats.f_frsize < FULL_DISK_BYTES else 'the file stops after {} of {} frames'.format(found, expected)
+	raise ProcessingError('Writing {} failed: {}'.format(os.path.basename(str(output_path)), reason))
+
+
+def _video_packet_count(path: Path) -> int:
+	# a stream copy of the first video stream to framecrc: demux only, one line per packet
+	result = ffmpeg.run_ffmpeg(['-i', str(path), '-map', '0:v:0', '-c', 'copy', '-f', 'framecrc', '-'], what='Checking {}'.format(path.name), check=False)
+	return sum(1 for line in result.stdout.splitlines() if line and not line.startswith(b'#'))
 
 
 def _replace(source: Path, destination: Path) -> None:

@@ -20,10 +20,9 @@ import wave
 
 import numpy as np
 
-from facefusion.video import encoders
-from facefusion.video import ffmpeg
 from facefusion.errors import FaceFusionError
 from facefusion.logger import get_logger
+from facefusion.video import encoders, ffmpeg
 from facefusion.video.probe import decoded_audio_start
 
 CHECK_SAMPLE_RATE = 48000

@@ -12,12 +12,14 @@ Where 3.5.0 breaks, this does better:
 """
 from __future__ import annotations
 
+import functools
 import os
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from facefusion import choices
-from facefusion.video import ffmpeg
 from facefusion.logger import get_logger
+from facefusion.video import ffmpeg
 
 # 3.5.0's own order for its "first available" default audio encoder (kept for reference and the CLI choices)
 UPSTREAM_AUDIO_ENCODER_ORDER: Tuple[str, ...] = ('flac', 'aac', 'libmp3lame', 'libopus', 'libvorbis', 'pcm_s16le', 'pcm_s32le')
@@ -186,6 +188,54 @@ def video_pixel_format(encoder: str) -> str:
 	if encoder in ('h264_qsv', 'hevc_qsv'):
 		return 'nv12'
 	return 'yuv420p'
+
+
+# encoders that take the target's chroma and depth when the ffmpeg build lists the format for them
+DEPTH_KEEPING_ENCODERS = ('libx264', 'libx265', 'libvpx-vp9')
+
+
+def encoder_pixel_formats(encoder: str) -> Tuple[str, ...]:
+	"""The pixel formats the running ffmpeg's encoder takes ('ffmpeg -h encoder=X'), empty when it cannot say."""
+	return _encoder_pixel_formats(ffmpeg.find_ffmpeg(), encoder)
+
+
+@functools.lru_cache(maxsize=None)
+def _encoder_pixel_formats(binary: str, encoder: str) -> Tuple[str, ...]:
+	# binary is part of the cache key only: a test that switches ffmpeg must not get the other one's answer
+	del binary
+	result = ffmpeg.run_ffmpeg(['-h', 'encoder={}'.format(encoder)], what='Listing the formats of {}'.format(encoder), quiet=False, check=False)
+	for line in (result.stdout.decode('utf-8', errors='replace') + '\n' + result.stderr).splitlines():
+		if 'Supported pixel formats:' in line:
+			return tuple(line.split(':', 1)[1].split())
+	return ()
+
+
+def output_pixel_format(encoder: str, source_pix_fmt: Optional[str]) -> Tuple[str, Optional[str]]:
+	"""The pixel format to encode a target of source_pix_fmt with, and a note on what is reduced (None: nothing).
+
+	The frames are processed as 8-bit BGR, so 10-bit in comes out with 8-bit detail either way; encoding it at
+	10 bits keeps the file what the user had (players, editing timelines), 4:4:4 keeps the chroma the swapped
+	faces were rendered with. An encoder that cannot take the format gets 4:2:0 8-bit, and the note says so."""
+	default = video_pixel_format(encoder)
+	if not source_pix_fmt or default != 'yuv420p':
+		return default, None
+	match = re.match(r'(?:yuvj?|gbr)(420|422|444)?p(\d+)?(le|be)?$', source_pix_fmt)
+	if not match:
+		return default, None
+	chroma = match.group(1) or '444'
+	depth = int(match.group(2) or 8)
+	if chroma == '420' and depth <= 8:
+		return default, None
+	wanted = 'yuv{}p{}'.format(chroma, '10le' if depth > 8 else '')
+	offered = encoder_pixel_formats(encoder) if encoder in DEPTH_KEEPING_ENCODERS else ()
+	if wanted in offered:
+		note = None
+		if depth > 8:
+			note = 'the frames are processed at 8 bits, so the 10-bit output holds 8-bit detail'
+		if depth > 10:
+			note = 'the output is 10-bit (the most the encoders here take); ' + note
+		return wanted, note
+	return default, '{} cannot encode {}: the output is yuv420p (8-bit 4:2:0)'.format(encoder, wanted)
 
 
 def keeps_stream_offsets(output_path: str) -> bool:

@@ -8,8 +8,8 @@ were doing and the most telling line ffmpeg printed.
 from __future__ import annotations
 
 import collections
-import io
 import functools
+import io
 import os
 import re
 import shutil

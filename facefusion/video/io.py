@@ -287,14 +287,15 @@ def temporary_path(output_path: Union[str, Path], label: str = 'partial') -> Pat
 	return partial_media_name(output_path, label)
 
 
-def build_encode_filter(width: int, height: int, encoder: str, output_size: Optional[Tuple[int, int]] = None, color_matrix: str = 'bt709', output_fps: Optional[Union[float, str]] = None) -> Tuple[str, Tuple[int, int]]:
+def build_encode_filter(width: int, height: int, encoder: str, output_size: Optional[Tuple[int, int]] = None, color_matrix: str = 'bt709', output_fps: Optional[Union[float, str]] = None, pixel_format: Optional[str] = None) -> Tuple[str, Tuple[int, int]]:
 	"""The -vf chain from BGR input to what the encoder takes, and the encoded size.
 
 	4:2:0 needs even sizes: an odd frame gets one more row / column copied from its edge (pad + fillborders
 	smear), so no pixel is lost or resampled; a requested output size (a scale) is rounded up to even instead.
 	output_fps re-times the frames (duplicating or dropping) when the output rate differs from the input's."""
-	pixel_format = encoders.video_pixel_format(encoder)
-	needs_even = pixel_format in ('yuv420p', 'nv12')
+	pixel_format = pixel_format or encoders.video_pixel_format(encoder)
+	# chroma subsampled in both directions (4:2:0) or across (4:2:2) takes even sizes only
+	needs_even = pixel_format == 'nv12' or pixel_format.startswith(('yuv420p', 'yuv422p'))
 	filters: List[str] = []
 	if output_fps is not None:
 		filters.append('fps={}'.format(fps_text(output_fps)))
@@ -308,7 +309,7 @@ def build_encode_filter(width: int, height: int, encoder: str, output_size: Opti
 		target_width, target_height = even(width), even(height)
 		filters.append('pad={}:{}:0:0'.format(target_width, target_height))
 		filters.append('fillborders=right={}:bottom={}:mode=smear'.format(target_width - width, target_height - height))
-	if pixel_format in ('yuv420p', 'nv12'):
+	if pixel_format == 'nv12' or pixel_format.startswith('yuv'):
 		colorspace, primaries, transfer = COLOR_TAGS.get(color_matrix, COLOR_TAGS['bt709'])
 		filters.append('scale=out_color_matrix={}:out_range=tv:flags={}'.format(color_matrix, _EXACT_COLOR_FLAGS))
 		filters.append('format={}'.format(pixel_format))
@@ -363,22 +364,31 @@ def plan_video_geometry(info: VideoInfo, output_video_scale: float = 1.0, output
 	return VideoGeometry(decode_size, decode_fps, frame_size, frame_fps, output_size, output_fps)
 
 
-def build_encode_arguments(encoder: str, quality: int, preset: str, output_path: Union[str, Path]) -> List[str]:
+def build_encode_arguments(encoder: str, quality: int, preset: str, output_path: Union[str, Path], pixel_format: Optional[str] = None) -> List[str]:
 	"""Codec, quality, preset and container flags after the -vf chain (shared with the temp-frame merge)."""
 	arguments = ['-c:v', encoder] + encoders.video_encoder_arguments(encoder, quality, preset)
-	arguments += ['-pix_fmt', encoders.video_pixel_format(encoder)]
+	arguments += ['-pix_fmt', pixel_format or encoders.video_pixel_format(encoder)]
 	arguments += encoders.container_arguments(encoder, str(output_path))
 	return arguments
+
+
+def choose_pixel_format(encoder: str, source_pix_fmt: Optional[str]) -> str:
+	"""The output's pixel format for a target of source_pix_fmt; says once (per output) what is reduced."""
+	pixel_format, note = encoders.output_pixel_format(encoder, source_pix_fmt)
+	if note is not None:
+		get_logger().warning('Target is %s: %s', source_pix_fmt, note)
+	return pixel_format
 
 
 class VideoWriter:
 	"""BGR frames in, an encoded video out, under its final name only after ``finalize()``.
 
 	``encoder`` is used as given (resolve it first with encoders.resolve_video_encoder or
-	gpu_video_pipeline.select_encoder); None picks the default for the container.
+	gpu_video_pipeline.select_encoder); None picks the default for the container. ``source_pix_fmt`` (the target's
+	pixel format) keeps a 4:4:4 or 10-bit target so where the encoder can (encoders.output_pixel_format).
 	"""
 
-	def __init__(self, output_path: Union[str, Path], width: int, height: int, fps: Union[float, str, Fraction], encoder: Optional[str] = None, quality: int = 80, preset: str = 'veryfast', output_size: Optional[Tuple[int, int]] = None, color_matrix: str = 'bt709', threads: Optional[int] = None, extra_arguments: Sequence[str] = (), output_fps: Optional[Union[float, str]] = None) -> None:
+	def __init__(self, output_path: Union[str, Path], width: int, height: int, fps: Union[float, str, Fraction], encoder: Optional[str] = None, quality: int = 80, preset: str = 'veryfast', output_size: Optional[Tuple[int, int]] = None, color_matrix: str = 'bt709', threads: Optional[int] = None, extra_arguments: Sequence[str] = (), output_fps: Optional[Union[float, str]] = None, source_pix_fmt: Optional[str] = None) -> None:
 		self.output_path = Path(ffmpeg.local_path(output_path))
 		if not self.output_path.parent.is_dir():
 			raise InputError('The output directory {} does not exist'.format(self.output_path.parent))
@@ -391,14 +401,15 @@ class VideoWriter:
 		self.frame_shape = (self.height, self.width, 3)
 		self.frames_written = 0
 		self.temp_path = temporary_path(self.output_path)
-		video_filter, self.encoded_size = build_encode_filter(self.width, self.height, self.encoder, output_size, color_matrix, output_fps)
+		self.pixel_format = choose_pixel_format(self.encoder, source_pix_fmt)
+		video_filter, self.encoded_size = build_encode_filter(self.width, self.height, self.encoder, output_size, color_matrix, output_fps, self.pixel_format)
 		if self.encoded_size != (self.width, self.height) and output_size is None:
-			get_logger().info('Encoding %dx%d as %dx%d: %s needs even sizes, the edge row / column is repeated', self.width, self.height, self.encoded_size[0], self.encoded_size[1], encoders.video_pixel_format(self.encoder))
+			get_logger().info('Encoding %dx%d as %dx%d: %s needs even sizes, the edge row / column is repeated', self.width, self.height, self.encoded_size[0], self.encoded_size[1], self.pixel_format)
 		command = ffmpeg.base_command() + ['-y', '-f', 'rawvideo', '-pix_fmt', 'bgr24', '-s', '{}x{}'.format(self.width, self.height), '-r', self.fps, '-i', 'pipe:0']
 		command += ['-map', '0:v:0', '-an', '-vf', video_filter]
 		if threads:
 			command += ['-threads', str(threads)]
-		command += build_encode_arguments(self.encoder, quality, preset, self.output_path) + list(extra_arguments)
+		command += build_encode_arguments(self.encoder, quality, preset, self.output_path, self.pixel_format) + list(extra_arguments)
 		command.append(str(self.temp_path))
 		self._command = command
 		self._process: Optional[subprocess.Popen] = None

@@ -65,8 +65,12 @@ class StreamHeader:
 	language: Optional[str] = None
 
 	@property
+	def tags(self) -> Dict[str, str]:
+		return _metadata_lines(self.side_lines)
+
+	@property
 	def title(self) -> Optional[str]:
-		return _metadata_lines(self.side_lines).get('title')
+		return self.tags.get('title')
 
 
 @dataclass(frozen=True)

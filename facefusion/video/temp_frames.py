@@ -21,7 +21,7 @@ from facefusion import choices, partial_files
 from facefusion.errors import InputError, ProcessingError
 from facefusion.logger import get_logger
 from facefusion.video import ffmpeg
-from facefusion.video.io import build_encode_arguments, build_encode_filter, fps_text, plan_read, temporary_path
+from facefusion.video.io import build_encode_arguments, build_encode_filter, choose_pixel_format, fps_text, plan_read, temporary_path
 from facefusion.video.probe import VideoInfo, probe_video
 
 # what each temp format is written as: png / tiff as 3.5.3 does (rgb24), bmp in its native order, jpeg in full
@@ -97,16 +97,17 @@ def check_frame_files(directory: Union[str, Path], temp_frame_format: str, expec
 		raise ProcessingError('The temp frames in {} changed during the run: {} of {} frames are there (was the folder modified by another program?)'.format(directory, len(frame_paths), expected_frames))
 
 
-def merge_frames(directory: Union[str, Path], temp_frame_format: str, frame_size: Tuple[int, int], fps: Union[float, str], output_path: Union[str, Path], encoder: str, quality: int = 80, preset: str = 'veryfast', output_size: Optional[Tuple[int, int]] = None, color_matrix: str = 'bt709', output_fps: Optional[Union[float, str]] = None, expected_frames: Optional[int] = None) -> Path:
+def merge_frames(directory: Union[str, Path], temp_frame_format: str, frame_size: Tuple[int, int], fps: Union[float, str], output_path: Union[str, Path], encoder: str, quality: int = 80, preset: str = 'veryfast', output_size: Optional[Tuple[int, int]] = None, color_matrix: str = 'bt709', output_fps: Optional[Union[float, str]] = None, expected_frames: Optional[int] = None, source_pix_fmt: Optional[str] = None) -> Path:
 	"""Encode the temp frames into a silent video at a temporary name beside output_path and return that name
 	(hand it to audio.finalize_output, which moves it into place). With expected_frames (what extract_frames
 	wrote), a frame missing before or after encoding is an error, never a shorter video."""
 	if expected_frames is not None:
 		check_frame_files(directory, temp_frame_format, expected_frames)
 	temp_path = temporary_path(ffmpeg.local_path(output_path))
-	video_filter, _ = build_encode_filter(frame_size[0], frame_size[1], encoder, output_size, color_matrix, output_fps)
+	pixel_format = choose_pixel_format(encoder, source_pix_fmt)
+	video_filter, _ = build_encode_filter(frame_size[0], frame_size[1], encoder, output_size, color_matrix, output_fps, pixel_format)
 	arguments = ['-y', '-framerate', fps_text(fps), '-start_number', '1', '-i', temp_frame_pattern(directory, temp_frame_format)]
-	arguments += ['-map', '0:v:0', '-vf', video_filter] + build_encode_arguments(encoder, quality, preset, output_path) + [str(temp_path)]
+	arguments += ['-map', '0:v:0', '-vf', video_filter] + build_encode_arguments(encoder, quality, preset, output_path, pixel_format) + [str(temp_path)]
 	try:
 		ffmpeg.run_ffmpeg(arguments, what='Merging the frames into {}'.format(Path(output_path).name))
 		# a changed frame rate duplicates or drops frames on purpose; otherwise the encoded count is the extracted one

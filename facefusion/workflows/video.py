@@ -126,6 +126,11 @@ def release(run: VideoRun) -> None:
 	release_processors(run.job.config, run.engine, run.processors)
 
 
+def target_pixel_format(job: VideoJob) -> Optional[str]:
+	"""The target's pixel format for the encoder to keep, or None for 3.5.0's 8-bit 4:2:0."""
+	return job.info.pix_fmt if job.config.output_video_pixel_format == 'auto' else None
+
+
 def add_audio(run: VideoRun) -> None:
 	"""Audio from the target (or an audio source) onto the silent video, then the move into the final name."""
 	from facefusion.video import audio
@@ -253,7 +258,7 @@ def process_video_in_memory(job: VideoJob, steps: FrameSteps) -> Tuple[Path, flo
 	writer = VideoWriter(
 		job.paths.output_path, geometry.frame_size[0], geometry.frame_size[1], geometry.frame_fps, job.routes.encoder.encoder,
 		config.output_video_quality, config.output_video_preset, geometry.output_size, job.color_matrix,
-		output_fps=geometry.output_fps, source_pix_fmt=job.info.pix_fmt
+		output_fps=geometry.output_fps, source_pix_fmt=target_pixel_format(job)
 	)
 	window_size = frame_window_size(config, steps.engine)
 
@@ -346,7 +351,7 @@ def process_video_on_disk(job: VideoJob, steps: FrameSteps) -> Tuple[Path, float
 			silent_path = temp_frames.merge_frames(
 				directory, config.temp_frame_format, geometry.frame_size, geometry.frame_fps, job.paths.output_path,
 				job.routes.encoder.encoder, config.output_video_quality, config.output_video_preset, geometry.output_size,
-				job.color_matrix, geometry.output_fps, expected_frames=frame_count, source_pix_fmt=job.info.pix_fmt
+				job.color_matrix, geometry.output_fps, expected_frames=frame_count, source_pix_fmt=target_pixel_format(job)
 			)
 	finally:
 		temp_frames.clear_temp_directory(directory, config.keep_temp)
