@@ -88,6 +88,8 @@ class RunResult:
 	stages: Dict[str, Dict[str, float]] = field(default_factory=dict)
 	log_path: str = ''
 	quality: Optional[Dict[str, Any]] = None
+	# the thread plan and each model's per-item time in the run against its isolated time (CPU provider runs)
+	models: Optional[Dict[str, Any]] = None
 
 
 # ---- the child: one command line, measured -------------------------------------------------------------------------
@@ -116,18 +118,44 @@ def run_worker(json_path: str, cli_arguments: Sequence[str]) -> int:
 	# as facefusion.py does before numpy / OpenCV / onnxruntime load
 	os.environ.setdefault('OMP_NUM_THREADS', '1')
 	from facefusion import core
+	from facefusion.inference.call_samples import RECORDER
 	from facefusion.stage_timer import STAGE_TIMER
 
 	STAGE_TIMER.reset()
+	RECORDER.reset()
+	RECORDER.enabled = True
 	cpu_start = cpu_seconds()
 	start = time.perf_counter()
 	exit_code = core.cli(list(cli_arguments))
 	wall = time.perf_counter() - start
 	cpu = cpu_seconds() - cpu_start
+	RECORDER.enabled = False
 	stages = {stage: {'seconds': total.seconds, 'calls': total.calls, 'items': total.items} for stage, total in STAGE_TIMER.snapshot().items()}
-	report = {'exit_code': exit_code, 'wall_s': wall, 'cpu_s': cpu, 'peak_rss_mib': read_peak_rss_mib(), 'stages': stages, 'quality': quality_of_run()}
+	report = {'exit_code': exit_code, 'wall_s': wall, 'cpu_s': cpu, 'peak_rss_mib': read_peak_rss_mib(), 'stages': stages, 'quality': quality_of_run(), 'models': model_times(cli_arguments)}
 	Path(json_path).write_text(json.dumps(report), encoding='utf-8')
 	return exit_code
+
+
+def model_times(cli_arguments: Sequence[str]) -> Optional[Dict[str, Any]]:
+	"""After the run (measured before this): the thread plan it had, and every model's per-item time in the run
+	against the same call replayed alone with the same intra-op threads. None on GPU providers (the replay runs on
+	the CPU provider)."""
+	from facefusion.cli.program import build_config
+	from facefusion.config import RunConfig
+	from facefusion.inference.call_samples import isolated_times
+	from facefusion.inference.thread_plan import plan_threads, uses_gpu
+	try:
+		config = build_config(list(cli_arguments))
+	except SystemExit:
+		config = RunConfig()
+	if uses_gpu(config):
+		return None
+	plan = plan_threads(config)
+	timings = isolated_times(plan.intra_op_threads)
+	return {
+		'plan': {'cores': plan.cores, 'process_workers': plan.process_workers, 'intra_op_threads': plan.intra_op_threads},
+		'calls': [vars(timing) for timing in timings]
+	}
 
 
 def quality_of_run() -> Optional[Dict[str, Any]]:
@@ -285,7 +313,8 @@ def run_child(variant: Variant, repeat: int, arguments: Sequence[str], output_pa
 	return RunResult(
 		variant=variant.name, repeat=repeat, exit_code=exit_code, wall_s=report['wall_s'], process_wall_s=process_wall,
 		cpu_s=report['cpu_s'], peak_rss_mib=report['peak_rss_mib'], peak_tree_rss_mib=sampler.peak_mib,
-		output_frames=probe_frame_count(output_path), stages=report['stages'], log_path=str(log_path), quality=report.get('quality')
+		output_frames=probe_frame_count(output_path), stages=report['stages'], log_path=str(log_path), quality=report.get('quality'),
+		models=report.get('models')
 	)
 
 
@@ -334,11 +363,38 @@ def summarise(variants: Sequence[Variant], runs: Sequence[RunResult], frame_coun
 		summary['model_share'] = model_seconds / summary['wall_s'] if summary['wall_s'] > 0 else 0.0
 		# the quality monitor's summary of the variant's first run (the figures are deterministic per variant)
 		summary['quality'] = next((run.quality for run in own if run.quality is not None), None)
+		summary.update(model_floor(own, summary['wall_s']))
 	reference = summaries[0]
 	for summary in summaries:
 		summary['speed_up'] = reference['wall_s'] / summary['wall_s'] if summary['wall_s'] > 0 else 0.0
 		summary['cpu_ratio'] = reference['cpu_s'] / summary['cpu_s'] if summary['cpu_s'] > 0 else 0.0
 	return summaries
+
+
+def model_floor(own: Sequence[RunResult], wall: float) -> Dict[str, Any]:
+	"""The swapper's per-item time in the run against isolated, and the model floor: the sum over every model
+	call of its isolated time, divided by the calls the machine really runs at once (cores // intra-op threads,
+	at most the workers); wall / floor is how close the run comes to doing nothing but model calls."""
+	measured = [run.models for run in own if run.models]
+	if not measured:
+		return {'swap_run_ms': None, 'swap_isolated_ms': None, 'model_floor_s': None, 'floor_ratio': None}
+	models = measured[0]
+	plan = models['plan']
+	parallel = max(1, min(plan['process_workers'], plan['cores'] // max(1, plan['intra_op_threads'])))
+	floor = sum(call['items'] * call['isolated_seconds_per_item'] for call in models['calls']) / parallel
+	swap = [call for call in models['calls'] if call['stage'] == 'swap' and call['items']]
+	swap_main = max(swap, key=lambda call: call['items'] * call['isolated_seconds_per_item']) if swap else None
+	return {
+		'plan': plan,
+		'swap_run_ms': swap_main['run_seconds_per_item'] * 1000 if swap_main else None,
+		'swap_isolated_ms': swap_main['isolated_seconds_per_item'] * 1000 if swap_main else None,
+		'model_floor_s': floor,
+		'floor_ratio': wall / floor if floor > 0 else None,
+	}
+
+
+def format_optional(value: Optional[float], pattern: str) -> str:
+	return '-' if value is None else format(value, pattern)
 
 
 def relative_to_project(text: str) -> str:
@@ -365,6 +421,23 @@ def markdown_report(results: Dict[str, Any]) -> str:
 			f"{summary['cpu_ratio']:.2f}× | {summary['peak_rss_mib']:.0f} | {summary['peak_tree_rss_mib']:.0f} | {summary['swap_mean_batch']:.1f} | {summary['enhance_mean_batch']:.1f} | "
 			f"{summary['model_share']:.0%} | {summary['output_frames']} |"
 		)
+	if any(summary.get('model_floor_s') for summary in summaries):
+		lines += [
+			'',
+			'Cores used once: the swapper per item in the run against the same call alone (same intra-op threads), and the',
+			'wall time against the model floor (every model call at its isolated time, over the calls the machine runs at once):',
+			'',
+			'| variant | thread plan | swapper ms / item in run | isolated | run / isolated | model floor (s) | wall / floor |',
+			'|---|---|---:|---:|---:|---:|---:|',
+		]
+		for summary in summaries:
+			plan = summary.get('plan') or {}
+			plan_text = f"{plan.get('process_workers', '-')} × {plan.get('intra_op_threads', '-')} on {plan.get('cores', '-')}" if plan else '-'
+			swap_ratio = summary['swap_run_ms'] / summary['swap_isolated_ms'] if summary.get('swap_run_ms') and summary.get('swap_isolated_ms') else None
+			lines.append(
+				f"| {summary['name']} | {plan_text} | {format_optional(summary.get('swap_run_ms'), '.1f')} | {format_optional(summary.get('swap_isolated_ms'), '.1f')} | "
+				f"{format_optional(swap_ratio, '.2f')} | {format_optional(summary.get('model_floor_s'), '.2f')} | {format_optional(summary.get('floor_ratio'), '.2f')} |"
+			)
 	stages = list(summaries[0]['stages'])
 	lines += [
 		'',
@@ -496,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
 	parser = argparse.ArgumentParser(prog='python benchmarks/bench_pipeline.py', description=__doc__.split('\n')[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 	models = parser.add_mutually_exclusive_group()
 	models.add_argument('--models-path', default=None, help='a folder with the real models (instead of stand-ins)')
-	models.add_argument('--standins', choices=('small', 'heavy'), default='heavy', help='stand-in set generated into the cache (heavy: swappers cost like the real ones)')
+	models.add_argument('--standins', choices=('small', 'heavy', 'pinned', 'heavy-pinned'), default='heavy', help='stand-in set generated into the cache (heavy: swappers cost like the real ones; pinned: the inswapper graphs hard-code batch 1 in their reshapes)')
 	parser.add_argument('--resolution', default='720p', help='clip size: 240p 360p 540p 720p 1080p 1440p 2160p')
 	parser.add_argument('--frames', type=int, default=150, help='clip length in frames (25 fps)')
 	parser.add_argument('--variants', default='baseline,optimized', help=f'comma-separated, the first is the reference of the speed-up; known: {", ".join(VARIANTS)}')

@@ -3,6 +3,7 @@ hard-code the batch inside are refused (and run one by one), never silently batc
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -136,13 +137,47 @@ def test_second_call_uses_the_cached_copy_without_verifying(inswapper_dir: Path,
 	assert result.reason.startswith('cached')
 
 
-def test_a_changed_source_is_verified_again(tmp_path: Path) -> None:
+def test_the_verdict_is_cached_by_the_model_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 	original = write_standin_models(tmp_path, ['inswapper_128'])[0]
 	assert convert_dynamic_batch(original).converted
+	record = json.loads((tmp_path / 'inswapper_128.dynamic_batch.json').read_text())
+	assert record['source_sha256'] == hashlib.sha256(original.read_bytes()).hexdigest()
+	# touched (a copy, a checkout): same bytes, new modification time -> the cached verdict holds
+	monkeypatch.setattr(batch_conversion, '_verdicts', {})
 	stat = original.stat()
 	os.utime(original, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+	assert convert_dynamic_batch(original).reason.startswith('cached')
+	# other bytes of the same size -> verified again
+	monkeypatch.setattr(batch_conversion, '_verdicts', {})
+	model = onnx.load(str(original))
+	tensor = next(tensor for tensor in model.graph.initializer if tensor.data_type == TensorProto.FLOAT and numpy_helper.to_array(tensor).size > 4)
+	values = numpy_helper.to_array(tensor).copy()
+	values.flat[0] += 1.0
+	tensor.CopyFrom(numpy_helper.from_array(values, tensor.name))
+	size = original.stat().st_size
+	onnx.save(model, str(original))
+	assert original.stat().st_size == size
 	result = convert_dynamic_batch(original)
 	assert result.converted and not result.reason.startswith('cached')
+
+
+def test_conformance_inswapper_with_shared_unit_reshape_targets_runs_batched(tmp_path: Path) -> None:
+	"""The conformance inswapper_128 stand-in reshapes its style vectors with a [1, 256, 1, 1] target shared by two
+	Reshape nodes each: converted, batch 3 gives exactly what three calls of one give."""
+	source = Path('/work/shared/conformance/models/inswapper_128.onnx')
+	if not source.is_file():
+		pytest.skip('the conformance models are not on this machine')
+	result = convert_dynamic_batch(source, cache_dir=tmp_path)
+	assert result.converted, result.reason
+	assert 'Reshape' in result.reason and result.max_difference == 0.0
+	original = onnxruntime.InferenceSession(str(source), providers=['CPUExecutionProvider'])
+	batched = onnxruntime.InferenceSession(str(result.path), providers=['CPUExecutionProvider'])
+	generator = np.random.default_rng(5)
+	target = generator.random((3, 3, 128, 128), dtype=np.float32)
+	embedding = generator.standard_normal((3, 512)).astype(np.float32)
+	together = batched.run(None, {'target': target, 'source': embedding})[0]
+	one_by_one = np.concatenate([original.run(None, {'target': target[index:index + 1], 'source': embedding[index:index + 1]})[0] for index in range(3)])
+	np.testing.assert_array_equal(together, one_by_one)
 
 
 def test_already_dynamic_model_is_returned_as_is(tmp_path: Path) -> None:
@@ -260,17 +295,30 @@ def test_trt_session_without_tensorrt_warns_warms_up_and_runs(inswapper_dir: Pat
 	assert any('warm-up of inswapper_128' in record.getMessage() for record in debug_records)
 
 
-def test_trt_build_line_is_logged_when_an_engine_must_be_built(inswapper_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debug_records: List[logging.LogRecord]) -> None:
+def test_trt_build_line_only_when_onnx_runtime_took_tensorrt(inswapper_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debug_records: List[logging.LogRecord]) -> None:
+	"""onnxruntime-gpu lists TensorRT even where its libraries do not load; the session then runs on CUDA / the CPU
+	and no engine is built: the 'building' line (minutes of waiting announced) must not appear then."""
 	from facefusion.inference import trt_profiles
 	converted = ensure_dynamic_batch(inswapper_dir / 'inswapper_128.onnx')
 	monkeypatch.setattr(trt_profiles, 'tensorrt_available', lambda: True)
-	trt_profiles.create_trt_session('inswapper_128', converted, max_batch=4, cache_dir=tmp_path)
+	session = trt_profiles.create_trt_session('inswapper_128', converted, max_batch=4, cache_dir=tmp_path)
+	assert trt_profiles.TRT_PROVIDER not in session.active_providers
+	assert not any('building TensorRT engine' in record.getMessage() for record in debug_records)
+	assert not list(tmp_path.glob('*.ready'))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif('TensorrtExecutionProvider' not in onnxruntime.get_available_providers(), reason='needs onnxruntime-gpu with TensorRT')
+def test_trt_build_line_is_logged_when_an_engine_must_be_built(inswapper_dir: Path, tmp_path: Path, debug_records: List[logging.LogRecord]) -> None:
+	from facefusion.inference import trt_profiles
+	converted = ensure_dynamic_batch(inswapper_dir / 'inswapper_128.onnx')
+	session = trt_profiles.create_trt_session('inswapper_128', converted, max_batch=4, cache_dir=tmp_path)
+	if trt_profiles.TRT_PROVIDER not in session.active_providers:
+		pytest.skip('the TensorRT libraries did not load')
 	build_lines = [record for record in debug_records if 'building TensorRT engine' in record.getMessage()]
 	assert len(build_lines) == 1 and build_lines[0].levelno == logging.INFO
 	assert 'batch 1..4' in build_lines[0].getMessage()
-	# a marker written by an earlier build (same file) silences the line
-	marker = trt_profiles.engine_marker(tmp_path, converted, 4, True)
-	trt_profiles.write_marker(marker, converted, 1.0)
+	# the marker written by that build silences the line
 	debug_records.clear()
 	trt_profiles.create_trt_session('inswapper_128', converted, max_batch=4, cache_dir=tmp_path)
 	assert not any('building TensorRT engine' in record.getMessage() for record in debug_records)
@@ -283,3 +331,68 @@ def test_warm_up_runs_every_batch_size_and_checks_outputs(inswapper_dir: Path) -
 	session = create_session('inswapper_128', ensure_dynamic_batch(inswapper_dir / 'inswapper_128.onnx'), provider_list(['cpu']))
 	timings, finite = warm_up(session, [1, 8, 4, 8])
 	assert sorted(timings) == [1, 4, 8] and finite
+
+
+@pytest.mark.parametrize('variant, rewrite', [('pinned', 'rebuilt from Shape(input)[0]'), ('heavy-pinned', 'Reshape targets [1, ...] -> [0, ...]')])
+def test_pinned_standin_swapper_runs_batched_with_equal_outputs(tmp_path: Path, variant: str, rewrite: str) -> None:
+	"""The pinned stand-ins hard-code batch 1 in Reshape targets (constant, shared, and Concat-built): the
+	conversion rewrites them and batch 4 gives exactly what four calls of one give."""
+	original = write_standin_models(tmp_path, ['inswapper_128'], variant=variant)[0]
+	plain = onnx.load(str(original))
+	batch_conversion.make_batch_dynamic(plain)
+	generator = np.random.default_rng(11)
+	target = generator.random((4, 3, 128, 128), dtype=np.float32)
+	embedding = generator.standard_normal((4, 512)).astype(np.float32)
+	with pytest.raises(Exception):
+		# without the rewrite the graph cannot run a batch
+		onnxruntime.InferenceSession(plain.SerializeToString(), providers=['CPUExecutionProvider']).run(None, {'target': target, 'source': embedding})
+	result = convert_dynamic_batch(original)
+	assert result.converted and rewrite in result.reason, result.reason
+	batched = onnxruntime.InferenceSession(str(result.path), providers=['CPUExecutionProvider'])
+	single = onnxruntime.InferenceSession(str(original), providers=['CPUExecutionProvider'])
+	together = batched.run(None, {'target': target, 'source': embedding})[0]
+	one_by_one = np.concatenate([single.run(None, {'target': target[index:index + 1], 'source': embedding[index:index + 1]})[0] for index in range(4)])
+	np.testing.assert_allclose(together, one_by_one, rtol=0, atol=1e-5)
+
+
+def write_slice_expand_model(path: Path) -> Path:
+	"""x [1, 4] -> Slice axis 0 [0:1] -> Expand to [1, 4] (+ a [1, 4] bias): batch 1 hard-coded in Slice and Expand."""
+	graph = helper.make_graph(
+		[
+			helper.make_node('Slice', ['x', 'starts', 'ends', 'axes'], ['head']),
+			helper.make_node('Expand', ['bias', 'shape'], ['wide']),
+			helper.make_node('Add', ['head', 'wide'], ['y'])
+		],
+		'slice_expand',
+		[helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 4])],
+		[helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 4])],
+		[
+			numpy_helper.from_array(np.array([0], np.int64), 'starts'),
+			numpy_helper.from_array(np.array([1], np.int64), 'ends'),
+			numpy_helper.from_array(np.array([0], np.int64), 'axes'),
+			numpy_helper.from_array(np.arange(4, dtype=np.float32).reshape(1, 4), 'bias'),
+			numpy_helper.from_array(np.array([1, 4], np.int64), 'shape'),
+		]
+	)
+	model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+	model.ir_version = 8
+	onnx.save(model, str(path))
+	return path
+
+
+def test_slice_and_expand_that_hard_code_batch_one_are_rebuilt(tmp_path: Path) -> None:
+	"""Batched, the plain edit slices the batch down to one item; the batch-shape rewrite keeps every item."""
+	result = convert_dynamic_batch(write_slice_expand_model(tmp_path / 'slice_expand.onnx'))
+	assert result.converted and 'Shape(input)[0]' in result.reason, result.reason
+	rows = np.arange(12, dtype=np.float32).reshape(3, 4)
+	output = onnxruntime.InferenceSession(str(result.path), providers=['CPUExecutionProvider']).run(None, {'x': rows})[0]
+	np.testing.assert_array_equal(output, rows + np.arange(4, dtype=np.float32))
+
+
+def test_rewritten_inswapper_keeps_its_emap_as_the_last_initializer(tmp_path: Path) -> None:
+	"""The swapper reads the inswapper's emap as the graph's last initializer: added shape constants go first."""
+	original = write_standin_models(tmp_path, ['inswapper_128'], variant='pinned')[0]
+	result = convert_dynamic_batch(original)
+	assert result.converted
+	last = onnx.load(str(result.path)).graph.initializer[-1]
+	np.testing.assert_array_equal(numpy_helper.to_array(last), inswapper_emap())

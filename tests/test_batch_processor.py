@@ -213,8 +213,38 @@ def test_stats_are_logged_at_debug(debug_records: List[logging.LogRecord]) -> No
 	processor.log_stats()
 	message = debug_records[-1].getMessage()
 	assert debug_records[-1].levelno == logging.DEBUG
-	assert message.startswith('face_swapper: 3 batches, 7 items, mean batch 2.3')
+	assert message.startswith('face_swapper: 3 batches, 3 model calls, 7 items, mean batch 2.3')
 	assert '0 out-of-memory retries' in message and 'ms per item' in message
+
+
+def test_stats_count_what_a_fixed_batch_model_really_ran(tmp_path: Path, debug_records: List[logging.LogRecord]) -> None:
+	"""The conformance inswapper stand-in hard-codes batch 1 in its graph: handed 7 items in calls of 3, it runs
+	7 model calls of one item, and the log must not claim a mean batch of 2.3."""
+	session = create_session('inswapper_128', write_scale_model_fixed(tmp_path / 'fixed.onnx'), provider_list(['cpu']))
+	assert session.fixed_batch
+	processor = BatchProcessor(session.run_batch, max_batch=3, free_memory_fn=lambda: None, name='face_swapper', model_batch=1 if session.fixed_batch else None)
+	outputs = processor.process_feed({'input': np.arange(28, dtype=np.float32).reshape(7, 4)})
+	np.testing.assert_array_equal(outputs[0], np.arange(28, dtype=np.float32).reshape(7, 4) * 2)
+	assert processor.stats.calls == 3 and processor.stats.model_calls == 7
+	assert processor.stats.mean_batch_size == 1.0
+	processor.log_stats()
+	message = debug_records[-1].getMessage()
+	assert 'mean batch 1.0 (largest 1' in message and 'one item per model call' in message
+
+
+def write_scale_model_fixed(path: Path) -> Path:
+	"""output = input * 2 with the batch fixed at 1."""
+	from onnx import TensorProto, helper, save
+	graph = helper.make_graph(
+		[helper.make_node('Mul', ['input', 'two'], ['output'])], 'fixed',
+		[helper.make_tensor_value_info('input', TensorProto.FLOAT, [1, 4])],
+		[helper.make_tensor_value_info('output', TensorProto.FLOAT, [1, 4])],
+		[helper.make_tensor('two', TensorProto.FLOAT, [1], [2.0])]
+	)
+	model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+	model.ir_version = 8
+	save(model, str(path))
+	return path
 
 
 def test_per_item_estimate_ignores_the_batch_axis() -> None:

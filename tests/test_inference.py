@@ -107,3 +107,47 @@ def test_memory_strategy_release(tmp_path: Path, strategy: str, kept: set) -> No
 	manager.get('arcface_w600k_r50')
 	manager.release_for_strategy(['arcface_w600k_r50'])
 	assert set(manager.sessions) == kept
+
+
+def test_cudnn_search_is_heuristic() -> None:
+	"""EXHAUSTIVE benchmarks every algorithm for each new batch size: seconds of stall per size on early frames."""
+	options = dict(provider_list(['cuda']))['CUDAExecutionProvider']
+	assert options['cudnn_conv_algo_search'] == 'HEURISTIC'
+
+
+@pytest.mark.parametrize('providers, use_trt, profiled', [(['tensorrt'], False, True), (['cpu'], True, True), (['cuda'], False, False), (['cpu'], False, False)])
+def test_every_tensorrt_swapper_session_goes_through_the_profiled_builder(tmp_path: Path, providers: List[str], use_trt: bool, profiled: bool) -> None:
+	"""`--execution-providers tensorrt` alone must not make a plain TensorRT session (no batch profile, fp16 off:
+	an engine rebuild per batch size); the profiled builder warms the session up, which it logs."""
+	from facefusion.testing.standin_models import write_standin_models
+	write_standin_models(tmp_path, ['inswapper_128'])
+	handler = ListHandler()
+	log = facefusion_logger.get_logger()
+	previous_level = log.level
+	log.setLevel(logging.DEBUG)
+	log.addHandler(handler)
+	try:
+		manager = InferenceManager(RunConfig(models_path=str(tmp_path), execution_providers=providers, face_swapper_use_trt=use_trt))
+		session = manager.get('inswapper_128')
+	finally:
+		log.removeHandler(handler)
+		log.setLevel(previous_level)
+	assert manager.uses_trt_builder(use_trt) is profiled
+	assert any('warm-up of inswapper_128' in message for message in handler.messages) is profiled
+	assert session.run_batch({'target': np.zeros((2, 3, 128, 128), np.float32), 'source': np.zeros((2, 512), np.float32)})[0].shape == (2, 3, 128, 128)
+
+
+def test_gpu_extra_pins_one_cuda_major() -> None:
+	"""PyPI's onnxruntime-gpu is a CUDA 12 build: CuPy must be the CUDA 12 wheel in the same extra (two CUDA runtimes
+	in one process break IO binding's shared pointers), and the onnxruntime-gpu range is bounded."""
+	import re
+
+	import tomllib
+	extras = tomllib.loads((Path(__file__).resolve().parent.parent / 'pyproject.toml').read_text(encoding='utf-8'))['project']['optional-dependencies']
+	gpu = extras['gpu']
+	cupy = [requirement for requirement in gpu if requirement.startswith('cupy-cuda')]
+	runtime = [requirement for requirement in gpu if requirement.startswith('onnxruntime-gpu')]
+	assert cupy == [next(requirement for requirement in cupy if requirement.startswith('cupy-cuda12x'))]
+	assert len(runtime) == 1 and re.search(r'<\s*\d', runtime[0])
+	assert any(requirement.startswith('cupy-cuda13x') for requirement in extras['gpu-cuda13'])
+	assert not any(requirement.startswith('onnxruntime-gpu') for requirement in extras['gpu-cuda13'])

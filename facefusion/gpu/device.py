@@ -58,7 +58,7 @@ def probe_device(device_id: int) -> DeviceInfo:
 	try:
 		import cupy
 	except Exception as exception:
-		return DeviceInfo(False, 'CuPy is not installed (pip install cupy-cuda13x): ' + first_line(exception), device_id)
+		return DeviceInfo(False, 'CuPy is not installed (pip install .[gpu]): ' + first_line(exception), device_id)
 	try:
 		count = cupy.cuda.runtime.getDeviceCount()
 		if device_id >= count:
@@ -93,15 +93,24 @@ def gpu_available(device_id: int = 0) -> bool:
 
 
 def get_array_module(prefer_gpu: bool, device_id: int = 0) -> ModuleType:
-	"""cupy when the GPU was asked for and works, else numpy; asking for a GPU that is not there warns once."""
+	"""cupy when the GPU was asked for and works, else numpy; asking for a GPU that is not there warns once. With
+	CuPy, device_id becomes the calling thread's current device (CuPy's is per thread and starts at 0), so the
+	arrays this thread makes next live on the GPU its sessions run on."""
 	if not prefer_gpu:
 		return np
 	info = detect_device(device_id)
 	if info.available:
 		import cupy
+		use_device(cupy, device_id)
 		return cupy
 	warn_once('gpu-missing', 'GPU processing asked for but unavailable (' + info.reason + '); running on the CPU with NumPy')
 	return np
+
+
+def use_device(cupy: ModuleType, device_id: int) -> None:
+	"""Make device_id current for this thread (a no-op when it already is)."""
+	if cupy.cuda.runtime.getDevice() != device_id:
+		cupy.cuda.Device(device_id).use()
 
 
 def is_device_array(array: Array) -> bool:

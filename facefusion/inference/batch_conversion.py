@@ -4,17 +4,21 @@ The conversion edits a copy, never the original: the graph inputs' and outputs' 
 symbolic `batch`, and the stale intermediate shapes (value_info) are dropped so ONNX Runtime infers them again. A
 graph may still hard-code the batch inside, e.g. a Reshape to [1, ...]; such a copy either fails at batch > 1 or,
 worse, silently mixes items. So every copy is verified before it is used: random inputs run at batch 3 through the
-copy must equal the same items run one by one through the original. When the plain edit fails that check, a second
-attempt rewrites Reshape targets whose leading entry is a hard-coded 1 to 0 ("keep the input's dimension", the batch
-when the Reshape's input carries it) and is verified the same way. A model that passes neither is refused: it keeps
-running one item at a time, and the reason is logged at debug level.
+copy must equal the same items run one by one through the original. When the plain edit fails that check, rewrites
+of the constants that hard-code batch 1 are tried one after the other, each verified the same way: Reshape targets
+[1, ...] -> [0, ...] ("keep the input's dimension", the batch when the Reshape's input carries it), then
+[1, ...] -> [-1, ...], then the batch rebuilt from Shape(input)[0] in Reshape / Expand targets, Concat-built
+shapes and Slice ends. A model that passes none is refused: it keeps running one item at a time, and the reason is
+logged at debug level.
 
 The verified copy is cached as `<stem>.dynamic_batch.onnx` beside the original when that folder is writable, else
 under `<project>/.caches`; a small `<stem>.dynamic_batch.json` beside it records the source file's size and
-modification time and the verdict (a refusal too), so later runs decide without loading or verifying again.
+modification time, its SHA-256 and the verdict (a refusal too), so later runs decide without loading or verifying
+again; a file whose modification time changed but whose bytes did not (copied, touched) keeps its verdict.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -25,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import onnx
 import onnxruntime
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from facefusion.config import PROJECT_DIR
 from facefusion.logger import get_logger
@@ -36,7 +40,8 @@ RECORD_SUFFIX = '.dynamic_batch.json'
 VERIFY_BATCH = 3
 # a model larger than protobuf's 2 GiB cannot be serialised in one piece for the in-memory verification session
 MAX_IN_MEMORY_BYTES = 2_000_000_000
-RECORD_VERSION = 1
+# 2: the record carries the source's SHA-256, and the rewrites beyond [1, ...] -> [0, ...] exist
+RECORD_VERSION = 2
 # verdicts of this process, by source path, cache location, size and modification time
 _verdicts: Dict[Tuple[str, str, int, int], 'ConversionResult'] = {}
 NUMPY_TYPES: Dict[int, Any] = {
@@ -70,6 +75,16 @@ class ConversionRecord:
 	status: str
 	reason: str
 	max_difference: float = 0.0
+	# the model's content hash: a copied or touched file (new modification time, same bytes) keeps its verdict
+	source_sha256: str = ''
+
+
+def file_sha256(path: Path) -> str:
+	digest = hashlib.sha256()
+	with open(path, 'rb') as handle:
+		for block in iter(lambda: handle.read(1 << 20), b''):
+			digest.update(block)
+	return digest.hexdigest()
 
 
 def ensure_dynamic_batch(model_path: os.PathLike[str] | str, cache_dir: Optional[os.PathLike[str] | str] = None) -> Path:
@@ -134,7 +149,9 @@ def read_cached_verdict(source: Path, stat: os.stat_result, converted_path: Path
 		record = ConversionRecord(**json.loads(record_path.read_text(encoding='utf-8')))
 	except (ValueError, TypeError):
 		return None
-	if record.version != RECORD_VERSION or record.source_size != stat.st_size or record.source_mtime_ns != stat.st_mtime_ns:
+	if record.version != RECORD_VERSION or record.source_size != stat.st_size:
+		return None
+	if record.source_mtime_ns != stat.st_mtime_ns and (not record.source_sha256 or record.source_sha256 != file_sha256(source)):
 		return None
 	if record.status == 'converted':
 		if not converted_path.is_file():
@@ -146,7 +163,7 @@ def read_cached_verdict(source: Path, stat: os.stat_result, converted_path: Path
 def write_record(record_path: Path, source: Path, stat: os.stat_result, result: ConversionResult) -> None:
 	record = ConversionRecord(
 		RECORD_VERSION, source.name, stat.st_size, stat.st_mtime_ns, 'converted' if result.converted else 'refused',
-		result.reason, result.max_difference
+		result.reason, result.max_difference, file_sha256(source)
 	)
 	try:
 		record_path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,43 +216,126 @@ def make_batch_dynamic(model: onnx.ModelProto) -> None:
 	del model.graph.value_info[:]
 
 
-def rewrite_unit_reshapes(model: onnx.ModelProto) -> int:
-	"""Reshape targets stored as constants with a leading 1 -> leading 0 (copy the input's dimension). Returns how
-	many were rewritten; only targets used by Reshape alone are touched, and verification decides whether it worked."""
-	graph = model.graph
-	consumers: Dict[str, int] = {}
-	for node in graph.node:
-		for name in node.input:
-			consumers[name] = consumers.get(name, 0) + 1
-	initializers = {tensor.name: tensor for tensor in graph.initializer}
-	constants = {node.output[0]: node for node in graph.node if node.op_type == 'Constant' and len(node.output) == 1}
+def constant_values(model: onnx.ModelProto) -> Dict[str, np.ndarray]:
+	"""Initializers and Constant-node outputs by name: the shape arguments a rewrite can read and replace."""
+	values = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+	for node in model.graph.node:
+		if node.op_type == 'Constant' and len(node.output) == 1:
+			for attribute in node.attribute:
+				if attribute.name == 'value':
+					values[node.output[0]] = numpy_helper.to_array(attribute.t)
+	return values
+
+
+def unit_leading(shape: Optional[np.ndarray]) -> bool:
+	"""A 1-D integer shape argument whose first entry is a hard-coded 1 (e.g. a PyTorch view(1, C, 1, 1))."""
+	return shape is not None and shape.ndim == 1 and shape.size > 1 and np.issubdtype(shape.dtype, np.integer) and int(shape[0]) == 1
+
+
+def add_initializer(model: onnx.ModelProto, name: str, value: np.ndarray) -> str:
+	"""A new initializer (one per rewritten argument: a constant shared with other nodes stays as it was)."""
+	existing = {tensor.name for tensor in model.graph.initializer}
+	if name not in existing:
+		# before the others: the inswapper's emap is read as the graph's LAST initializer and must stay there
+		tensors = [numpy_helper.from_array(value, name)] + list(model.graph.initializer)
+		del model.graph.initializer[:]
+		model.graph.initializer.extend(tensors)
+	return name
+
+
+def allows_zero(node: onnx.NodeProto) -> bool:
+	return any(attribute.name == 'allowzero' and attribute.i == 1 for attribute in node.attribute)
+
+
+def rewrite_unit_reshapes(model: onnx.ModelProto, fill: int = 0) -> int:
+	"""Reshape targets stored as constants with a leading 1 -> leading `fill`: 0 ("copy the input's dimension", the
+	batch when the Reshape's input carries it) or -1 ("whatever is left", when no other entry is -1). A constant
+	shared by several nodes gets a rewritten copy per use. Returns how many were rewritten; verification decides
+	whether it worked."""
+	values = constant_values(model)
 	rewritten = 0
-	for node in graph.node:
-		if node.op_type != 'Reshape' or len(node.input) < 2:
+	for node in model.graph.node:
+		if node.op_type != 'Reshape' or len(node.input) < 2 or not unit_leading(values.get(node.input[1])):
 			continue
-		if any(attribute.name == 'allowzero' and attribute.i == 1 for attribute in node.attribute):
+		shape = values[node.input[1]]
+		if fill == 0 and allows_zero(node):
 			# with allowzero a 0 means an empty dimension, not "copy"
 			continue
-		target = node.input[1]
-		if consumers.get(target, 0) != 1:
+		if fill == -1 and int((shape == -1).sum()) > 0:
 			continue
-		if target in initializers:
-			shape = numpy_helper.to_array(initializers[target])
-			if shape.ndim == 1 and shape.size > 1 and shape[0] == 1:
-				updated = shape.copy()
-				updated[0] = 0
-				initializers[target].CopyFrom(numpy_helper.from_array(updated.astype(shape.dtype), target))
-				rewritten += 1
-		elif target in constants:
-			for attribute in constants[target].attribute:
-				if attribute.name == 'value':
-					shape = numpy_helper.to_array(attribute.t)
-					if shape.ndim == 1 and shape.size > 1 and shape[0] == 1:
-						updated = shape.copy()
-						updated[0] = 0
-						attribute.t.CopyFrom(numpy_helper.from_array(updated.astype(shape.dtype), attribute.t.name))
-						rewritten += 1
+		updated = shape.copy()
+		updated[0] = fill
+		node.input[1] = add_initializer(model, node.input[1] + '__batch' + ('0' if fill == 0 else '_rest'), updated)
+		rewritten += 1
 	return rewritten
+
+
+def rewrite_batch_shapes(model: onnx.ModelProto) -> int:
+	"""Rebuild hard-coded batch sizes from the real one, Shape(first input)[0:1]:
+	- Reshape / Expand targets [1, rest...] -> Concat(batch, rest);
+	- a Concat that assembles a Reshape / Expand target from a leading constant [1] -> that piece becomes the batch;
+	- Slice of axis 0 from 0 to a hard-coded end of 1 -> to the end.
+	Tile repeats need nothing: a leading repeat of 1 keeps whatever batch comes in."""
+	inputs = graph_input_values(model)
+	if not inputs:
+		return 0
+	values = constant_values(model)
+	batch = '__batch_size'
+	shape_targets = {node.input[1] for node in model.graph.node if node.op_type in ('Reshape', 'Expand') and len(node.input) > 1}
+	prologue = [
+		helper.make_node('Shape', [inputs[0].name], ['__batch_input_shape']),
+		helper.make_node('Slice', ['__batch_input_shape', add_initializer(model, '__batch_zero', np.array([0], np.int64)), add_initializer(model, '__batch_one', np.array([1], np.int64))], [batch])
+	]
+	rewritten = 0
+	for index, node in enumerate(model.graph.node):
+		if node.op_type in ('Reshape', 'Expand') and len(node.input) > 1 and unit_leading(values.get(node.input[1])):
+			shape = values[node.input[1]]
+			if node.op_type == 'Reshape' and allows_zero(node) and 0 in shape[1:].tolist():
+				continue
+			rest = add_initializer(model, node.input[1] + '__rest', shape[1:].astype(np.int64))
+			rebuilt = node.input[1] + '__batched_' + str(index)
+			prologue.append(helper.make_node('Concat', [batch, rest], [rebuilt], axis=0))
+			node.input[1] = rebuilt
+			rewritten += 1
+		elif node.op_type == 'Concat' and node.output[0] in shape_targets and node.input:
+			first = values.get(node.input[0])
+			if first is not None and first.ndim == 1 and first.size == 1 and int(first[0]) == 1:
+				node.input[0] = batch
+				rewritten += 1
+		elif node.op_type == 'Slice' and len(node.input) >= 3:
+			starts, ends = values.get(node.input[1]), values.get(node.input[2])
+			axes = values.get(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+			if starts is None or ends is None or starts.ndim != 1:
+				continue
+			axis_list = axes.tolist() if axes is not None else list(range(starts.size))
+			if 0 in axis_list:
+				position = axis_list.index(0)
+				if int(starts[position]) == 0 and int(ends[position]) == 1:
+					updated = ends.astype(np.int64).copy()
+					updated[position] = np.iinfo(np.int64).max
+					node.input[2] = add_initializer(model, node.input[2] + '__to_end', updated)
+					rewritten += 1
+	if rewritten:
+		nodes = list(prologue) + list(model.graph.node)
+		del model.graph.node[:]
+		model.graph.node.extend(nodes)
+	return rewritten
+
+
+# the rewrites tried after the plain edit, in order; each starts from the plain edit and is verified on its own
+REWRITES: Tuple[Tuple[str, str], ...] = (
+	('reshape', 'Reshape targets [1, ...] -> [0, ...]'),
+	('reshape-rest', 'Reshape targets [1, ...] -> [-1, ...]'),
+	('batch-shape', 'hard-coded batch 1 in Reshape / Expand / Concat / Slice arguments rebuilt from Shape(input)[0]'),
+)
+
+
+def apply_rewrite(model: onnx.ModelProto, attempt: str) -> int:
+	if attempt == 'reshape':
+		return rewrite_unit_reshapes(model, 0)
+	if attempt == 'reshape-rest':
+		return rewrite_unit_reshapes(model, -1)
+	return rewrite_batch_shapes(model)
 
 
 def convert_and_verify(source: Path, model: onnx.ModelProto, converted_path: Path, verify_batch: int) -> ConversionResult:
@@ -248,10 +348,13 @@ def convert_and_verify(source: Path, model: onnx.ModelProto, converted_path: Pat
 		return ConversionResult(source, False, 'cannot run the original for verification: ' + first_line(exception))
 	make_batch_dynamic(model)
 	attempts: List[str] = []
-	for attempt in ('plain', 'reshape'):
-		if attempt == 'reshape' and rewrite_unit_reshapes(model) == 0:
-			break
-		data = model.SerializeToString()
+	descriptions = dict(REWRITES)
+	for attempt in ('plain',) + tuple(name for name, _ in REWRITES):
+		candidate = onnx.ModelProto()
+		candidate.CopyFrom(model)
+		if attempt != 'plain' and apply_rewrite(candidate, attempt) == 0:
+			continue
+		data = candidate.SerializeToString()
 		verdict, difference = verify_batched(data, feeds, reference, verify_batch)
 		if verdict == '':
 			try:
@@ -259,7 +362,7 @@ def convert_and_verify(source: Path, model: onnx.ModelProto, converted_path: Pat
 				write_atomic(converted_path, data)
 			except OSError as exception:
 				return ConversionResult(source, False, 'cannot write ' + str(converted_path) + ': ' + str(exception))
-			how = 'batch axis made dynamic' if attempt == 'plain' else 'batch axis made dynamic, Reshape targets [1, ...] -> [0, ...]'
+			how = 'batch axis made dynamic' + ('' if attempt == 'plain' else ', ' + descriptions[attempt])
 			return ConversionResult(converted_path, True, how + ', verified at batch ' + str(verify_batch), difference)
 		attempts.append(attempt + ': ' + verdict)
 	return ConversionResult(source, False, 'the graph hard-codes its batch (' + '; '.join(attempts) + ')')

@@ -10,10 +10,17 @@ Without binding, `session.run` copies every input to the device and every output
 
 Output shapes come from the model's declared shapes (symbolic dimensions resolved from the inputs that share their
 name); where that is not possible, the first call of a signature lets ONNX Runtime allocate, and the shapes it
-produced are remembered for the next calls. The returned arrays are the runner's own buffers: they stay valid
-until the next call with the same input shapes (pass copy=True to get arrays of your own).
+produced are remembered for the next calls.
 
-A runner is not reentrant: calls are serialised by a lock. Give each thread its own runner for parallel calls.
+Calls are serialised by a lock, and the results are copied out of the shared output buffers INSIDE that lock:
+`run_with_iobinding` releases the GIL, so with several workers on one runner thread B's run would otherwise
+overwrite the buffers while thread A still reads them (one frame's faces landing in another). copy=False hands out
+the buffers themselves, for a caller that owns the runner alone and is done with the result before its next call.
+
+Synchronisation is per stream, never per device: before a run the CuPy stream that filled the inputs is waited
+for, and ONNX Runtime's Run synchronises its own stream before returning. `synchronize_inputs()` /
+`synchronize_outputs()` end in `cudaDeviceSynchronize()`, which with several workers makes every call wait for all
+the others' work, so they are not called.
 """
 from __future__ import annotations
 
@@ -27,11 +34,11 @@ import numpy as np
 import onnxruntime
 
 from facefusion.gpu.device import Array, gpu_available, is_device_array
-from facefusion.inference.session import ELEMENT_TYPES, ModelSession
+from facefusion.inference.session import ELEMENT_TYPES, GPU_PROVIDERS, ModelSession
 
 Signature = Tuple[Tuple[str, Tuple[int, ...], str], ...]
 
-CUDA_PROVIDERS = ('CUDAExecutionProvider', 'TensorrtExecutionProvider')
+CUDA_PROVIDERS = GPU_PROVIDERS
 # output buffer sets kept per runner: one per input-shape signature (batch sizes, pixel-boost sizes)
 MAX_SIGNATURES = 8
 
@@ -45,7 +52,7 @@ class OutputBuffers:
 
 def default_device(model_session: ModelSession) -> str:
 	"""'cuda' when the session runs on CUDA / TensorRT and CuPy has a working device, else 'cpu'."""
-	if any(provider in CUDA_PROVIDERS for provider in model_session.active_providers) and gpu_available():
+	if any(provider in CUDA_PROVIDERS for provider in model_session.active_providers) and gpu_available(model_session.device_id):
 		return 'cuda'
 	return 'cpu'
 
@@ -58,13 +65,15 @@ def buffer_pointer(array: Array) -> int:
 
 
 class BoundRunner:
-	def __init__(self, model_session: ModelSession, device: Optional[str] = None, device_id: int = 0, by_pointer: Optional[bool] = None) -> None:
+	def __init__(self, model_session: ModelSession, device: Optional[str] = None, device_id: Optional[int] = None, by_pointer: Optional[bool] = None) -> None:
 		self.model_session = model_session
 		self.session = model_session.session
 		self.device = device or default_device(model_session)
 		if self.device not in ('cpu', 'cuda'):
 			raise ValueError('BoundRunner device must be cpu or cuda, got ' + self.device)
-		self.device_id = device_id
+		# the session's own GPU (--execution-device-ids), never a hard-wired 0: with device 1, pointers from GPU 0
+		# would be read by ONNX Runtime as addresses on GPU 1
+		self.device_id = (model_session.device_id if self.device == 'cuda' else 0) if device_id is None else device_id
 		# bind raw buffer pointers (always on CUDA); on the CPU this runs the very calls the CUDA path makes, which
 		# is how CI covers them without a GPU
 		self.by_pointer = True if self.device == 'cuda' else bool(by_pointer)
@@ -90,8 +99,9 @@ class BoundRunner:
 			return cupy
 		return np
 
-	def run(self, feed: Dict[str, Array], copy: bool = False) -> List[Array]:
-		"""Outputs by position, as session.run returns them (NumPy on the CPU path, CuPy on the CUDA path)."""
+	def run(self, feed: Dict[str, Array], copy: bool = True) -> List[Array]:
+		"""Outputs by position, as session.run returns them (NumPy on the CPU path, CuPy on the CUDA path); arrays
+		of the caller's own unless copy=False."""
 		missing = [item.name for item in self.inputs if item.name not in feed]
 		if missing:
 			raise ValueError('missing model inputs: ' + ', '.join(missing))
@@ -100,11 +110,12 @@ class BoundRunner:
 			signature: Signature = tuple((name, tuple(int(size) for size in value.shape), np.dtype(value.dtype).str) for name, value in prepared.items())
 			results = self.run_signature(prepared, signature)
 			self.calls += 1
-		if copy:
-			return [result.copy() for result in results]
+			if copy:
+				results = [result.copy() for result in results]
+				self.synchronize_stream()
 		return results
 
-	def run_batch(self, feed: Dict[str, Array], copy: bool = False) -> List[Array]:
+	def run_batch(self, feed: Dict[str, Array], copy: bool = True) -> List[Array]:
 		"""Batch-first like ModelSession.run_batch: a fixed-batch model is run one item at a time (into fresh arrays)."""
 		sizes = {int(value.shape[0]) for value in feed.values()}
 		if len(sizes) != 1:
@@ -121,6 +132,7 @@ class BoundRunner:
 		if self.device == 'cuda':
 			import cupy
 			with cupy.cuda.Device(self.device_id):
+				# asarray of an array on another GPU copies it here: ONNX Runtime reads pointers of this device only
 				return cupy.ascontiguousarray(cupy.asarray(value), dtype=dtype)
 		if is_device_array(value):
 			value = value.get()
@@ -165,14 +177,17 @@ class BoundRunner:
 
 	def execute(self, quiet: bool = False) -> None:
 		"""One bound run; quiet keeps ONNX Runtime from printing an error the caller recovers from."""
+		# ONNX Runtime runs on its own stream: what CuPy queued to fill the inputs must be finished first (that
+		# stream only; Run itself waits for its stream before returning, so the outputs are complete after it)
+		self.synchronize_stream()
+		self.session.run_with_iobinding(self.binding, self.quiet_options if quiet else None)
+
+	def synchronize_stream(self) -> None:
+		"""Wait for CuPy's current stream on the runner's device (nothing on the CPU path)."""
 		if self.device == 'cuda':
 			import cupy
-			# ONNX Runtime runs on its own stream: what CuPy queued to fill the inputs must be finished first
-			cupy.cuda.get_current_stream().synchronize()
-			self.binding.synchronize_inputs()
-		self.session.run_with_iobinding(self.binding, self.quiet_options if quiet else None)
-		if self.device == 'cuda':
-			self.binding.synchronize_outputs()
+			with cupy.cuda.Device(self.device_id):
+				cupy.cuda.get_current_stream().synchronize()
 
 	def buffers_for(self, prepared: Dict[str, Array], signature: Signature) -> Optional[OutputBuffers]:
 		"""The reusable output buffers of this signature, allocated on first use; None when the shapes are unknown."""
@@ -231,10 +246,18 @@ class BoundRunner:
 		self.execute()
 		produced = self.binding.get_outputs()
 		shapes = [tuple(int(size) for size in value.shape()) for value in produced]
+		# the element types ONNX Runtime really produced: a declared type it does not report (or one missing from
+		# ELEMENT_TYPES) must not turn an int16 or float16 output into float32
+		self.output_types = [ELEMENT_TYPES.get(value.data_type(), declared) for value, declared in zip(produced, self.output_types)]
 		self.learned_shapes[signature] = shapes
 		buffers = self.allocate(shapes)
 		for position, value in enumerate(produced):
 			self.copy_into(buffers.arrays[position], value)
+		# the device copies above are queued on CuPy's stream and read ONNX Runtime's memory: finish them while the
+		# OrtValues still hold it, then let the binding release them
+		self.synchronize_stream()
+		del produced
+		self.binding.clear_binding_outputs()
 		self.buffers[signature] = buffers
 		self.verified.add(signature)
 		return buffers.arrays

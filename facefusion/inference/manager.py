@@ -9,14 +9,22 @@ from facefusion.config import PROJECT_DIR, RunConfig
 from facefusion.errors import ModelUnavailableError
 from facefusion.inference.providers import provider_list
 from facefusion.inference.session import ModelSession, create_session
+from facefusion.inference.thread_plan import plan_threads
+from facefusion.logger import get_logger
 
 
 class InferenceManager:
-	def __init__(self, config: RunConfig) -> None:
+	def __init__(self, config: RunConfig, concurrent_calls: Optional[int] = None) -> None:
+		"""concurrent_calls: model calls that may run at once (None: the video's process workers; 1 for an image, whose
+		calls run one after another and so get every core each)."""
 		self.config = config
 		self.sessions: Dict[str, ModelSession] = {}
 		self.lock = threading.Lock()
 		self.cache_dir = PROJECT_DIR / '.caches'
+		# workers × intra-op threads ≤ cores on the CPU provider (the video's process stage sizes its workers by the
+		# same plan)
+		self.thread_plan = plan_threads(config, concurrent_calls)
+		get_logger().debug('thread plan: %s', self.thread_plan.describe())
 
 	def model_file(self, model_name: str) -> Path:
 		from facefusion.models.registry import get_model
@@ -43,7 +51,7 @@ class InferenceManager:
 			return self.create_swapper(model_name, path)
 		if get_model(model_name).kind == 'face_enhancer':
 			return self.create_enhancer(model_name, path)
-		return create_session(model_name, path, provider_list(self.config.execution_providers, device_id=self.device_id, cache_dir=self.cache_dir))
+		return create_session(model_name, path, provider_list(self.config.execution_providers, device_id=self.device_id, cache_dir=self.cache_dir), self.thread_plan.intra_op_threads)
 
 	def create_swapper(self, model_name: str, path: Path) -> ModelSession:
 		"""The swapper is the model that runs most: a fixed batch of 1 is rewritten to a dynamic batch (a verified
@@ -53,9 +61,9 @@ class InferenceManager:
 		from facefusion.inference.trt_profiles import create_trt_session
 		if self.config.face_swapper_batching != 'never':
 			path = ensure_dynamic_batch(path)
-		if self.config.face_swapper_use_trt:
+		if self.uses_trt_builder(self.config.face_swapper_use_trt):
 			return create_trt_session(model_name, path, self.config.face_swapper_trt_max_batch, self.device_id, self.cache_dir)
-		return create_session(model_name, path, provider_list(self.config.execution_providers, device_id=self.device_id, cache_dir=self.cache_dir))
+		return create_session(model_name, path, provider_list(self.config.execution_providers, device_id=self.device_id, cache_dir=self.cache_dir), self.thread_plan.intra_op_threads)
 
 	def create_enhancer(self, model_name: str, path: Path) -> ModelSession:
 		"""The enhancer batches every face of a window: a fixed batch of 1 becomes dynamic where the graph allows
@@ -64,9 +72,15 @@ class InferenceManager:
 		from facefusion.inference.trt_profiles import create_trt_session, read_model_inputs
 		if all(len(model_input.shape) == 4 for model_input in read_model_inputs(path)):
 			path = ensure_dynamic_batch(path)
-		if self.config.face_enhancer_use_trt:
+		if self.uses_trt_builder(self.config.face_enhancer_use_trt):
 			return create_trt_session(model_name, path, self.config.face_enhancer_trt_max_batch, self.device_id, self.cache_dir)
-		return create_session(model_name, path, provider_list(self.config.execution_providers, device_id=self.device_id, cache_dir=self.cache_dir))
+		return create_session(model_name, path, provider_list(self.config.execution_providers, device_id=self.device_id, cache_dir=self.cache_dir), self.thread_plan.intra_op_threads)
+
+	def uses_trt_builder(self, use_trt_option: bool) -> bool:
+		"""A batched model on TensorRT goes through the profiled builder whenever TensorRT is asked for, by the model's
+		--*-use-trt option or by `--execution-providers tensorrt` alone: a plain TensorRT session has no min/opt/max
+		profile and fp16 off, and rebuilds its engine for each new batch size."""
+		return use_trt_option or 'tensorrt' in self.config.execution_providers
 
 	def on_gpu(self) -> bool:
 		"""Whether the run asked for a GPU provider (batching across frames pays off there)."""

@@ -45,7 +45,9 @@ def provider_list(
 		elif short == 'cuda':
 			entries.append(('CUDAExecutionProvider', {
 				'device_id': device_id,
-				'cudnn_conv_algo_search': 'EXHAUSTIVE',
+				# EXHAUSTIVE benchmarks every convolution algorithm per new input shape, and batch sizes vary from call
+				# to call (1..64): seconds of stall on early frames for each; the heuristic choice costs nothing
+				'cudnn_conv_algo_search': 'HEURISTIC',
 			}))
 		elif short == 'cpu':
 			entries.append(('CPUExecutionProvider', {}))

@@ -1,6 +1,7 @@
 """One ONNX Runtime session with a batch-first call API."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
@@ -8,6 +9,7 @@ from typing import Any, Dict, List, Sequence, Union
 import numpy as np
 import onnxruntime
 
+from facefusion.inference.call_samples import RECORDER
 from facefusion.inference.providers import ProviderEntry
 from facefusion.logger import get_logger, warn_once
 from facefusion.stage_timer import STAGE_TIMER
@@ -27,6 +29,7 @@ STAGE_OF_KIND = {
 	'face_enhancer': 'enhance',
 }
 
+GPU_PROVIDERS = ('CUDAExecutionProvider', 'TensorrtExecutionProvider')
 BatchInput = Union[np.ndarray, Sequence[np.ndarray]]
 # ONNX Runtime's element type names -> NumPy dtypes, for feeding and allocating by a model's declared types
 ELEMENT_TYPES: Dict[str, type] = {
@@ -35,7 +38,11 @@ ELEMENT_TYPES: Dict[str, type] = {
 	'tensor(double)': np.float64,
 	'tensor(int64)': np.int64,
 	'tensor(int32)': np.int32,
+	'tensor(int16)': np.int16,
 	'tensor(int8)': np.int8,
+	'tensor(uint64)': np.uint64,
+	'tensor(uint32)': np.uint32,
+	'tensor(uint16)': np.uint16,
 	'tensor(uint8)': np.uint8,
 	'tensor(bool)': np.bool_
 }
@@ -67,11 +74,27 @@ class ModelSession:
 	def active_providers(self) -> List[str]:
 		return list(self.session.get_providers())
 
+	@property
+	def device_id(self) -> int:
+		"""The GPU the session really runs on (its CUDA / TensorRT provider's device_id, from
+		--execution-device-ids), 0 on the CPU: IO binding and CuPy must hand ONNX Runtime pointers of this device."""
+		options = self.session.get_provider_options()
+		for provider in self.active_providers:
+			if provider in GPU_PROVIDERS:
+				value = str(options.get(provider, {}).get('device_id', '0'))
+				return int(value) if value.isdigit() else 0
+		return 0
+
 	def run(self, feed: Dict[str, np.ndarray]) -> List[np.ndarray]:
 		"""One plain call; outputs by position."""
 		first = next(iter(feed.values()), None)
-		with STAGE_TIMER.measure(self.stage, int(first.shape[0]) if getattr(first, 'ndim', 0) else 1):
-			return self.session.run(None, feed)
+		items = int(first.shape[0]) if getattr(first, 'ndim', 0) else 1
+		started = time.perf_counter()
+		with STAGE_TIMER.measure(self.stage, items):
+			outputs = self.session.run(None, feed)
+		if RECORDER.enabled:
+			RECORDER.record(self.name, self.path, self.stage, feed, items, time.perf_counter() - started)
+		return outputs
 
 	def run_batch(self, feed: Dict[str, BatchInput]) -> List[np.ndarray]:
 		"""Batch-first call: every input carries a leading batch axis N (or is a list of N items); the outputs are

@@ -202,29 +202,31 @@ def create_trt_session(
 	cache = Path(cache_dir) if cache_dir is not None else TRT_CACHE_DIR
 	if not tensorrt_available():
 		fallback = 'CUDA' if 'CUDAExecutionProvider' in onnxruntime.get_available_providers() else 'the CPU'
-		warn_once('tensorrt-missing', '--face-swapper-use-trt: TensorRT is not available in this onnxruntime (needs onnxruntime-gpu and the TensorRT libraries); the swapper runs on ' + fallback)
+		warn_once('tensorrt-missing', 'TensorRT is not available in this onnxruntime (needs onnxruntime-gpu and the TensorRT libraries); ' + name + ' runs on ' + fallback)
 	max_batch = effective_max_batch(path, max_batch)
 	installed = set(onnxruntime.get_available_providers())
 	# providers this onnxruntime lacks are left out (the line above said so once); asking for them anyway only adds
 	# onnxruntime's own warning per session
 	entries = [entry for entry in trt_provider_entries(path, max_batch, device_id, cache, opt_batch, fp16) if entry[0] in installed]
 	marker = engine_marker(cache, path, max_batch, fp16)
-	building = tensorrt_available() and not marker_valid(marker, path)
+	started = time.perf_counter()
+	model_session = create_session(name, path, entries)
+	on_trt = TRT_PROVIDER in model_session.active_providers
+	# the engine is built at the first calls of the warm-up below, and only when ONNX Runtime really took the
+	# TensorRT provider (it falls back silently when the TensorRT libraries do not load)
+	building = on_trt and not marker_valid(marker, path)
 	if building:
 		get_logger().info(
 			'building TensorRT engine for %s (batch 1..%d, %s), this takes a few minutes once; cached in %s',
 			path.name, max_batch, 'fp16' if fp16 else 'fp32', cache
 		)
-	started = time.perf_counter()
-	model_session = create_session(name, path, entries)
 	opt = min(max(opt_batch or max_batch, 1), max_batch)
 	timings, finite = warm_up(model_session, [1, opt, max_batch])
-	on_trt = TRT_PROVIDER in model_session.active_providers
 	if on_trt and fp16 and not finite:
 		warn_once('tensorrt-fp16-nan:' + path.name, 'TensorRT fp16 engine for ' + path.name + ' produced NaN / inf; rebuilding it in fp32')
 		return create_trt_session(name, path, max_batch, device_id, cache, opt_batch, fp16=False)
 	elapsed = time.perf_counter() - started
-	if building and on_trt:
+	if building:
 		write_marker(marker, path, elapsed)
 		get_logger().info('TensorRT engine for %s ready in %.0f s', path.name, elapsed)
 	get_logger().debug('warm-up of %s on %s: %s', name, model_session.active_providers, ', '.join('batch ' + str(size) + ' ' + format(seconds * 1000, '.1f') + ' ms' for size, seconds in timings.items()))

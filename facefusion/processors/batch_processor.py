@@ -78,10 +78,14 @@ class BatchStats:
 	oom_retries: int = 0
 	seconds: float = 0.0
 	largest_batch: int = 0
+	# the calls the model really ran: a fixed-batch model runs a call of 8 items as 8 calls of 1
+	model_calls: int = 0
 
 	@property
 	def mean_batch_size(self) -> float:
-		return self.items / self.calls if self.calls else 0.0
+		"""Items per model call (what the model really ran, not what was handed to run_fn)."""
+		calls = self.model_calls or self.calls
+		return self.items / calls if calls else 0.0
 
 	@property
 	def seconds_per_item(self) -> float:
@@ -98,7 +102,8 @@ class BatchProcessor(Generic[Item, Result]):
 		per_item_bytes: Optional[int] = None,
 		max_batch: int = 64,
 		free_memory_fn: Optional[Callable[[], Optional[int]]] = None,
-		name: str = 'batch'
+		name: str = 'batch',
+		model_batch: Optional[int] = None
 	) -> None:
 		if max_batch < 1:
 			raise ValueError('max_batch must be at least 1, got ' + str(max_batch))
@@ -108,6 +113,9 @@ class BatchProcessor(Generic[Item, Result]):
 		# the device's free memory by default (None on the CPU, where the batch is capped by max_batch alone)
 		self.free_memory_fn = free_memory_fn if free_memory_fn is not None else free_device_memory
 		self.name = name
+		# the most items one model call really takes (1 for a model whose batch stayed fixed, which run_fn then runs
+		# item by item); None: whatever run_fn is given
+		self.model_batch = model_batch
 		# lowered by out-of-memory failures, never raised again: retrying a size that failed costs a failed call
 		self.ceiling = max_batch
 		self.stats = BatchStats()
@@ -188,6 +196,7 @@ class BatchProcessor(Generic[Item, Result]):
 				continue
 			with self.lock:
 				self.stats.calls += 1
+				self.stats.model_calls += -(-(stop - start) // self.model_batch) if self.model_batch else 1
 				self.stats.items += stop - start
 				self.stats.seconds += time.perf_counter() - started
 				self.stats.largest_batch = max(self.stats.largest_batch, stop - start)
@@ -198,9 +207,11 @@ class BatchProcessor(Generic[Item, Result]):
 
 	def describe_stats(self) -> str:
 		stats = self.stats
+		largest = min(stats.largest_batch, self.model_batch) if self.model_batch else stats.largest_batch
+		fixed = ', fixed-batch model: one item per model call' if self.model_batch == 1 else ''
 		return (
-			self.name + ': ' + str(stats.calls) + ' batches, ' + str(stats.items) + ' items, mean batch '
-			+ format(stats.mean_batch_size, '.1f') + ' (largest ' + str(stats.largest_batch) + ', limit ' + str(self.ceiling) + '), '
+			self.name + ': ' + str(stats.calls) + ' batches, ' + str(stats.model_calls or stats.calls) + ' model calls, ' + str(stats.items) + ' items, mean batch '
+			+ format(stats.mean_batch_size, '.1f') + ' (largest ' + str(largest) + ', limit ' + str(self.ceiling) + fixed + '), '
 			+ str(stats.oom_retries) + ' out-of-memory retries, ' + format(stats.seconds_per_item * 1000, '.2f') + ' ms per item'
 		)
 

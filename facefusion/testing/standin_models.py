@@ -61,7 +61,10 @@ STANDIN_FILE_NAMES: Dict[str, str] = {
 }
 # keys whose file is real and copied rather than generated
 COPIED_KEYS: Tuple[str, ...] = ('yunet',)
-VARIANTS: Tuple[str, ...] = ('small', 'heavy')
+# 'pinned' / 'heavy-pinned': the same graphs, except that the fixed-batch swappers (inswapper) hard-code batch 1
+# inside, as many exports do (a PyTorch view(1, C, 1, 1)): Reshape targets [1, ...], one shared by two Reshapes, and
+# (small) a target assembled by Concat from a constant [1]; what the dynamic-batch conversion must rewrite
+VARIANTS: Tuple[str, ...] = ('small', 'heavy', 'pinned', 'heavy-pinned')
 
 # where the stand-in detectors put their one face, relative to the non-black content of the detector canvas
 # (width Wc, height Hc, m = min(Wc, Hc)); portraits have the face near the top centre, which is what the shipped
@@ -101,6 +104,8 @@ class _GraphBuilder:
 		self.last_initializer: Optional[str] = None
 		self.counter = 0
 		self.small_constants: Dict[Tuple[str, Tuple[int, ...], bytes], str] = {}
+		# the leading entry of batch-carrying Reshape targets: -1 (any batch) or, in the pinned variants, 1
+		self.batch_entry = -1
 
 	def fresh(self, hint: str) -> str:
 		self.counter += 1
@@ -721,7 +726,12 @@ def _small_swapper_body(graph: _GraphBuilder, name: str, code: str, length: int,
 	"""A smooth identity-dependent colour pattern (8x8, upsampled) blended over the target; returns [-1, 1]."""
 	projection = _uniform(name, 'pattern', (length, 192), 1.5)
 	pattern = graph.op('Tanh', graph.op('MatMul', code, graph.weight(projection)))
-	pattern = graph.reshape(pattern, [ -1, 3, 8, 8 ])
+	if graph.batch_entry == 1:
+		# a target assembled at run time from a hard-coded batch of 1, as traced exports write view(1, ...)
+		flat = graph.reshape(pattern, [ 1, 192 ])
+		pattern = graph.op('Reshape', flat, graph.op('Concat', graph.const([ 1 ], numpy.int64), graph.const([ 3, 8, 8 ], numpy.int64), axis=0))
+	else:
+		pattern = graph.reshape(pattern, [ -1, 3, 8, 8 ])
 	factor = float(spec.size // 8)
 	return graph.op('Resize', pattern, '', graph.const([ 1.0, 1.0, factor, factor ]), mode='linear', coordinate_transformation_mode='half_pixel')
 
@@ -743,8 +753,8 @@ def _adain(graph: _GraphBuilder, name: str, tensor: str, code: str, length: int,
 	normalised = graph.op('InstanceNormalization', tensor, graph.const(numpy.ones(channels, numpy.float32)), graph.const(numpy.zeros(channels, numpy.float32)), epsilon=1e-5)
 	gamma = graph.op('Gemm', code, graph.weight(_uniform(name, label + 'gamma', (length, channels), 0.1)), graph.const(numpy.zeros(channels, numpy.float32)))
 	beta = graph.op('Gemm', code, graph.weight(_uniform(name, label + 'beta', (length, channels), 0.1)), graph.const(numpy.zeros(channels, numpy.float32)))
-	scaled = graph.op('Mul', normalised, graph.scalar_add(graph.reshape(gamma, [ -1, channels, 1, 1 ]), 1.0))
-	return graph.op('Add', scaled, graph.reshape(beta, [ -1, channels, 1, 1 ]))
+	scaled = graph.op('Mul', normalised, graph.scalar_add(graph.reshape(gamma, [ graph.batch_entry, channels, 1, 1 ]), 1.0))
+	return graph.op('Add', scaled, graph.reshape(beta, [ graph.batch_entry, channels, 1, 1 ]))
 
 
 def _heavy_swapper_body(graph: _GraphBuilder, name: str, code: str, length: int, target_signed: str, spec: _SwapperSpec) -> str:
@@ -775,6 +785,8 @@ def _heavy_swapper_body(graph: _GraphBuilder, name: str, code: str, length: int,
 def _build_swapper(name: str, variant: str) -> onnx.ModelProto:
 	spec = SWAPPER_SPECS[name]
 	graph = _GraphBuilder(name, fp16_weights=spec.fp16)
+	if variant.endswith('pinned') and spec.fixed_batch:
+		graph.batch_entry = 1
 	batch: int | str = 1 if spec.fixed_batch else 'batch'
 	source_shape: List[int | str] = [ batch, 3, spec.source_image_size, spec.source_image_size ] if spec.source_image_size else [ batch, 512 ]
 	target_shape: List[int | str] = [ batch, 3, spec.size, spec.size ]
@@ -792,7 +804,7 @@ def _build_swapper(name: str, variant: str) -> onnx.ModelProto:
 	target_01 = graph.op('Add', graph.op('Mul', target, graph.const(std)), graph.const(mean))
 	target_signed = graph.scalar_add(graph.scalar_mul(target_01, 2.0), -1.0)
 	code, length = _source_code(graph, source, spec)
-	if variant == 'heavy':
+	if variant in ('heavy', 'heavy-pinned'):
 		generated = _heavy_swapper_body(graph, name, code, length, target_signed, spec)
 	else:
 		generated = _small_swapper_body(graph, name, code, length, target_signed, spec)
@@ -859,7 +871,7 @@ def _build_enhancer(name: str, variant: str) -> onnx.ModelProto:
 		amount = graph.op('Sub', graph.const(1.0), graph.op('Cast', weight, to=TensorProto.FLOAT))
 	else:
 		amount = graph.const(ENHANCER_SHARPEN)
-	if variant == 'heavy':
+	if variant in ('heavy', 'heavy-pinned'):
 		enhanced = graph.op('Add', image, graph.op('Mul', _heavy_enhancer_body(graph, name, image, size), graph.const(0.3)))
 	else:
 		blurred = graph.op('AveragePool', image, kernel_shape=[ 3, 3 ], strides=[ 1, 1 ], pads=[ 1, 1, 1, 1 ], count_include_pad=0)

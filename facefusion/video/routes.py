@@ -27,11 +27,10 @@ from typing import Iterator, Optional, Set, Tuple, Union
 
 import numpy as np
 
-from facefusion.video import encoders
-from facefusion.video import ffmpeg
 from facefusion.errors import ProcessingError
 from facefusion.logger import get_logger
 from facefusion.types import Frame
+from facefusion.video import encoders, ffmpeg
 from facefusion.video.io import VideoReader, restrict_trim
 from facefusion.video.probe import VideoInfo
 
@@ -49,6 +48,8 @@ class DecoderChoice:
 	backend: str
 	decoder_arguments: Tuple[str, ...] = ()
 	reason: str = ''
+	# the GPU PyNvVideoCodec decodes on (--execution-device-ids)
+	device_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def select_decoder(route: str = 'auto', device_id: int = 0, warn: bool = True) -
 	if cuda_ok:
 		return DecoderChoice('nvdec', 'ffmpeg-cuda', ('-hwaccel', 'cuda', '-hwaccel_device', str(device_id)), cuda_reason)
 	if pynvvideocodec_available() and cuda_driver_status()[0]:
-		return DecoderChoice('nvdec', 'pynvvideocodec', (), 'PyNvVideoCodec ({})'.format(cuda_reason))
+		return DecoderChoice('nvdec', 'pynvvideocodec', (), 'PyNvVideoCodec ({})'.format(cuda_reason), device_id)
 	if warn:
 		_warn_once('NVDEC unavailable ({}): decoding on the CPU'.format(cuda_reason))
 	return DecoderChoice('cpu', 'ffmpeg', (), 'NVDEC unavailable: {}'.format(cuda_reason))
@@ -214,7 +215,7 @@ def open_reader(info: VideoInfo, decoder: DecoderChoice, trim_start: Optional[in
 	rotation); anything else, or any failure to open it, goes to the ffmpeg pipe."""
 	if decoder.backend == 'pynvvideocodec' and size is None and fps is None and info.rotation == 0:
 		try:
-			return PyNvVideoReader(info, trim_start, trim_end)
+			return PyNvVideoReader(info, trim_start, trim_end, decoder.device_id, color_matrix)
 		except Exception as exception:
 			_warn_once('PyNvVideoCodec failed ({}): decoding on the CPU'.format(str(exception).splitlines()[0] if str(exception) else type(exception).__name__))
 			decoder = DecoderChoice('cpu', 'ffmpeg')
@@ -222,11 +223,14 @@ def open_reader(info: VideoInfo, decoder: DecoderChoice, trim_start: Optional[in
 
 
 class PyNvVideoReader:
-	"""NVDEC through PyNvVideoCodec's SimpleDecoder, with the VideoReader interface (frames copied to host BGR).
+	"""NVDEC through PyNvVideoCodec's sequential ThreadedDecoder (SimpleDecoder is the random-access one: indexing
+	it frame by frame seeks), with the VideoReader interface. Frames come as native NV12 and are converted with the
+	job's colour matrix and range (nv12_to_bgr), as the CPU route does; a decode failure mid-video says so loudly
+	and decodes the rest on the CPU instead of failing the job.
 
 	Only used where ffmpeg has no CUDA hwaccel; not exercised on the CPU-only development machine."""
 
-	def __init__(self, info: VideoInfo, trim_start: Optional[int] = None, trim_end: Optional[int] = None, device_id: int = 0) -> None:
+	def __init__(self, info: VideoInfo, trim_start: Optional[int] = None, trim_end: Optional[int] = None, device_id: int = 0, color_matrix: Optional[str] = None) -> None:
 		import PyNvVideoCodec as nvc
 		self.info = info
 		self.first_index, self._end = restrict_trim(info, trim_start, trim_end)
@@ -234,28 +238,67 @@ class PyNvVideoReader:
 		self.frame_shape = (self.height, self.width, 3)
 		self.expected_frames = self._end - self.first_index
 		self.frames_read = 0
-		self._decoder = nvc.SimpleDecoder(info.path, gpu_id=device_id, use_device_memory=True, output_color_type=nvc.OutputColorType.RGB)
+		self.color_matrix = color_matrix or info.effective_color_matrix()
+		self.color_range = info.effective_color_range()
+		self.fallback: Optional[VideoReader] = None
+		self._pending: list = []
+		if hasattr(nvc, 'ThreadedDecoder'):
+			self._decoder = nvc.ThreadedDecoder(info.path, buffer_size=16, gpu_id=device_id, use_device_memory=True, output_color_type=nvc.OutputColorType.NATIVE)
+		else:
+			self._decoder = nvc.SimpleDecoder(info.path, gpu_id=device_id, use_device_memory=True, output_color_type=nvc.OutputColorType.NATIVE)
+		# sequential from the start: skip the frames before the trim
+		skipped = 0
+		while skipped < self.first_index and self._next_decoded() is not None:
+			skipped += 1
 
 	@property
 	def frame_count(self) -> int:
 		return self.expected_frames
 
+	def _next_decoded(self) -> Optional[object]:
+		"""The next decoded frame in order (batches from the sequential decoder), None at the end of the stream."""
+		if not self._pending:
+			self._pending = list(self._decoder.get_batch_frames(8))
+			if not self._pending:
+				return None
+		return self._pending.pop(0)
+
 	def _to_host(self, decoded: object) -> np.ndarray:
-		# decoded frames export DLPack / __cuda_array_interface__; cupy (in the GPU image) copies them to the host
-		import cupy
-		rgb = cupy.asnumpy(cupy.from_dlpack(decoded))
-		return np.ascontiguousarray(rgb.reshape(self.frame_shape)[:, :, ::-1])
+		# decoded frames export DLPack / __cuda_array_interface__: convert on the device, copy BGR to the host
+		from facefusion.gpu.device import to_host
+		from facefusion.video.nv12 import nv12_to_bgr
+		if hasattr(decoded, '__cuda_array_interface__'):
+			import cupy
+			planes = cupy.from_dlpack(decoded)
+		else:
+			planes = np.asarray(decoded)
+		planes = planes.reshape(self.height * 3 // 2, self.width)
+		return to_host(nv12_to_bgr(planes, self.width, self.height, self.color_matrix, self.color_range))
 
 	def readinto(self, buffer: np.ndarray) -> bool:
 		if self.first_index + self.frames_read >= self._end:
 			return False
-		try:
-			decoded = self._decoder[self.first_index + self.frames_read]
-		except (IndexError, StopIteration):
+		if self.fallback is None:
+			try:
+				decoded = self._next_decoded()
+				if decoded is not None:
+					buffer[...] = self._to_host(decoded)
+			except Exception as exception:
+				decoded = None
+				self._fall_back(str(exception).splitlines()[0] if str(exception) else type(exception).__name__)
+			if decoded is None and self.fallback is None:
+				self._fall_back('the stream ended early')
+		if self.fallback is not None and not self.fallback.readinto(buffer):
 			return False
-		buffer[...] = self._to_host(decoded)
 		self.frames_read += 1
 		return True
+
+	def _fall_back(self, reason: str) -> None:
+		"""Decode the rest on the CPU from the first frame NVDEC did not deliver, and say so."""
+		index = self.first_index + self.frames_read
+		_warn_once('NVDEC failed at frame {} of {} ({}): decoding the rest on the CPU'.format(index, os.path.basename(self.info.path), reason))
+		self._decoder = None
+		self.fallback = VideoReader(self.info, index, self._end, color_matrix=self.color_matrix)
 
 	def read(self) -> Optional[Frame]:
 		pixels = np.empty(self.frame_shape, dtype=np.uint8)
@@ -276,6 +319,8 @@ class PyNvVideoReader:
 
 	def close(self) -> None:
 		self._decoder = None
+		if self.fallback is not None:
+			self.fallback.close()
 
 	def __enter__(self) -> 'PyNvVideoReader':
 		return self

@@ -42,8 +42,9 @@ def collect_required_models(config: RunConfig) -> List[str]:
 	return list(dict.fromkeys(names))
 
 
-def start_engine(config: RunConfig) -> Engine:
-	"""Download what is missing (or fail naming every missing file), then open the sessions lazily."""
+def start_engine(config: RunConfig, concurrent_calls: Optional[int] = None) -> Engine:
+	"""Download what is missing (or fail naming every missing file), then open the sessions lazily; concurrent_calls
+	sizes the thread plan (1 for an image target: its model calls run one at a time, each on every core)."""
 	from facefusion.content_analyser import ContentAnalyser
 	from facefusion.face_analyser import FaceAnalyser
 	from facefusion.face_masker import FaceMasker
@@ -53,7 +54,7 @@ def start_engine(config: RunConfig) -> Engine:
 	model_names = collect_required_models(config)
 	logger.get_logger().debug('models: ' + ', '.join(model_names))
 	ensure_models(model_names, config.models_path, config.download_providers)
-	inference = InferenceManager(config)
+	inference = InferenceManager(config, concurrent_calls)
 	return Engine(
 		inference=inference,
 		content_analyser=ContentAnalyser(inference),
@@ -63,12 +64,12 @@ def start_engine(config: RunConfig) -> Engine:
 
 
 @contextmanager
-def engine_for(config: RunConfig, engine: Optional[Engine]) -> Iterator[Engine]:
+def engine_for(config: RunConfig, engine: Optional[Engine], concurrent_calls: Optional[int] = None) -> Iterator[Engine]:
 	"""The caller's engine (a batch keeps one for all its items), or one of its own, closed at the end."""
 	if engine is not None:
 		yield engine
 		return
-	own_engine = start_engine(config)
+	own_engine = start_engine(config, concurrent_calls)
 	try:
 		yield own_engine
 	finally:

@@ -54,7 +54,8 @@ def run_image(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = Non
 	source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
 	target_frame, target_alpha, target_original = read_target_image(paths.target_path, paths.output_path, config.output_image_scale)
 	logger.get_logger().info(f'processing image {paths.target_path} -> {paths.output_path}')
-	with engine_for(config, engine) as run_engine:
+	# one model call at a time: each gets every core
+	with engine_for(config, engine, concurrent_calls=1) as run_engine:
 		run = ImageRun(config, paths, run_engine, source_frames, target_frame, target_alpha, target_original)
 		for step in IMAGE_STEPS:
 			step(run)

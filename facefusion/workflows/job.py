@@ -155,8 +155,9 @@ def plan_video_job(config: RunConfig, paths: JobPaths) -> VideoJob:
 
 def process_workers(config: RunConfig) -> int:
 	"""The processors run in several threads (onnxruntime, numpy and OpenCV release the GIL for the heavy parts), at
-	most one per core."""
-	return max(1, min(config.execution_thread_count, os.cpu_count() or 1))
+	most one per core; the thread plan gives each CPU session cores // workers intra-op threads to match."""
+	from facefusion.inference.thread_plan import plan_threads
+	return plan_threads(config).process_workers
 
 
 def first_device_id(config: RunConfig) -> int:

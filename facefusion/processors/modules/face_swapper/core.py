@@ -326,7 +326,8 @@ class FaceSwapper(Processor):
 				run_function = partial(runner.run_batch, copy=True)
 				per_item_bytes = estimate_per_item_bytes(session.input_shapes, [output.shape for output in session.session.get_outputs()])
 			max_batch = self.config.face_swapper_trt_max_batch if self.config.face_swapper_use_trt else MAX_BATCH_ITEMS
-			self.batcher = BatchProcessor(run_function, per_item_bytes, max_batch=max_batch, name='face_swapper')
+			# a model whose batch stayed fixed runs item by item inside run_function: the statistics must say so
+			self.batcher = BatchProcessor(run_function, per_item_bytes, max_batch=max_batch, name='face_swapper', model_batch=1 if session.fixed_batch else None)
 			self.batcher_session = session
 		return self.batcher
 

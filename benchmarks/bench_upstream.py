@@ -1,0 +1,177 @@
+"""Upstream FaceFusion 3.5.0 against this engine, side by side, on the same clip, models and options.
+
+	python benchmarks/bench_upstream.py [--standins heavy,small] [--resolution 360p] [--frames 60]
+		[--tarball ../shared/upstream/facefusion-3.5.0.tar.gz] [--work-dir /tmp/facefusion-upstream-3.5.0]
+		[--wheels DIR] [--out benchmarks/results/upstream]
+
+Sets upstream up by itself: unpacks the tarball into --work-dir, makes a venv there with upstream's pinned packages
+minus the UI ones (gradio, gradio-rangeslider, psutil; opencv as the headless build, installed without its
+dependencies because 4.12.0.88 declares numpy<2.3 while upstream pins numpy 2.3.4), from the package index pip is
+configured with, or only from --wheels (pip --no-index) on a machine without one. The same stand-in model files go
+into upstream's .assets/models (each with its .hash) and into this engine's models folder; then for each stand-in
+set upstream and this engine run the same headless-run one after the other (upstream first), and the wall times and
+their ratio are printed (results.md, results.json in --out).
+
+Upstream needs ffmpeg <= 8 (it passes -vsync) and curl on PATH: the system ffmpeg is put first on PATH for it.
+Upstream's code only runs in its own venv and process; nothing of it is imported here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+if str(PROJECT_DIR) not in sys.path:
+	sys.path.insert(0, str(PROJECT_DIR))
+
+DEFAULT_TARBALL = PROJECT_DIR.parent / 'shared' / 'upstream' / 'facefusion-3.5.0.tar.gz'
+# upstream's requirements.txt without the UI packages; opencv separately (see the module docstring)
+UPSTREAM_PACKAGES = ('numpy==2.3.4', 'onnx==1.19.1', 'onnxruntime==1.23.2', 'scipy==1.16.3', 'tqdm==4.67.1')
+UPSTREAM_OPENCV = 'opencv-python-headless==4.12.0.88'
+SOURCE_PHOTO = PROJECT_DIR / 'tests' / 'data' / 'obama.jpg'
+# the options both sides get: one job, CPU, the real YuNet, every face
+COMMON_OPTIONS = ('--face-detector-model', 'yunet', '--face-selector-mode', 'many', '--execution-providers', 'cpu', '--output-video-encoder', 'libx264')
+
+
+@dataclass
+class SideBySide:
+	standins: str
+	swapper: str
+	upstream_s: float
+	engine_s: float
+	upstream_exit: int
+	engine_exit: int
+
+	@property
+	def ratio(self) -> float:
+		return self.upstream_s / self.engine_s if self.engine_s > 0 else 0.0
+
+
+def unpack(tarball: Path, work_dir: Path) -> Path:
+	if not (work_dir / 'facefusion.py').is_file():
+		work_dir.mkdir(parents=True, exist_ok=True)
+		with tarfile.open(tarball) as archive:
+			members = []
+			for member in archive.getmembers():
+				parts = Path(member.name).parts[1:]
+				if not parts:
+					continue
+				member.name = str(Path(*parts))
+				members.append(member)
+			archive.extractall(work_dir, members=members, filter='data')
+	return work_dir
+
+
+def ensure_venv(work_dir: Path, wheels: Optional[Path]) -> Path:
+	"""work_dir/.venv with upstream's packages; reused when its marker says it is complete."""
+	venv = work_dir / '.venv'
+	python = venv / 'bin' / 'python'
+	marker = venv / '.facefusion-bench-ready'
+	if marker.is_file() and python.is_file():
+		return python
+	subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True)
+	index = ['--no-index', '--find-links', str(wheels)] if wheels else []
+	subprocess.run([str(python), '-m', 'pip', 'install', '-q', *index, *UPSTREAM_PACKAGES], check=True)
+	subprocess.run([str(python), '-m', 'pip', 'install', '-q', '--no-deps', *index, UPSTREAM_OPENCV], check=True)
+	marker.write_text('ok', encoding='utf-8')
+	return python
+
+
+def install_models(standins: str, swapper: str, engine_models: Path, upstream_models: Path) -> None:
+	"""The same files for both: the stand-ins (with .hash, which upstream checks) and the real YuNet."""
+	from facefusion.testing.standin_models import crc32_hex, write_standin_models
+	engine_models.mkdir(parents=True, exist_ok=True)
+	write_standin_models(engine_models, variant=standins)
+	for yunet in (PROJECT_DIR / 'tests' / 'data').glob('yunet_2023_mar.*'):
+		shutil.copy2(yunet, engine_models / yunet.name)
+	upstream_models.mkdir(parents=True, exist_ok=True)
+	for path in engine_models.iterdir():
+		# the engine's verified dynamic-batch copies are its own; upstream gets the files as written
+		if path.suffix in ('.onnx', '.hash') and '.dynamic_batch' not in path.name:
+			shutil.copy2(path, upstream_models / path.name)
+	# upstream's start-up validates the voice extractor's file too, though a face swap never loads it: a placeholder
+	# with a matching .hash (the engine has no voice extractor)
+	placeholder = bytes(4096)
+	(upstream_models / 'kim_vocal_2.onnx').write_bytes(placeholder)
+	(upstream_models / 'kim_vocal_2.hash').write_text(crc32_hex(placeholder), encoding='ascii')
+
+
+def timed(command: Sequence[str], cwd: Path, environment: Dict[str, str], log_path: Path) -> tuple:
+	started = time.perf_counter()
+	with open(log_path, 'w', encoding='utf-8') as log:
+		code = subprocess.run(list(command), cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT).returncode
+	return time.perf_counter() - started, code
+
+
+def run_pair(python: Path, work_dir: Path, target: Path, standins: str, swapper: str, out: Path, cache: Path) -> SideBySide:
+	engine_models = cache / ('standins-' + standins)
+	install_models(standins, swapper, engine_models, work_dir / '.assets' / 'models')
+	options = [*COMMON_OPTIONS, '--face-swapper-model', swapper]
+	environment = dict(os.environ)
+	environment['PATH'] = '/usr/bin:' + environment.get('PATH', '')
+	environment.pop('PYTHONPATH', None)
+	upstream_output = out / ('upstream-' + standins + '.mp4')
+	upstream_s, upstream_exit = timed(
+		[str(python), 'facefusion.py', 'headless-run', '-s', str(SOURCE_PHOTO), '-t', str(target), '-o', str(upstream_output), *options],
+		work_dir, environment, out / ('upstream-' + standins + '.log')
+	)
+	engine_output = out / ('engine-' + standins + '.mp4')
+	engine_s, engine_exit = timed(
+		[sys.executable, str(PROJECT_DIR / 'facefusion.py'), 'headless-run', '-s', str(SOURCE_PHOTO), '-t', str(target), '-o', str(engine_output), '--models-path', str(engine_models), *options],
+		PROJECT_DIR, dict(os.environ), out / ('engine-' + standins + '.log')
+	)
+	return SideBySide(standins, swapper, upstream_s, engine_s, upstream_exit, engine_exit)
+
+
+def report(results: List[SideBySide], target: Path, frames: int) -> str:
+	lines = [
+		'## Upstream FaceFusion 3.5.0 against this engine', '',
+		'Same clip (' + target.name + ', ' + str(frames) + ' frames), same model files, same options (' + ' '.join(COMMON_OPTIONS) + '), '
+		+ str(os.cpu_count()) + ' CPU cores, upstream first.', '',
+		'| stand-ins | swapper | upstream 3.5.0 (s) | this engine (s) | speed-up | exits |',
+		'|---|---|---:|---:|---:|---|',
+	]
+	for result in results:
+		lines.append('| ' + result.standins + ' | ' + result.swapper + ' | ' + format(result.upstream_s, '.1f') + ' | ' + format(result.engine_s, '.1f') + ' | '
+			+ format(result.ratio, '.2f') + '× | ' + str(result.upstream_exit) + ' / ' + str(result.engine_exit) + ' |')
+	return '\n'.join(lines) + '\n'
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+	parser = argparse.ArgumentParser(description='upstream FaceFusion 3.5.0 against this engine, side by side')
+	parser.add_argument('--standins', default='heavy,small', help='stand-in sets, comma-separated (heavy: swapper-like cost; small: nearly free models)')
+	parser.add_argument('--swapper', default='inswapper_128')
+	parser.add_argument('--resolution', default='360p')
+	parser.add_argument('--frames', type=int, default=60)
+	parser.add_argument('--tarball', default=str(DEFAULT_TARBALL))
+	parser.add_argument('--work-dir', default='/tmp/facefusion-upstream-3.5.0')
+	parser.add_argument('--wheels', default=None, help='install upstream packages only from this folder of wheels (pip --no-index)')
+	parser.add_argument('--cache-dir', default=str(PROJECT_DIR / '.assets' / 'benchmarks'))
+	parser.add_argument('--out', default=str(PROJECT_DIR / 'benchmarks' / 'results' / 'upstream'))
+	options = parser.parse_args(argv)
+	from facefusion.workflows.benchmark import ensure_example_target
+	out = Path(options.out).resolve()
+	out.mkdir(parents=True, exist_ok=True)
+	cache = Path(options.cache_dir).resolve()
+	work_dir = unpack(Path(options.tarball), Path(options.work_dir))
+	python = ensure_venv(work_dir, Path(options.wheels) if options.wheels else None)
+	target = ensure_example_target(options.resolution, options.frames, cache / 'clips')
+	results = [run_pair(python, work_dir, target, standins, options.swapper, out, cache) for standins in options.standins.split(',') if standins]
+	text = report(results, target, options.frames)
+	(out / 'results.md').write_text(text, encoding='utf-8')
+	(out / 'results.json').write_text(json.dumps([dict(asdict(result), ratio=result.ratio) for result in results], indent=1), encoding='utf-8')
+	print(text)
+	return 0 if all(result.upstream_exit == 0 and result.engine_exit == 0 for result in results) else 1
+
+
+if __name__ == '__main__':
+	sys.exit(main())

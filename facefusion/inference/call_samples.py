@@ -1,0 +1,91 @@
+"""What the models really ran in a run, per model: calls, items, seconds, and the feed of the largest call (kept
+only while recording is on; the benchmark turns it on). Afterwards `isolated_times` replays each kept feed alone,
+one call at a time, on a session built the same way: the per-item time each model has with the machine to itself,
+against which the run's own per-item time and the run's model floor are judged."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import onnxruntime
+
+
+@dataclass
+class ModelCalls:
+	name: str
+	path: Path
+	stage: str
+	calls: int = 0
+	items: int = 0
+	seconds: float = 0.0
+	# the feed of the largest call, copied
+	sample: Dict[str, np.ndarray] = field(default_factory=dict)
+	sample_items: int = 0
+
+
+class CallRecorder:
+	def __init__(self) -> None:
+		self.enabled = False
+		self.lock = threading.Lock()
+		self.models: Dict[str, ModelCalls] = {}
+
+	def record(self, name: str, path: Path, stage: str, feed: Dict[str, np.ndarray], items: int, seconds: float) -> None:
+		with self.lock:
+			calls = self.models.setdefault(name, ModelCalls(name, path, stage))
+			calls.calls += 1
+			calls.items += items
+			calls.seconds += seconds
+			if items > calls.sample_items:
+				calls.sample = {key: np.array(value, copy=True) for key, value in feed.items()}
+				calls.sample_items = items
+
+	def reset(self) -> None:
+		with self.lock:
+			self.models.clear()
+
+
+RECORDER = CallRecorder()
+
+
+@dataclass(frozen=True)
+class IsolatedTime:
+	name: str
+	stage: str
+	calls: int
+	items: int
+	run_seconds_per_item: float
+	isolated_seconds_per_item: float
+
+
+def replay_session(path: Path, thread_count: int) -> onnxruntime.InferenceSession:
+	"""A CPU session with the options create_session gives CPU sessions (no spinning pools, the plan's threads)."""
+	options = onnxruntime.SessionOptions()
+	options.log_severity_level = 3
+	if thread_count > 0:
+		options.intra_op_num_threads = thread_count
+	options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+	options.add_session_config_entry('session.inter_op.allow_spinning', '0')
+	return onnxruntime.InferenceSession(str(path), sess_options=options, providers=['CPUExecutionProvider'])
+
+
+def isolated_times(thread_count: int, repeats: int = 5, names: Optional[List[str]] = None) -> List[IsolatedTime]:
+	"""Each recorded model's largest feed replayed alone on the CPU provider with thread_count intra-op threads
+	(the run's plan): the median of repeats calls after one warm-up, per item."""
+	results: List[IsolatedTime] = []
+	for calls in list(RECORDER.models.values()):
+		if names is not None and calls.name not in names or not calls.sample:
+			continue
+		session = replay_session(calls.path, thread_count)
+		session.run(None, calls.sample)
+		timings = []
+		for _ in range(repeats):
+			started = time.perf_counter()
+			session.run(None, calls.sample)
+			timings.append(time.perf_counter() - started)
+		per_item = float(np.median(timings)) / max(1, calls.sample_items)
+		results.append(IsolatedTime(calls.name, calls.stage, calls.calls, calls.items, calls.seconds / max(1, calls.items), per_item))
+	return results

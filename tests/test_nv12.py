@@ -1,0 +1,90 @@
+"""The NVDEC route's NV12 -> BGR conversion, against ffmpeg's own conversion of the same NV12 planes: the colour
+matrix and range the job uses must be the ones applied (PyNvVideoCodec's RGB output would pick its own)."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facefusion.video.ffmpeg import find_ffmpeg
+from facefusion.video.nv12 import nv12_to_bgr
+
+WIDTH, HEIGHT = 64, 48
+
+
+def nv12_planes(path_stub: str) -> bytes:
+	"""A colourful test pattern as raw NV12 (what NVDEC hands out)."""
+	return subprocess.run(
+		[find_ffmpeg(), '-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=' + str(WIDTH) + 'x' + str(HEIGHT) + ':rate=1', '-frames:v', '1', '-pix_fmt', 'nv12', '-f', 'rawvideo', '-'],
+		check=True, capture_output=True
+	).stdout
+
+
+def ffmpeg_bgr(planes: bytes, matrix: str, color_range: str) -> np.ndarray:
+	"""ffmpeg's conversion of those planes with an explicit input matrix and range (the CPU route's filter)."""
+	scale = 'scale=in_color_matrix=' + matrix + ':in_range=' + color_range + ':flags=accurate_rnd+full_chroma_int+neighbor'
+	output = subprocess.run(
+		[find_ffmpeg(), '-v', 'error', '-f', 'rawvideo', '-pix_fmt', 'nv12', '-s', str(WIDTH) + 'x' + str(HEIGHT), '-i', '-', '-vf', scale, '-pix_fmt', 'bgr24', '-f', 'rawvideo', '-'],
+		input=planes, check=True, capture_output=True
+	).stdout
+	return np.frombuffer(output, np.uint8).reshape(HEIGHT, WIDTH, 3)
+
+
+@pytest.mark.parametrize('matrix, color_range', [('bt709', 'tv'), ('bt601', 'tv'), ('bt709', 'pc')])
+def test_nv12_conversion_matches_ffmpeg_with_the_same_matrix(matrix: str, color_range: str) -> None:
+	planes = nv12_planes('pattern')
+	ours = nv12_to_bgr(np.frombuffer(planes, np.uint8).reshape(HEIGHT * 3 // 2, WIDTH), WIDTH, HEIGHT, matrix, color_range)
+	reference = ffmpeg_bgr(planes, matrix, color_range)
+	difference = np.abs(ours.astype(np.int16) - reference.astype(np.int16))
+	assert difference.max() <= 3, (matrix, color_range, int(difference.max()))
+	# the matrix matters: converting with the other one is visibly off, so the test tells them apart
+	other = nv12_to_bgr(np.frombuffer(planes, np.uint8).reshape(HEIGHT * 3 // 2, WIDTH), WIDTH, HEIGHT, 'bt601' if matrix == 'bt709' else 'bt709', color_range)
+	assert np.abs(other.astype(np.int16) - reference.astype(np.int16)).max() > 10
+
+
+class StandInDecoder:
+	"""PyNvVideoCodec's ThreadedDecoder interface over ffmpeg's NV12 frames of a real clip (host arrays instead of
+	device ones); raises at frame fail_at, as a hardware decode error would mid-video."""
+	fail_at = 6
+
+	def __init__(self, path: str, **options: object) -> None:
+		self.options = options
+		width, height = 64, 48
+		raw = subprocess.run([find_ffmpeg(), '-v', 'error', '-i', path, '-pix_fmt', 'nv12', '-f', 'rawvideo', '-'], check=True, capture_output=True).stdout
+		size = width * height * 3 // 2
+		self.frames = [np.frombuffer(raw[start:start + size], np.uint8).reshape(height * 3 // 2, width) for start in range(0, len(raw), size)]
+		self.position = 0
+
+	def get_batch_frames(self, count: int) -> list:
+		if self.position >= self.fail_at:
+			raise RuntimeError('CUDA_ERROR_LAUNCH_FAILED')
+		batch = self.frames[self.position:min(self.position + count, self.fail_at)]
+		self.position += len(batch)
+		return batch
+
+
+def test_nvdec_reader_decodes_in_order_and_falls_back_loudly_mid_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+	import sys
+	from types import SimpleNamespace
+
+	from facefusion.video import routes
+	from facefusion.video.io import VideoReader
+	from facefusion.video.probe import probe_video
+	clip = tmp_path / 'clip.mp4'
+	subprocess.run([find_ffmpeg(), '-v', 'error', '-f', 'lavfi', '-i', 'gradients=size=64x48:rate=25:speed=0.05', '-frames:v', '12', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', str(clip)], check=True)
+	monkeypatch.setitem(sys.modules, 'PyNvVideoCodec', SimpleNamespace(ThreadedDecoder=StandInDecoder, OutputColorType=SimpleNamespace(NATIVE='native', RGB='rgb')))
+	warnings: list = []
+	monkeypatch.setattr(routes, '_warn_once', warnings.append)
+	info = probe_video(str(clip))
+	reader = routes.PyNvVideoReader(info, 2, 12, device_id=0, color_matrix='bt709')
+	frames = list(reader)
+	with VideoReader(info, 2, 12, color_matrix='bt709') as cpu_reader:
+		expected = list(cpu_reader)
+	# every frame, in order, none lost at the failure; NVDEC's frames converted with the job's matrix
+	assert [frame.index for frame in frames] == [frame.index for frame in expected] == list(range(2, 12))
+	for frame, reference in zip(frames, expected):
+		# the CPU reader upsamples chroma by interpolation, NVDEC's planes here by repetition: edges differ a little
+		assert np.abs(frame.pixels.astype(np.float32) - reference.pixels.astype(np.float32)).mean() < 2.0
+	assert len(warnings) == 1 and 'NVDEC failed at frame 6' in warnings[0] and 'on the CPU' in warnings[0]

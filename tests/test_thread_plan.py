@@ -1,0 +1,77 @@
+"""The global thread plan: ONNX Runtime intra-op threads × concurrent model calls ≤ cores on the CPU provider."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facefusion.config import RunConfig
+from facefusion.inference.call_samples import RECORDER, isolated_times
+from facefusion.inference.manager import InferenceManager
+from facefusion.inference.thread_plan import plan_threads
+from facefusion.testing.standin_models import write_standin_models
+from facefusion.workflows.job import process_workers
+
+
+@pytest.mark.parametrize('cores, thread_count', [(1, 8), (2, 8), (2, 1), (4, 2), (16, 8), (16, 3), (6, 4)])
+def test_workers_times_intra_op_threads_fit_the_cores(cores: int, thread_count: int) -> None:
+	plan = plan_threads(RunConfig(execution_thread_count=thread_count), cores=cores)
+	assert 1 <= plan.process_workers <= min(cores, thread_count)
+	assert plan.intra_op_threads >= 1
+	assert plan.process_workers * plan.intra_op_threads <= cores
+	# no core left idle when the workers do not take them all
+	assert cores - plan.process_workers * plan.intra_op_threads < plan.process_workers
+
+
+def test_one_call_at_a_time_gets_every_core() -> None:
+	assert plan_threads(RunConfig(), concurrent_calls=1, cores=8).intra_op_threads == 8
+
+
+def test_gpu_providers_keep_onnx_runtime_defaults() -> None:
+	plan = plan_threads(RunConfig(execution_providers=['cuda']), cores=16)
+	assert plan.intra_op_threads == 0 and plan.process_workers == 8
+
+
+def test_sessions_and_the_video_workers_follow_one_plan(tmp_path: Path) -> None:
+	write_standin_models(tmp_path, ['inswapper_128', 'arcface_w600k_r50'])
+	config = RunConfig(models_path=str(tmp_path))
+	manager = InferenceManager(config)
+	plan = manager.thread_plan
+	assert process_workers(config) == plan.process_workers
+	for name in ('inswapper_128', 'arcface_w600k_r50'):
+		options = manager.get(name).session.get_session_options()
+		assert options.intra_op_num_threads == plan.intra_op_threads
+	assert plan.process_workers * plan.intra_op_threads <= plan.cores
+
+
+def test_recorded_calls_replay_alone(tmp_path: Path) -> None:
+	"""The benchmark's isolated times: what a model ran in the run, replayed one call at a time."""
+	write_standin_models(tmp_path, ['inswapper_128'])
+	session = InferenceManager(RunConfig(models_path=str(tmp_path), face_swapper_batching='never')).get('inswapper_128')
+	RECORDER.reset()
+	RECORDER.enabled = True
+	try:
+		feed = {'target': np.zeros((1, 3, 128, 128), np.float32), 'source': np.ones((1, 512), np.float32)}
+		for _ in range(3):
+			session.run(feed)
+	finally:
+		RECORDER.enabled = False
+	timings = isolated_times(1, repeats=2)
+	RECORDER.reset()
+	assert [(timing.name, timing.stage, timing.calls, timing.items) for timing in timings] == [('inswapper_128', 'swap', 3, 3)]
+	assert timings[0].isolated_seconds_per_item > 0 and timings[0].run_seconds_per_item > 0
+
+
+def test_an_image_engine_gives_each_session_every_core(tmp_path: Path) -> None:
+	"""An image's model calls run one after another: its engine plans one call at a time."""
+	from facefusion.inference.thread_plan import available_cores
+	from facefusion.workflows.engine import start_engine
+	write_standin_models(tmp_path)
+	config = RunConfig(models_path=str(tmp_path), execution_thread_count=8)
+	engine = start_engine(config, concurrent_calls=1)
+	try:
+		assert engine.inference.thread_plan.intra_op_threads == available_cores()
+		assert engine.inference.get('arcface_w600k_r50').session.get_session_options().intra_op_num_threads == available_cores()
+	finally:
+		engine.close()
