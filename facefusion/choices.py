@@ -96,6 +96,8 @@ job_statuses: List[str] = ['drafted', 'queued', 'completed', 'failed']
 
 temp_frame_formats: List[str] = ['bmp', 'jpeg', 'png', 'tiff']
 workflow_strategies: List[str] = ['memory', 'disk']
+output_audio_streams: List[str] = ['all', 'first']
+output_video_pixel_formats: List[str] = ['auto', 'yuv420p']
 output_audio_encoders: List[str] = ['aac', 'libmp3lame', 'libopus', 'libvorbis', 'flac', 'pcm_s16le', 'pcm_s32le']
 output_video_encoders: List[str] = [
 	'libx264', 'libx264rgb', 'libx265', 'libvpx-vp9', 'h264_nvenc', 'hevc_nvenc', 'h264_amf', 'hevc_amf',

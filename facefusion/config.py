@@ -85,9 +85,13 @@ class RunConfig:
 	output_audio_encoder: Optional[str] = None
 	output_audio_quality: int = 80
 	output_audio_volume: int = 100
+	# 'all': every audio stream of the target, 'first': only the first (3.5.0 kept only that one)
+	output_audio_streams: str = 'all'
 	output_video_encoder: Optional[str] = None
 	output_video_preset: str = 'veryfast'
 	output_video_quality: int = 80
+	# 'auto': a 4:4:4 / 10-bit target keeps its chroma and depth where the encoder can; 'yuv420p': 8-bit 4:2:0 always
+	output_video_pixel_format: str = 'auto'
 	output_video_scale: float = 1.0
 	# None = the target's fps
 	output_video_fps: Optional[float] = None
@@ -152,6 +156,11 @@ class RunConfig:
 	# misc
 	log_level: str = 'info'
 	halt_on_error: bool = False
+
+	# the UI of `run` (3.5.0's uis options; only the default layout exists here)
+	open_browser: bool = False
+	ui_layouts: List[str] = field(default_factory=lambda: ['default'])
+	ui_workflow: str = 'instant_runner'
 
 	# job commands (the positional job id, status and step index of 3.5.0's job-* commands)
 	job_id: Optional[str] = None

@@ -2,7 +2,7 @@
 
 	cli(argv) → build the RunConfig (argparse, --config-path INI under the command line)
 	  → route: force-download | benchmark | batch-run (workflows/batch.py) | job-* (jobs/commands.py)
-	    | headless-run / run with paths
+	    | run without paths: the UI (uis/app.py) | headless-run / run with paths
 	  → run_job: paths checked once → the image workflow (workflows/image.py) or the video workflow
 	    (workflows/video.py: decode → analyse → process → encode → audio), on the typed job.
 
@@ -25,10 +25,8 @@ from facefusion.errors import FaceFusionError
 if TYPE_CHECKING:
 	from facefusion.workflows.engine import Engine
 
-UI_UNAVAILABLE_MESSAGE = 'the UI is not part of this build yet; use headless-run, or give run -s/-t/-o to process files'
 INTERRUPTED_MESSAGE = 'interrupted by the user; no partial output was written'
 EXIT_INTERRUPTED = 130
-EXIT_UI_UNAVAILABLE = 2
 
 
 
@@ -92,8 +90,9 @@ def route(config: RunConfig) -> int:
 		from facefusion.jobs.commands import run_job_command
 		return run_job_command(config)
 	if config.command == 'run' and not has_media_paths(config):
-		report(UI_UNAVAILABLE_MESSAGE)
-		return EXIT_UI_UNAVAILABLE
+		# the UI: the same workflows, each job a headless-run of the options chosen there
+		from facefusion.uis.app import launch
+		return launch(config)
 	apply_system_memory_limit(config.system_memory_limit)
 	if config.command == 'batch-run':
 		from facefusion.workflows.batch import run_batch

@@ -286,17 +286,20 @@ def test_registry_loads_processors() -> None:
 
 # ---- routes --------------------------------------------------------------------------------------------------------------
 
-def test_run_without_paths_says_ui_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_without_paths_opens_the_ui(monkeypatch: pytest.MonkeyPatch) -> None:
+	from facefusion.uis import app
+	seen: List[RunConfig] = []
+	monkeypatch.setattr(app, 'launch', lambda config: seen.append(config) or 0)
+	assert core.cli(['run', '--open-browser', '--ui-layouts', 'default']) == 0
+	assert seen[0].command == 'run' and seen[0].open_browser and seen[0].ui_layouts == ['default']
+
+
+def test_run_without_paths_with_a_bad_port_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+	# the UI's server address is checked before anything starts; the message is the usual one line
+	monkeypatch.setenv('GRADIO_SERVER_PORT', 'not-a-port')
 	assert core.cli(['run']) == 2
 	lines = error_lines(capsys.readouterr().err)
-	assert len(lines) == 1
-	assert lines[0].startswith('[FACEFUSION]') and 'UI is not part of this build' in lines[0]
-
-
-def test_run_without_paths_as_subprocess(run_cli: CliRunner) -> None:
-	result = run_cli('run')
-	assert result.returncode == 2
-	assert 'UI is not part of this build' in result.stderr
+	assert len(lines) == 1 and lines[0].startswith('[FACEFUSION]') and 'GRADIO_SERVER_PORT' in lines[0]
 
 
 def test_run_with_paths_processes_like_headless_run(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,7 +43,7 @@ SECTION_KEYS: Dict[str, List[str]] = {
 	'frame_extraction': ['trim_frame_start', 'trim_frame_end', 'temp_frame_format', 'keep_temp'],
 	'output_creation': [
 		'output_image_quality', 'output_image_scale', 'output_audio_encoder', 'output_audio_quality',
-		'output_audio_volume', 'output_video_encoder', 'output_video_preset', 'output_video_quality',
+		'output_audio_volume', 'output_audio_streams', 'output_video_encoder', 'output_video_preset', 'output_video_pixel_format', 'output_video_quality',
 		'output_video_scale', 'output_video_fps'
 	],
 	'processors': [

@@ -250,9 +250,11 @@ def add_output_creation_arguments(parser: argparse.ArgumentParser) -> None:
 	group.add_argument('--output-image-scale', type=float_range(0.25, 8.0), default=1.0, metavar=range_metavar(0.25, 8), help='image size relative to the target')
 	group.add_argument('--output-audio-encoder', choices=choices.output_audio_encoders, default=None, help='audio encoder (default: the first available that works in the output container)')
 	group.add_argument('--output-audio-quality', type=int_range(0, 100), default=80, metavar='[0..100]', help='audio quality')
+	group.add_argument('--output-audio-streams', choices=choices.output_audio_streams, default='all', help="which of the target's audio streams the output keeps (all: every language track, first: only the first)")
 	group.add_argument('--output-audio-volume', type=int_range(0, 100), default=100, metavar='[0..100]', help='audio volume in percent (0 drops the audio)')
 	group.add_argument('--output-video-encoder', choices=choices.output_video_encoders, default=None, help='video encoder (default: the first available that works in the output container)')
 	group.add_argument('--output-video-preset', choices=choices.output_video_presets, default='veryfast', help='encoder speed preset')
+	group.add_argument('--output-video-pixel-format', choices=choices.output_video_pixel_formats, default='auto', help='auto: a 4:4:4 or 10-bit target keeps its chroma and depth where the encoder can; yuv420p: always 8-bit 4:2:0 (as 3.5.0)')
 	group.add_argument('--output-video-quality', type=int_range(0, 100), default=80, metavar='[0..100]', help='video quality')
 	group.add_argument('--output-video-scale', type=float_range(0.25, 8.0), default=1.0, metavar=range_metavar(0.25, 8), help='video size relative to the target')
 	group.add_argument('--output-video-fps', type=float_range(1.0, 60.0), default=None, metavar=range_metavar(1, 60), help="output frame rate (default: the target's fps)")
@@ -283,6 +285,7 @@ def add_processor_arguments(parser: argparse.ArgumentParser) -> None:
 	group.add_argument('--face-enhancer-blend', type=int_range(blend_low, blend_high), default=80, metavar=range_metavar(blend_low, blend_high), help='how much of the enhanced face is blended in (percent)')
 	group.add_argument('--face-enhancer-weight', type=float_range(0.0, 1.0), default=0.5, metavar=range_metavar(0, 1), help='fidelity weight, fed to models with a weight input (codeformer)')
 	group.add_argument('--face-enhancer-use-trt', action='store_true', default=False, help='run the enhancer through a TensorRT engine when TensorRT is available')
+	low, high = face_swapper_trt_max_batch_range
 	group.add_argument('--face-enhancer-trt-max-batch', type=int_range(low, high), default=8, metavar=range_metavar(low, high), help="largest batch the enhancer's TensorRT engine is built for")
 
 
@@ -315,7 +318,7 @@ def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
-	# accepted so 3.5.0 `run` command lines parse; the UI itself is not part of this build yet
+	# 3.5.0's UI options; only the default layout and the instant runner exist in this build (others are accepted)
 	group = parser.add_argument_group('uis')
 	group.add_argument('--open-browser', action='store_true', default=False, help='open the browser once the UI is ready')
 	group.add_argument('--ui-layouts', nargs='+', choices=ui_layouts, default=['default'], metavar='LAYOUT', help=f'UI layouts: {", ".join(ui_layouts)}')
@@ -529,7 +532,7 @@ class Command:
 # The commands in --help order. `benchmark` joins this list when the benchmarker lands: one Command entry here and a
 # route in core.py; RunConfig already carries its fields (benchmark_mode, benchmark_resolutions, benchmark_cycle_count).
 COMMANDS: List[Command] = [
-	Command('run', 'run the program (the UI is not part of this build yet: give -s/-t/-o to process headless)', build_run_parser),
+	Command('run', 'run the program: the UI on 127.0.0.1:7860 (with -s/-t/-o it processes like headless-run)', build_run_parser),
 	Command('headless-run', 'process a target without the UI', build_headless_run_parser),
 	Command('batch-run', 'process every target (and source) a pattern matches', build_batch_run_parser),
 	Command('force-download', 'download the models', build_force_download_parser),

@@ -1,0 +1,1 @@
+"""UI layouts by name (--ui-layouts); this build has `default`."""
