@@ -10,8 +10,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import pytest
 
-from facefusion.video import audio, audio_timing, encoders, ffmpeg
 from facefusion.testing.synthetic_video import SyntheticClip, decode_audio, find_beep_onsets, find_sound_start, make_synthetic_video
+from facefusion.video import audio, audio_timing, encoders, ffmpeg
 from facefusion.video.io import VideoReader, VideoWriter
 from facefusion.video.probe import probe_video, read_header
 

@@ -256,6 +256,8 @@ def test_ui_in_a_real_browser(ui_server: Dict[str, Any], tmp_path: Path) -> None
 		# a longer run, stopped: nothing partial left
 		page.locator('#target-file button[aria-label="Clear"]').first.click()
 		page.locator('#target-file input[type=file]').set_input_files(str(long_clip.path))
+		# Start only once the upload has landed, or it would run the previous target again
+		page.wait_for_selector('#target-file :text("long.mp4")', timeout=60000)
 		page.locator('#start-button').click()
 		wait_for_text(page, '#job-status textarea', lambda text: 'frames' in text, 120)
 		page.locator('#start-button').click()

@@ -11,11 +11,11 @@ from typing import Callable, Dict
 import numpy as np
 import pytest
 
-from facefusion.video import encoders, ffmpeg, isobmff, temp_frames
-from facefusion.video import routes as video_routes
 from facefusion.errors import FaceFusionError, InputError, ProcessingError
 from facefusion.testing import synthetic_video
 from facefusion.testing.synthetic_video import SyntheticClip
+from facefusion.video import encoders, ffmpeg, isobmff, temp_frames
+from facefusion.video import routes as video_routes
 from facefusion.video.io import VideoReader, VideoWriter, plan_video_geometry, read_video_frame
 from facefusion.video.probe import parse_rotation, probe_video
 

@@ -22,9 +22,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from facefusion.config import PROJECT_DIR
 from facefusion.video import ffmpeg
 from facefusion.video.audio_timing import muxed_audio_delay
-from facefusion.config import PROJECT_DIR
 
 TEST_DATA_DIR = PROJECT_DIR / 'tests' / 'data'
 # where each shipped photo's faces are: view centre (x, y as fractions of the photo size) and the view width as a
