@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,9 @@ UPSTREAM_OPENCV = 'opencv-python-headless==4.12.0.88'
 SOURCE_PHOTO = PROJECT_DIR / 'tests' / 'data' / 'obama.jpg'
 # the options both sides get: one job, CPU, the real YuNet, every face
 COMMON_OPTIONS = ('--face-detector-model', 'yunet', '--face-selector-mode', 'many', '--execution-providers', 'cpu', '--output-video-encoder', 'libx264')
+# upstream pastes with a feathered box mask and no colour match; the engine's default (multi-band + mean-std colour
+# match) costs more, so the like-for-like ratio runs the engine with upstream's paste and the default is reported next to it
+UPSTREAM_PASTE_OPTIONS = ('--face-swapper-blend-mode', 'feather', '--face-swapper-color-match', 'none')
 
 
 @dataclass
@@ -48,12 +52,27 @@ class SideBySide:
 	swapper: str
 	upstream_s: float
 	engine_s: float
+	engine_default_s: float
+	# CPU seconds (user + system, the process and its ffmpeg children): what the run costs whatever else loads the
+	# machine, where the wall times above swing with other jobs
+	upstream_cpu_s: float
+	engine_cpu_s: float
+	engine_default_cpu_s: float
 	upstream_exit: int
 	engine_exit: int
+	engine_default_exit: int
 
 	@property
 	def ratio(self) -> float:
 		return self.upstream_s / self.engine_s if self.engine_s > 0 else 0.0
+
+	@property
+	def default_ratio(self) -> float:
+		return self.upstream_s / self.engine_default_s if self.engine_default_s > 0 else 0.0
+
+	@property
+	def cpu_ratio(self) -> float:
+		return self.upstream_cpu_s / self.engine_cpu_s if self.engine_cpu_s > 0 else 0.0
 
 
 def unpack(tarball: Path, work_dir: Path) -> Path:
@@ -105,44 +124,78 @@ def install_models(standins: str, swapper: str, engine_models: Path, upstream_mo
 	(upstream_models / 'kim_vocal_2.hash').write_text(crc32_hex(placeholder), encoding='ascii')
 
 
-def timed(command: Sequence[str], cwd: Path, environment: Dict[str, str], log_path: Path) -> tuple:
+@dataclass
+class Timing:
+	wall_s: float
+	cpu_s: float
+	exit: int
+
+
+def timed(command: Sequence[str], cwd: Path, environment: Dict[str, str], log_path: Path) -> Timing:
+	before = resource.getrusage(resource.RUSAGE_CHILDREN)
 	started = time.perf_counter()
 	with open(log_path, 'w', encoding='utf-8') as log:
 		code = subprocess.run(list(command), cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT).returncode
-	return time.perf_counter() - started, code
+	wall = time.perf_counter() - started
+	after = resource.getrusage(resource.RUSAGE_CHILDREN)
+	return Timing(wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, code)
+
+
+def bytecode_environment(environment: Dict[str, str], cache: Path) -> Dict[str, str]:
+	"""Bytecode written and reused, kept out of both source trees (under the cache); a shell that sets
+	PYTHONDONTWRITEBYTECODE would otherwise make both sides recompile every module on every run."""
+	environment.pop('PYTHONDONTWRITEBYTECODE', None)
+	environment['PYTHONPYCACHEPREFIX'] = str(cache / 'pycache')
+	return environment
 
 
 def run_pair(python: Path, work_dir: Path, target: Path, standins: str, swapper: str, out: Path, cache: Path) -> SideBySide:
 	engine_models = cache / ('standins-' + standins)
 	install_models(standins, swapper, engine_models, work_dir / '.assets' / 'models')
 	options = [*COMMON_OPTIONS, '--face-swapper-model', swapper]
-	environment = dict(os.environ)
+	engine_environment = bytecode_environment(dict(os.environ), cache)
+	environment = dict(engine_environment)
 	environment['PATH'] = '/usr/bin:' + environment.get('PATH', '')
 	environment.pop('PYTHONPATH', None)
+	# compiled once, untimed, for both: an installed program has its bytecode; compiling ~1 MB of source per run is
+	# not what a user waits for
+	subprocess.run([str(python), '-m', 'compileall', '-q', str(work_dir / 'facefusion')], env=environment, check=False)
+	subprocess.run([sys.executable, '-m', 'compileall', '-q', str(PROJECT_DIR / 'facefusion')], env=engine_environment, check=False)
 	upstream_output = out / ('upstream-' + standins + '.mp4')
-	upstream_s, upstream_exit = timed(
+	upstream = timed(
 		[str(python), 'facefusion.py', 'headless-run', '-s', str(SOURCE_PHOTO), '-t', str(target), '-o', str(upstream_output), *options],
 		work_dir, environment, out / ('upstream-' + standins + '.log')
 	)
-	engine_output = out / ('engine-' + standins + '.mp4')
-	engine_s, engine_exit = timed(
-		[sys.executable, str(PROJECT_DIR / 'facefusion.py'), 'headless-run', '-s', str(SOURCE_PHOTO), '-t', str(target), '-o', str(engine_output), '--models-path', str(engine_models), *options],
-		PROJECT_DIR, dict(os.environ), out / ('engine-' + standins + '.log')
+	engine_command = [sys.executable, str(PROJECT_DIR / 'facefusion.py'), 'headless-run', '-s', str(SOURCE_PHOTO), '-t', str(target), '--models-path', str(engine_models), *options]
+	engine = timed(
+		[*engine_command, '-o', str(out / ('engine-' + standins + '.mp4')), *UPSTREAM_PASTE_OPTIONS],
+		PROJECT_DIR, engine_environment, out / ('engine-' + standins + '.log')
 	)
-	return SideBySide(standins, swapper, upstream_s, engine_s, upstream_exit, engine_exit)
+	engine_default = timed(
+		[*engine_command, '-o', str(out / ('engine-default-' + standins + '.mp4'))],
+		PROJECT_DIR, engine_environment, out / ('engine-default-' + standins + '.log')
+	)
+	return SideBySide(
+		standins, swapper, upstream.wall_s, engine.wall_s, engine_default.wall_s, upstream.cpu_s, engine.cpu_s, engine_default.cpu_s,
+		upstream.exit, engine.exit, engine_default.exit
+	)
 
 
-def report(results: List[SideBySide], target: Path, frames: int) -> str:
+def report(results: List[SideBySide], target: Path, frames: int, load: Sequence[float]) -> str:
 	lines = [
 		'## Upstream FaceFusion 3.5.0 against this engine', '',
 		'Same clip (' + target.name + ', ' + str(frames) + ' frames), same model files, same options (' + ' '.join(COMMON_OPTIONS) + '), '
-		+ str(os.cpu_count()) + ' CPU cores, upstream first.', '',
-		'| stand-ins | swapper | upstream 3.5.0 (s) | this engine (s) | speed-up | exits |',
-		'|---|---|---:|---:|---:|---|',
+		+ str(os.cpu_count()) + ' CPU cores (1-minute load average ' + ' → '.join(format(value, '.1f') for value in load) + '), upstream first. "Same paste": the engine with upstream\'s paste (' + ' '.join(UPSTREAM_PASTE_OPTIONS) + '); '
+		+ '"default paste": multi-band + mean-std colour match.', '',
+		'| stand-ins | swapper | upstream 3.5.0 (s) | engine, same paste (s) | speed-up | engine, default paste (s) | speed-up | CPU s upstream / same / default | CPU ratio (same paste) | exits |',
+		'|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
 	]
 	for result in results:
 		lines.append('| ' + result.standins + ' | ' + result.swapper + ' | ' + format(result.upstream_s, '.1f') + ' | ' + format(result.engine_s, '.1f') + ' | '
-			+ format(result.ratio, '.2f') + '× | ' + str(result.upstream_exit) + ' / ' + str(result.engine_exit) + ' |')
+			+ format(result.ratio, '.2f') + '× | ' + format(result.engine_default_s, '.1f') + ' | ' + format(result.default_ratio, '.2f') + '× | '
+			+ format(result.upstream_cpu_s, '.1f') + ' / ' + format(result.engine_cpu_s, '.1f') + ' / ' + format(result.engine_default_cpu_s, '.1f') + ' | '
+			+ format(result.cpu_ratio, '.2f') + '× | '
+			+ str(result.upstream_exit) + ' / ' + str(result.engine_exit) + ' / ' + str(result.engine_default_exit) + ' |')
 	return '\n'.join(lines) + '\n'
 
 
@@ -165,12 +218,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 	work_dir = unpack(Path(options.tarball), Path(options.work_dir))
 	python = ensure_venv(work_dir, Path(options.wheels) if options.wheels else None)
 	target = ensure_example_target(options.resolution, options.frames, cache / 'clips')
+	load_before = os.getloadavg()[0]
 	results = [run_pair(python, work_dir, target, standins, options.swapper, out, cache) for standins in options.standins.split(',') if standins]
-	text = report(results, target, options.frames)
+	text = report(results, target, options.frames, (load_before, os.getloadavg()[0]))
 	(out / 'results.md').write_text(text, encoding='utf-8')
-	(out / 'results.json').write_text(json.dumps([dict(asdict(result), ratio=result.ratio) for result in results], indent=1), encoding='utf-8')
+	(out / 'results.json').write_text(json.dumps([dict(asdict(result), ratio=result.ratio, default_ratio=result.default_ratio, cpu_ratio=result.cpu_ratio) for result in results], indent=1), encoding='utf-8')
 	print(text)
-	return 0 if all(result.upstream_exit == 0 and result.engine_exit == 0 for result in results) else 1
+	return 0 if all(result.upstream_exit == 0 and result.engine_exit == 0 and result.engine_default_exit == 0 for result in results) else 1
 
 
 if __name__ == '__main__':

@@ -23,6 +23,7 @@ All outputs go through a temporary name in the output directory and are moved in
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import math
 import os
@@ -221,20 +222,27 @@ def mux_audio(video_path: Union[str, Path], span: Union[AudioSpan, Sequence[Audi
 	if fallback not in attempts and spans:
 		attempts.append(fallback)
 	reasons = []
-	for attempt in attempts:
-		temp_path = temporary_path(output_path, 'audio')
-		try:
-			command = build_mux_command(video_path, spans, temp_path, attempt, quality, volume, audio_timing.muxed_audio_delay(attempt, str(output_path)) if spans else 0.0, side)
-			result = ffmpeg.run_ffmpeg(command, what='Adding audio', check=False)
-			_raise_on_write_error(result.stderr, output_path)
-			if result.returncode == 0 and (not spans or _has_audio_stream(temp_path)):
-				_check_complete(temp_path, video_path, output_path)
-				_replace(temp_path, output_path)
-				return attempt
-			reasons.append('{}: {}'.format(attempt, ffmpeg.summarize_error(result.stderr, result.returncode)))
-		finally:
-			if temp_path.exists():
-				temp_path.unlink()
+	# the checks after a mux are separate ffmpeg runs that need not wait for each other: the silent video's packet
+	# count runs alongside the mux, the output's header read alongside its packet count
+	with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+		expected_count = pool.submit(_video_packet_count, Path(video_path))
+		for attempt in attempts:
+			temp_path = temporary_path(output_path, 'audio')
+			try:
+				command = build_mux_command(video_path, spans, temp_path, attempt, quality, volume, audio_timing.muxed_audio_delay(attempt, str(output_path)) if spans else 0.0, side)
+				result = ffmpeg.run_ffmpeg(command, what='Adding audio', check=False)
+				_raise_on_write_error(result.stderr, output_path)
+				if result.returncode == 0:
+					has_audio = pool.submit(_has_audio_stream, temp_path) if spans else None
+					found = _video_packet_count(temp_path)
+					if has_audio is None or has_audio.result():
+						_check_complete(found, expected_count.result(), temp_path, output_path)
+						_replace(temp_path, output_path)
+						return attempt
+				reasons.append('{}: {}'.format(attempt, ffmpeg.summarize_error(result.stderr, result.returncode)))
+			finally:
+				if temp_path.exists():
+					temp_path.unlink()
 	if spans:
 		get_logger().warning('Restoring audio failed (%s); the output is written WITHOUT audio', '; '.join(reasons))
 	else:
@@ -248,10 +256,9 @@ def _raise_on_write_error(stderr: str, output_path: Union[str, Path]) -> None:
 			raise ProcessingError('Writing {} failed: {}'.format(os.path.basename(str(output_path)), marker))
 
 
-def _check_complete(written: Path, video_path: Union[str, Path], output_path: Union[str, Path]) -> None:
-	"""Raise unless the muxed file holds every video packet of the silent video. ffmpeg 5.1 exits 0 without a
-	word when the disk fills up (9.x reports it): the only sign is a file that stops early."""
-	expected, found = _video_packet_count(Path(video_path)), _video_packet_count(written)
+def _check_complete(found: int, expected: int, written: Path, output_path: Union[str, Path]) -> None:
+	"""Raise unless the muxed file (found video packets) holds every video packet of the silent video (expected).
+	ffmpeg 5.1 exits 0 without a word when the disk fills up (9.x reports it): the only sign is a file that stops early."""
 	if found >= expected:
 		return
 	stats = os.statvfs(str(written.parent))

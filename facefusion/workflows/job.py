@@ -3,6 +3,7 @@ before the first frame is decoded (VideoJob). Every path problem is a clear Inpu
 is downloaded, loaded or written."""
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import stat
 from dataclasses import dataclass
@@ -140,17 +141,33 @@ def plan_video_job(config: RunConfig, paths: JobPaths) -> VideoJob:
 	"""Probe the target and decide sizes, rates, routes and the trim range; a range holding no frame is an error."""
 	from facefusion.video.io import plan_video_geometry, restrict_trim
 	from facefusion.video.probe import probe_video
-	from facefusion.video.routes import select_video_routes
 
 	if paths.target_kind != 'video':
 		raise InputError(f'target is not a video: {paths.target_path}')
-	info = probe_video(paths.target_path)
-	trim_start, trim_end = restrict_trim(info, config.trim_frame_start, config.trim_frame_end)
-	if trim_end <= trim_start:
-		raise InputError(f'the trim range {trim_start}..{trim_end} holds no frame of {paths.target_path} ({info.frame_count} frames)')
-	geometry = plan_video_geometry(info, config.output_video_scale, config.output_video_fps)
-	routes = select_video_routes(config.video_decoder, config.video_encoder_route, config.output_video_encoder, paths.output_path, first_device_id(config))
+	# the routes need ffmpeg's capability lists (two more ffmpeg runs), not the probe: both at once; a probe error
+	# still comes first
+	with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+		routes_future = pool.submit(select_routes, config, paths)
+		info = probe_video(paths.target_path)
+		trim_start, trim_end = restrict_trim(info, config.trim_frame_start, config.trim_frame_end)
+		if trim_end <= trim_start:
+			raise InputError(f'the trim range {trim_start}..{trim_end} holds no frame of {paths.target_path} ({info.frame_count} frames)')
+		geometry = plan_video_geometry(info, config.output_video_scale, config.output_video_fps)
+		routes = routes_future.result()
 	return VideoJob(config, paths, info, geometry, routes, trim_start, trim_end, process_workers(config))
+
+
+def select_routes(config: RunConfig, paths: JobPaths) -> 'VideoRoutes':
+	from facefusion.video import ffmpeg
+	from facefusion.video.routes import select_video_routes
+
+	# the routes read ffmpeg's capability lists (the hwaccels unless decoding is forced onto the CPU): listed side by
+	# side, one ffmpeg start's time for the two
+	listings = [ffmpeg.available_encoders] + ([ffmpeg.available_hwaccels] if config.video_decoder != 'cpu' else [])
+	with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+		for listing in [pool.submit(listing) for listing in listings]:
+			listing.result()
+	return select_video_routes(config.video_decoder, config.video_encoder_route, config.output_video_encoder, paths.output_path, first_device_id(config))
 
 
 def process_workers(config: RunConfig) -> int:
