@@ -49,6 +49,30 @@ def partial_image_name(output_path: Union[str, Path]) -> Path:
 	return output.with_name('.{}.{}.{}.tmp'.format(output.name, os.getpid(), secrets.token_hex(4)))
 
 
+def replace_atomically(path: Union[str, Path], content: bytes, sync: bool = False) -> None:
+	"""Write content so the file appears whole or keeps what it had: a pid-named hidden temp file beside it (a killed
+	writer's leftover is recognisable), then os.replace. sync: flush to the disk before the rename (job files, which
+	must survive a power cut). The temp file is removed on any failure, KeyboardInterrupt included; OSError is raised
+	for the caller to word."""
+	target = Path(path)
+	temp_path = partial_image_name(target)
+	try:
+		# os.open with 0o666 lets the umask decide permissions, as a plain open() would for the final file
+		descriptor = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
+		with os.fdopen(descriptor, 'wb') as handle:
+			handle.write(content)
+			if sync:
+				handle.flush()
+				os.fsync(handle.fileno())
+		os.replace(temp_path, target)
+	except BaseException:
+		try:
+			os.remove(temp_path)
+		except OSError:
+			pass
+		raise
+
+
 def temp_folder_prefix(stem: str) -> str:
 	"""The prefix of a temp frame folder (tempfile.mkdtemp adds the random part)."""
 	return '{}.{}.'.format(stem, os.getpid())

@@ -11,16 +11,15 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from facefusion.errors import InputError, ProcessingError
-from facefusion.filesystem import PathLike, get_file_extension, parent_directory
+from facefusion.filesystem import PathLike, get_file_extension
 from facefusion.logger import get_logger
-from facefusion.partial_files import partial_image_name
+from facefusion.partial_files import replace_atomically
 from facefusion.types import Size, VisionFrame
 
 # Refuse images beyond these limits before decoding: a 30000 x 30000 PNG is a few kilobytes on disk but 2.7 GB
@@ -282,24 +281,10 @@ def write_bytes_atomically(path: PathLike, content: bytes) -> None:
 
 	The temporary file is removed on any failure, KeyboardInterrupt included.
 	"""
-	target = Path(path)
-	directory = parent_directory(target)
-	# the writer's pid in the name lets a later run remove what a killed run left (partial_files)
-	temp_path = directory / partial_image_name(target).name
 	try:
-		# os.open with 0o666 lets the umask decide permissions, as a plain open() would for the final file
-		descriptor = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
-		with os.fdopen(descriptor, 'wb') as handle:
-			handle.write(content)
-		os.replace(temp_path, target)
-	except BaseException as exception:
-		try:
-			os.remove(temp_path)
-		except OSError:
-			pass
-		if isinstance(exception, OSError):
-			raise InputError(f'cannot write {path}: {exception.strerror or exception}') from exception
-		raise
+		replace_atomically(path, content)
+	except OSError as exception:
+		raise InputError(f'cannot write {path}: {exception.strerror or exception}') from exception
 
 
 def write_image(path: PathLike, frame: VisionFrame, quality: int = 80, alpha: Optional[np.ndarray] = None, original: Optional[ImageOriginal] = None) -> None:

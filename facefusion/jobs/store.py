@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Dict, List, Optional
 
 from facefusion import choices
 from facefusion.errors import FaceFusionError, InputError
+from facefusion.partial_files import replace_atomically
 
 JOB_STATUSES: List[str] = list(choices.job_statuses)
 STEP_STATUSES: List[str] = ['drafted', 'queued', 'started', 'completed', 'failed']
@@ -118,21 +118,10 @@ def parse_job(job_id: str, status: str, content: Any, path: Path) -> Job:
 
 def write_text_atomically(path: Path, text: str) -> None:
 	"""The file appears with its whole new content or keeps its old one, whatever happens during the write."""
-	temp_path = path.parent / f'.{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp'
 	try:
-		with open(temp_path, 'w', encoding='utf-8') as handle:
-			handle.write(text)
-			handle.flush()
-			os.fsync(handle.fileno())
-		os.replace(temp_path, path)
-	except BaseException as exception:
-		try:
-			os.remove(temp_path)
-		except OSError:
-			pass
-		if isinstance(exception, OSError):
-			raise InputError(f'cannot write the job file {path}: {exception.strerror or exception}') from exception
-		raise
+		replace_atomically(path, text.encode('utf-8'), sync=True)
+	except OSError as exception:
+		raise InputError(f'cannot write the job file {path}: {exception.strerror or exception}') from exception
 
 
 class JobStore:
