@@ -145,6 +145,11 @@ class RunConfig:
 	execution_providers: List[str] = field(default_factory=lambda: ['cpu'])
 	execution_thread_count: int = 8
 
+	# cluster (new in this engine): batch-run, job-run(-all) and videos on a Ray cluster; None runs here
+	cluster_address: Optional[str] = None
+	# CPU cores each cluster worker asks for when the models run on the CPU (a GPU worker asks for one GPU)
+	cluster_worker_cpus: int = 1
+
 	# download
 	download_providers: List[str] = field(default_factory=lambda: ['github', 'huggingface'])
 	download_scope: str = 'lite'

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Set
+from typing import Iterable, List, Set
 
 LOGGER_NAME = 'facefusion'
 LOG_LEVELS = {'error': logging.ERROR, 'warn': logging.WARNING, 'info': logging.INFO, 'debug': logging.DEBUG}
@@ -41,3 +41,12 @@ def warn_once(key: str, message: str) -> None:
 	if key not in _warned_keys:
 		_warned_keys.add(key)
 		get_logger().warning(message)
+
+
+def warned_keys() -> List[str]:
+	"""The warn_once keys this process has warned about (handed to worker processes so they do not repeat them)."""
+	return sorted(_warned_keys)
+
+
+def mark_warned(keys: Iterable[str]) -> None:
+	_warned_keys.update(keys)

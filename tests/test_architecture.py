@@ -85,7 +85,7 @@ def test_layers_depend_one_way() -> None:
 	"""Only the command routes know the workflows; the building blocks (video I/O, tracking, processors, inference,
 	GPU code) never import a workflow or the command line."""
 	graph = import_graph()
-	top = ('facefusion.core', 'facefusion.workflows', 'facefusion.cli', 'facefusion.jobs', 'facefusion.uis')
+	top = ('facefusion.core', 'facefusion.workflows', 'facefusion.cli', 'facefusion.jobs', 'facefusion.uis', 'facefusion.cluster')
 	for module, targets in graph.items():
 		if module.startswith(top) or module in ('facefusion.face_tracker', 'facefusion.gpu_video_pipeline'):
 			continue

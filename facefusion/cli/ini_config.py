@@ -63,6 +63,7 @@ SECTION_KEYS: Dict[str, List[str]] = {
 	'download': ['download_providers', 'download_scope'],
 	'benchmark': ['benchmark_mode', 'benchmark_resolutions', 'benchmark_cycle_count'],
 	'execution': ['execution_device_ids', 'execution_providers', 'execution_thread_count'],
+	'cluster': ['cluster_address', 'cluster_worker_cpus'],
 	'memory': ['video_memory_strategy', 'system_memory_limit'],
 	'misc': ['log_level', 'halt_on_error'],
 }

@@ -339,6 +339,13 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
 	group.add_argument('--execution-device-ids', nargs='+', type=device_id, default=['0'], metavar='ID', help='GPU device ids')
 	group.add_argument('--execution-providers', nargs='+', choices=provider_choices, default=provider_default, metavar='PROVIDER', help=f'inference providers, in order of preference; available here: {", ".join(provider_choices)}')
 	group.add_argument('--execution-thread-count', type=int_range(low, high), default=8, metavar=range_metavar(low, high), help='worker threads for frames')
+	add_cluster_arguments(parser)
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+	group = parser.add_argument_group('cluster')
+	group.add_argument('--cluster-address', default=None, metavar='ADDRESS', help='run batch-run items, job steps and video segments on a Ray cluster: auto, ray://HOST:PORT or HOST:PORT (needs pip install .[cluster])')
+	group.add_argument('--cluster-worker-cpus', type=int_range(1, 256), default=1, metavar=range_metavar(1, 256), help='CPU cores each cluster worker asks for when the models run on the CPU (a GPU worker asks for one GPU)')
 
 
 def add_memory_arguments(parser: argparse.ArgumentParser) -> None:

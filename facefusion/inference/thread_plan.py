@@ -35,7 +35,11 @@ class ThreadPlan:
 
 
 def available_cores() -> int:
-	"""The cores this process may run on (the affinity mask where the platform has one: a container's share)."""
+	"""The cores this process may run on: FACEFUSION_CORES when set (a cluster worker's share of its machine, which
+	Ray does not pin), else the affinity mask where the platform has one (a container's share)."""
+	share = os.environ.get('FACEFUSION_CORES', '')
+	if share.isdigit() and int(share) > 0:
+		return int(share)
 	if hasattr(os, 'sched_getaffinity'):
 		return max(1, len(os.sched_getaffinity(0)))
 	return max(1, os.cpu_count() or 1)

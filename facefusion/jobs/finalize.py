@@ -10,30 +10,9 @@ from facefusion.errors import ProcessingError
 from facefusion.filesystem import extension_kind
 
 
-def concat_list_line(path: str) -> str:
-	# the concat demuxer's quoting: inside single quotes, a quote is written as '\''
-	return "file '" + os.path.abspath(path).replace("'", "'\\''") + "'\n"
-
-
 def concat_videos(step_paths: List[str], output_path: str) -> None:
-	from facefusion.partial_files import partial_image_name
-	from facefusion.video import ffmpeg
-	from facefusion.video.io import temporary_path
-
-	# both hidden names carry our pid, so the files a killed run leaves are cleaned up like any partial output
-	temp_output = temporary_path(output_path, 'partial')
-	list_path = partial_image_name(output_path)
-	try:
-		list_path.write_text(''.join(concat_list_line(path) for path in step_paths), encoding='utf-8')
-		ffmpeg.run_ffmpeg(
-			['-f', 'concat', '-safe', '0', '-i', ffmpeg.local_path(list_path), '-map', '0', '-c', 'copy', '-y', ffmpeg.local_path(temp_output)],
-			f'Joining {len(step_paths)} step videos into {output_path}'
-		)
-		os.replace(temp_output, output_path)
-	finally:
-		for path in (temp_output, list_path):
-			if path.exists():
-				path.unlink()
+	from facefusion.video.concat import concat_copy
+	concat_copy(step_paths, output_path, f'Joining {len(step_paths)} step videos into {output_path}')
 
 
 def finalize_output(output_path: str, step_paths: List[str]) -> None:

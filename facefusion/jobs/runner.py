@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
 
 from facefusion import logger
 from facefusion.config import RunConfig
@@ -21,27 +21,12 @@ from facefusion.jobs.finalize import finalize_output
 from facefusion.jobs.lock import JobLock, JobLockedError
 from facefusion.jobs.steps import config_from_step_args
 from facefusion.jobs.store import Job, JobStore, check_job_id, step_output_path
-from facefusion.workflows.engine import Engine, start_engine
+from facefusion.workflows.engine import EngineCache
+from facefusion.workflows.target import open_backend, splits_videos
 
-
-@dataclass
-class EngineCache:
-	"""One Engine for consecutive steps whose options differ only in their paths, like batch-run's items."""
-	engine: Optional[Engine] = None
-	key: Optional[RunConfig] = None
-
-	def get(self, config: RunConfig) -> Engine:
-		key = config.with_changes(source_paths=[], target_path=None, output_path=None)
-		if self.engine is None or key != self.key:
-			self.close()
-			self.engine = start_engine(config)
-			self.key = key
-		return self.engine
-
-	def close(self) -> None:
-		if self.engine is not None:
-			self.engine.close()
-		self.engine, self.key = None, None
+if TYPE_CHECKING:
+	from facefusion.workflows.job import JobPaths
+	from facefusion.workflows.worker_tasks import WorkerBackend
 
 
 @dataclass
@@ -84,8 +69,10 @@ def output_groups(job: Job) -> Dict[str, List[int]]:
 	return groups
 
 
-def run_step(job: Job, index: int, job_config: RunConfig, engines: EngineCache) -> None:
-	"""One step into its step file. Raises FaceFusionError with the reason when the step cannot be done."""
+def run_step(job: Job, index: int, job_config: RunConfig, engines: EngineCache, backend: Optional['WorkerBackend'] = None) -> None:
+	"""One step into its step file. Raises FaceFusionError with the reason when the step cannot be done. With
+	workers (a cluster, several devices), a video step is split into segments across them and an image step is a
+	task on one of them."""
 	from facefusion.workflows.job import check_job_paths
 	from facefusion.workflows.target import run_target
 
@@ -99,7 +86,21 @@ def run_step(job: Job, index: int, job_config: RunConfig, engines: EngineCache) 
 		raise InputError(f'{label} remixes step {source_step}, whose result is missing (step {source_step} failed or did not run)')
 	config = config.with_changes(output_path=step_path)
 	paths = check_job_paths(config)
+	if backend is not None:
+		run_step_on_workers(config, paths, backend, label)
+		return
 	run_target(config, paths, engines.get(config))
+
+
+def run_step_on_workers(config: RunConfig, paths: 'JobPaths', backend: 'WorkerBackend', label: str) -> None:
+	from facefusion.workflows.split_video import run_video_split
+	from facefusion.workflows.worker_tasks import WorkerTask, raise_task_error
+	if paths.target_kind == 'video':
+		run_video_split(config, paths, backend)
+		return
+	for _, result in backend.run([WorkerTask('target', config.with_changes(output_path=paths.output_path), label=label)]):
+		if not result.ok:
+			raise_task_error(result)
 
 
 def finalize_ready_outputs(job: Job) -> List[str]:
@@ -137,7 +138,7 @@ def prepare_for_run(store: JobStore, job_id: str, retry: bool) -> Job:
 	return job
 
 
-def run_queued_job(store: JobStore, job: Job, job_config: RunConfig) -> JobOutcome:
+def run_queued_job(store: JobStore, job: Job, job_config: RunConfig, backend: Optional['WorkerBackend'] = None) -> JobOutcome:
 	engines = EngineCache()
 	outcome = JobOutcome(job_id=job.job_id, completed=False)
 	current: Optional[int] = None
@@ -150,7 +151,7 @@ def run_queued_job(store: JobStore, job: Job, job_config: RunConfig) -> JobOutco
 			job.steps[index].status = 'started'
 			store.write(job)
 			try:
-				run_step(job, index, job_config, engines)
+				run_step(job, index, job_config, engines, backend)
 				job.steps[index].status = 'completed'
 			except FaceFusionError as error:
 				job.steps[index].status = 'failed'
@@ -175,14 +176,14 @@ def run_queued_job(store: JobStore, job: Job, job_config: RunConfig) -> JobOutco
 	return outcome
 
 
-def run_job(store: JobStore, job_id: str, job_config: RunConfig, retry: bool = False) -> JobOutcome:
+def run_job(store: JobStore, job_id: str, job_config: RunConfig, retry: bool = False, backend: Optional['WorkerBackend'] = None) -> JobOutcome:
 	"""job-run (retry=False: a queued job, an interrupted one resumed) or job-retry (a failed job, or a queued one
 	whose run was killed). Refused while another process holds the job."""
 	command = 'job-retry' if retry else 'job-run'
 	with JobLock(str(store.jobs_path), check_job_id(job_id), command):
 		job = prepare_for_run(store, job_id, retry)
 		logger.get_logger().info(f'{"retrying" if retry else "running"} job {job_id}')
-		return run_queued_job(store, job, job_config)
+		return run_queued_job(store, job, job_config, backend)
 
 
 def describe_failure(outcome: JobOutcome) -> str:
@@ -192,8 +193,13 @@ def describe_failure(outcome: JobOutcome) -> str:
 	return f'job {outcome.job_id} failed (see above); run job-retry {outcome.job_id} once the cause is fixed'
 
 
-def run_job_or_raise(store: JobStore, job_id: str, job_config: RunConfig, retry: bool) -> None:
-	outcome = run_job(store, job_id, job_config, retry)
+def run_job_or_raise(store: JobStore, job_id: str, job_config: RunConfig, retry: bool, backend: Optional['WorkerBackend'] = None) -> None:
+	if backend is None and splits_videos(job_config):
+		# a cluster or several devices: one set of workers for every step (each loads its models once)
+		with open_backend(job_config) as own_backend:
+			run_job_or_raise(store, job_id, job_config, retry, own_backend)
+		return
+	outcome = run_job(store, job_id, job_config, retry, backend)
 	if not outcome.completed:
 		raise ProcessingError(describe_failure(outcome))
 	logger.get_logger().info(f'job {job_id} completed')
@@ -203,10 +209,17 @@ def run_jobs(store: JobStore, job_config: RunConfig, retry: bool, halt_on_error:
 	"""job-run-all (the queued jobs) or job-retry-all (the failed ones), oldest first. Returns (failed, total);
 	with halt_on_error the first failing job stops the rest. A job another process is running is skipped."""
 	job_ids = store.find_job_ids('failed' if retry else 'queued')
+	if job_ids and splits_videos(job_config):
+		with open_backend(job_config) as backend:
+			return run_job_ids(store, job_ids, job_config, retry, halt_on_error, backend)
+	return run_job_ids(store, job_ids, job_config, retry, halt_on_error, None)
+
+
+def run_job_ids(store: JobStore, job_ids: List[str], job_config: RunConfig, retry: bool, halt_on_error: bool, backend: Optional['WorkerBackend']) -> Tuple[int, int]:
 	failures = 0
 	for job_id in job_ids:
 		try:
-			run_job_or_raise(store, job_id, job_config, retry)
+			run_job_or_raise(store, job_id, job_config, retry, backend)
 		except JobLockedError as error:
 			# another worker has it: several job-run-all may share one queue
 			logger.get_logger().info(f'skipped: {error.message}')

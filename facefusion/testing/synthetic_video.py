@@ -167,11 +167,11 @@ def _write_audio(path: str, duration: float, audio_offset: float, tone_frequency
 		handle.writeframes(samples.tobytes())
 
 
-def make_synthetic_video(path: Union[str, Path], photos: Sequence[str] = ('obama.jpg',), width: int = 320, height: int = 240, fps: int = 25, frame_count: int = 50, camera: CameraPath = CameraPath(), cut_at: Optional[int] = None, audio: bool = True, audio_offset: float = 0.0, tone_frequency: float = 440.0, beep_frequency: float = 1000.0, beep_times: Sequence[float] = (1.0,), rotation: int = 0, variable_frame_rate: bool = False, crf: int = 16) -> SyntheticClip:
+def make_synthetic_video(path: Union[str, Path], photos: Sequence[str] = ('obama.jpg',), width: int = 320, height: int = 240, fps: int = 25, frame_count: int = 50, camera: CameraPath = CameraPath(), cut_at: Optional[int] = None, audio: bool = True, audio_offset: float = 0.0, tone_frequency: float = 440.0, beep_frequency: float = 1000.0, beep_times: Sequence[float] = (1.0,), rotation: int = 0, variable_frame_rate: bool = False, crf: int = 16, more_cuts: Sequence[int] = ()) -> SyntheticClip:
 	"""Encode a clip and return its ground truth.
 
 	photos: the first is shown until ``cut_at`` (a frame index), the second after it (hard cut, camera path
-	restarts). width / height are the displayed size; odd sizes are stored as yuv444p (4:2:0 cannot be odd).
+	restarts); more_cuts: further hard cuts after cut_at, the photos taken in turn for the shots. width / height are the displayed size; odd sizes are stored as yuv444p (4:2:0 cannot be odd).
 	audio_offset: audio start minus video start in seconds (-0.5: the audio starts half a second earlier).
 	rotation: clockwise degrees a player turns the stored picture (0/90/180/270); stored pixels are turned the
 	other way so the displayed clip is upright. variable_frame_rate: every fifth frame is dropped (frames 3, 8,
@@ -183,13 +183,18 @@ def make_synthetic_video(path: Union[str, Path], photos: Sequence[str] = ('obama
 	photo_paths = tuple(resolve_photo(photo) for photo in photos)
 	if cut_at is not None and len(photo_paths) < 2:
 		raise ValueError('A cut needs two photos')
+	if more_cuts and (cut_at is None or min(more_cuts) <= cut_at):
+		raise ValueError('more_cuts come after cut_at')
+	shot_starts = [0] + ([cut_at] if cut_at is not None else []) + sorted(more_cuts)
 	rendered_indices = list(range(frame_count))
 	if variable_frame_rate:
 		rendered_indices = [index for index in range(frame_count) if index % 5 != 3]
 	transforms, photo_indices = [], []
 	for index in range(frame_count):
-		shot = 1 if cut_at is not None and index >= cut_at else 0
-		shot_start, shot_end = (0, (cut_at or frame_count) - 1) if shot == 0 else (cut_at, frame_count - 1)
+		shot_number = sum(1 for start in shot_starts if index >= start) - 1
+		shot = shot_number % len(photo_paths)
+		shot_start = shot_starts[shot_number]
+		shot_end = (shot_starts[shot_number + 1] if shot_number + 1 < len(shot_starts) else frame_count) - 1
 		progress = (index - shot_start) / max(shot_end - shot_start, 1)
 		photo = load_photo(photo_paths[shot])
 		transforms.append(camera_transform((photo.shape[1], photo.shape[0]), photo_paths[shot], (width, height), camera, progress))

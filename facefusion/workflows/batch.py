@@ -12,7 +12,7 @@ from facefusion.errors import FaceFusionError, InputError, ModelUnavailableError
 from facefusion.filesystem import get_file_extension, get_file_name, resolve_file_pattern
 from facefusion.workflows.engine import Engine, start_engine
 from facefusion.workflows.job import check_job_paths
-from facefusion.workflows.target import run_target
+from facefusion.workflows.target import open_backend, run_target, splits_videos
 
 
 def plan_batch(config: RunConfig) -> List[RunConfig]:
@@ -57,6 +57,8 @@ def run_batch(config: RunConfig) -> int:
 	from tqdm.contrib.logging import logging_redirect_tqdm
 
 	items = plan_batch(config)
+	if splits_videos(config):
+		return run_batch_on_workers(items)
 	engine: Optional[Engine] = None
 	failures = 0
 	try:
@@ -75,6 +77,39 @@ def run_batch(config: RunConfig) -> int:
 	finally:
 		if engine is not None:
 			engine.close()
+	if failures:
+		raise ProcessingError(f'{failures} of {len(items)} batch items failed (see above)')
+	return 0
+
+
+def run_batch_on_workers(items: List[RunConfig]) -> int:
+	"""The items as tasks on the cluster or the device workers, side by side; each worker keeps its models for every
+	item it gets. Paths are checked here first, so a bad item fails in a second and the others still run."""
+	from tqdm import tqdm
+	from tqdm.contrib.logging import logging_redirect_tqdm
+
+	from facefusion.workflows.worker_tasks import WorkerTask
+
+	failures = 0
+	tasks: List[WorkerTask] = []
+	for item in items:
+		try:
+			paths = check_job_paths(item)
+			tasks.append(WorkerTask('target', item.with_changes(output_path=paths.output_path), label=f'item {len(tasks) + 1}: {item.target_path}'))
+		except FaceFusionError as error:
+			failures += 1
+			logger.get_logger().error(f'{item.target_path}: {error.message}')
+	if tasks:
+		with open_backend(items[0]) as backend, logging_redirect_tqdm(loggers=[logger.get_logger()]), tqdm(total=len(tasks), desc='batch', unit='item', disable=None) as progress:
+			logger.get_logger().info(f'batch of {len(tasks)} items on {backend.describe()}')
+			for index, result in backend.run(tasks):
+				progress.update()
+				if result.ok:
+					continue
+				if result.error_kind == ModelUnavailableError.__name__:
+					raise ModelUnavailableError(str(result.error))
+				failures += 1
+				logger.get_logger().error(f'{tasks[index].config.target_path}: {result.error}')
 	if failures:
 		raise ProcessingError(f'{failures} of {len(items)} batch items failed (see above)')
 	return 0

@@ -30,6 +30,27 @@ class Engine:
 		self.inference.release()
 
 
+@dataclass
+class EngineCache:
+	"""One Engine for consecutive targets whose options differ only in their paths (a batch's items, a job's steps,
+	the segments a worker process is given); other options start a new one."""
+	engine: Optional[Engine] = None
+	key: Optional[RunConfig] = None
+
+	def get(self, config: RunConfig) -> Engine:
+		key = config.with_changes(source_paths=[], target_path=None, output_path=None, trim_frame_start=None, trim_frame_end=None)
+		if self.engine is None or key != self.key:
+			self.close()
+			self.engine = start_engine(config)
+			self.key = key
+		return self.engine
+
+	def close(self) -> None:
+		if self.engine is not None:
+			self.engine.close()
+		self.engine, self.key = None, None
+
+
 def collect_required_models(config: RunConfig) -> List[str]:
 	"""Every model the run needs, once each: content analyser, face analysis, masks, then the processors."""
 	from facefusion.content_analyser import ContentAnalyser

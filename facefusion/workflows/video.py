@@ -49,6 +49,8 @@ class VideoRun:
 	duration: float = 0.0
 	# what the last line must say besides success (the audio could not be kept)
 	final_note: Optional[str] = None
+	# told the number of frames each time a window is encoded (a segment worker reports to its driver this way)
+	on_frames: Optional[Callable[[int], None]] = None
 
 
 VideoStep = Callable[[VideoRun], None]
@@ -114,7 +116,7 @@ def process_frames(run: VideoRun) -> None:
 	tracker = create_tracker(job, run.engine)
 	steps = FrameSteps(job.config, run.engine, run.processors, run.reference_faces, tracker)
 	try:
-		run.silent_path, run.duration = process_video_in_memory(job, steps)
+		run.silent_path, run.duration = process_video_in_memory(job, steps, run.on_frames)
 	except BaseException:
 		tracker.close(success=False)
 		raise
@@ -133,25 +135,39 @@ def target_pixel_format(job: VideoJob) -> Optional[str]:
 
 def add_audio(run: VideoRun) -> None:
 	"""Audio from the target (or an audio source) onto the silent video, then the move into the final name."""
+	run.final_note = finish_with_audio(run.job, run.silent_path, run.duration)
+
+
+def finish_with_audio(job: VideoJob, silent_path: Optional[Path], duration: float) -> Optional[str]:
+	"""The silent video of the whole trim range (one encode, or the joined segments) with the target's audio, under
+	the output's final name; returns what the last line must add (the audio could not be kept), or None."""
 	from facefusion.video import audio
-	job = run.job
 	config = job.config
 	try:
 		outcome = audio.finalize_output(
-			run.silent_path, job.paths.output_path, run.duration, target=job.info, trim_start=job.trim_start, trim_end=job.trim_end,
+			silent_path, job.paths.output_path, duration, target=job.info, trim_start=job.trim_start, trim_end=job.trim_end,
 			source_paths=config.source_paths,
 			encoder=config.output_audio_encoder, quality=config.output_audio_quality, volume=config.output_audio_volume,
 			audio_streams=config.output_audio_streams
 		)
 		if outcome.status == 'failed':
-			run.final_note = 'the output has NO audio (it could not be encoded into {})'.format(os.path.splitext(str(job.paths.output_path))[1])
+			return 'the output has NO audio (it could not be encoded into {})'.format(os.path.splitext(str(job.paths.output_path))[1])
+		return None
 	finally:
 		# finalize_output consumes the silent file; a failure before that must not leave it behind
-		if run.silent_path is not None and os.path.exists(run.silent_path):
-			os.remove(run.silent_path)
+		if silent_path is not None and os.path.exists(silent_path):
+			os.remove(silent_path)
+
+
+def release_for_next_segment(run: VideoRun) -> None:
+	"""A segment worker keeps its sessions for the next segment: only the processors' per-run state goes."""
+	for processor in run.processors:
+		processor.release()
 
 
 VIDEO_STEPS: Tuple[VideoStep, ...] = (refuse_adult_content, prepare_processors, process_frames, release, add_audio)
+# a part of a split video (workflows/split_video.py): the driver checks the content once and adds the audio once
+SEGMENT_STEPS: Tuple[VideoStep, ...] = (prepare_processors, process_frames, release_for_next_segment)
 
 
 # ---- what happens to each frame ----------------------------------------------------------------------------------
@@ -246,7 +262,7 @@ def create_tracker(job: VideoJob, engine: Engine) -> 'FaceTracker':
 
 # ---- the two strategies ------------------------------------------------------------------------------------------
 
-def process_video_in_memory(job: VideoJob, steps: FrameSteps) -> Tuple[Path, float]:
+def process_video_in_memory(job: VideoJob, steps: FrameSteps, on_frames: Optional[Callable[[int], None]] = None) -> Tuple[Path, float]:
 	"""The streaming default: no temp frames; decode, analyse, process and encode overlap in their own threads."""
 	from facefusion.stage_timer import STAGE_TIMER
 	from facefusion.video.io import VideoWriter
@@ -295,6 +311,8 @@ def process_video_in_memory(job: VideoJob, steps: FrameSteps) -> Tuple[Path, flo
 					with STAGE_TIMER.measure('encode'):
 						writer.write(frame.pixels)
 				progress.update(len(window))
+				if on_frames is not None:
+					on_frames(len(window))
 		if monitor is not None:
 			# the report and plot are finished before the output is: a failure there fails the run cleanly
 			monitor.close()

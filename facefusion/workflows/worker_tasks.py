@@ -1,0 +1,182 @@
+"""What a worker does for its driver: a worker process bound to one device (workflows/device_pool.py) or a Ray actor
+(cluster/ray_backend.py) takes WorkerTasks, runs each on its local files with the engine it keeps between tasks,
+and answers with a TaskResult. Everything here is picklable, and no task needs the driver's process.
+
+Kinds of task:
+  scan-cuts   the scene cuts in frames [start, end) of the target (the tracker's own test)
+  content     3.5.0's NSFW refusal over the whole trim range (asked once, as a one-device run does)
+  segment     frames [start, end) processed and encoded, without audio; the result is the encoded file
+  target      one whole target (a batch-run item, a job step), written to its output path as a one-process run
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator, List, Optional, Protocol, Sequence, Tuple
+
+from facefusion.config import RunConfig
+from facefusion.errors import FaceFusionError
+from facefusion.workflows.engine import EngineCache
+
+TASK_KINDS = ('scan-cuts', 'content', 'segment', 'target')
+
+
+@dataclass(frozen=True)
+class WorkerTask:
+	"""One unit of work. config carries the paths (sources, target, and for segment / target the output path, which a
+	segment uses only to name its encoded file); start / end are target frame indices for scan-cuts and segment."""
+	kind: str
+	config: RunConfig
+	start: int = 0
+	end: int = 0
+	# for progress and messages: 'segment 3', 'item 2: clip.mp4'
+	label: str = ''
+
+	def input_paths(self) -> List[str]:
+		return [path for path in list(self.config.source_paths) + [self.config.target_path] if path]
+
+
+@dataclass(frozen=True)
+class SegmentOutput:
+	"""An encoded part: the file (a hidden partial name beside the segment's output name), its frames and seconds."""
+	path: str
+	frames: int
+	duration: float
+
+
+@dataclass
+class TaskResult:
+	# scan-cuts: List[int]; content: bool; segment: SegmentOutput; target: the output path
+	value: object = None
+	# a FaceFusionError's one line, and its class name so that the driver raises the same kind
+	error: Optional[str] = None
+	error_kind: Optional[str] = None
+	# frames this task processed (segments and video targets), for the driver's progress
+	frames: int = 0
+
+	@property
+	def ok(self) -> bool:
+		return self.error is None
+
+
+FrameCallback = Callable[[int], None]
+
+
+class TaskRunner:
+	"""The worker's side: one engine kept across tasks (models load once per worker), released at close()."""
+
+	def __init__(self) -> None:
+		self.engines = EngineCache()
+
+	def run(self, task: WorkerTask, on_frames: Optional[FrameCallback] = None) -> TaskResult:
+		try:
+			if task.kind == 'scan-cuts':
+				return TaskResult(scan_cuts(task.config, task.start, task.end))
+			if task.kind == 'content':
+				return TaskResult(self.check_content(task.config))
+			if task.kind == 'segment':
+				output = self.render_segment(task, on_frames)
+				return TaskResult(output, frames=output.frames)
+			if task.kind == 'target':
+				return TaskResult(self.render_target(task.config), frames=0)
+		except FaceFusionError as error:
+			return TaskResult(error=error.message, error_kind=type(error).__name__)
+		raise ValueError('unknown worker task kind ' + repr(task.kind))
+
+	def check_content(self, config: RunConfig) -> bool:
+		from facefusion.workflows.job import check_job_paths, plan_video_job
+		job = plan_video_job(config, check_job_paths(config))
+		engine = self.engines.get(config)
+		return engine.content_analyser.analyse_video(job.paths.target_path, job.trim_start, job.trim_end, job.info.fps)
+
+	def render_segment(self, task: WorkerTask, on_frames: Optional[FrameCallback]) -> SegmentOutput:
+		from facefusion import vision
+		from facefusion.workflows.job import check_job_paths, plan_video_job
+		from facefusion.workflows.video import SEGMENT_STEPS, VideoRun
+
+		config = task.config.with_changes(trim_frame_start=task.start, trim_frame_end=task.end)
+		paths = check_job_paths(config)
+		job = plan_video_job(config, paths)
+		source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
+		run = VideoRun(job, self.engines.get(config), source_frames, on_frames=on_frames)
+		try:
+			for step in SEGMENT_STEPS:
+				step(run)
+		except BaseException:
+			if run.silent_path is not None and os.path.exists(run.silent_path):
+				os.remove(run.silent_path)
+			raise
+		return SegmentOutput(str(run.silent_path), job.frame_count, run.duration)
+
+	def render_target(self, config: RunConfig) -> str:
+		"""A whole target in this worker (never split further: the worker has one device and no cluster)."""
+		from facefusion.workflows.image import run_image
+		from facefusion.workflows.job import check_job_paths
+		from facefusion.workflows.video import run_video
+		paths = check_job_paths(config)
+		run = run_video if paths.target_kind == 'video' else run_image
+		run(config, paths, self.engines.get(config))
+		return paths.output_path
+
+	def close(self) -> None:
+		self.engines.close()
+
+
+def scan_cuts(config: RunConfig, start: int, end: int) -> List[int]:
+	"""The frames in (start, end) that begin a new shot, and start itself when it does (compared with start - 1),
+	decoded exactly as the processing will decode them."""
+	from facefusion.tracking.smoother import SceneCutDetector
+	from facefusion.video.io import plan_video_geometry
+	from facefusion.video.probe import probe_video
+	from facefusion.video.routes import open_reader, select_video_routes
+	from facefusion.workflows.job import first_device_id
+
+	info = probe_video(str(config.target_path))
+	geometry = plan_video_geometry(info, config.output_video_scale, config.output_video_fps)
+	routes = select_video_routes(config.video_decoder, config.video_encoder_route, config.output_video_encoder, str(config.output_path or config.target_path), first_device_id(config))
+	first = max(start - 1, 0)
+	detector = SceneCutDetector()
+	cuts: List[int] = []
+	reader = open_reader(info, routes.decoder, first, end, geometry.decode_size, geometry.decode_fps, info.effective_color_matrix())
+	try:
+		for frame in reader:
+			if detector.update(frame.pixels) and frame.index >= start:
+				cuts.append(frame.index)
+	finally:
+		reader.close()
+	return cuts
+
+
+
+class WorkerBackend(Protocol):
+	"""Where the tasks run: workflows/device_pool.DevicePool (a process per device) or cluster.ray_backend.RayBackend.
+	run() hands every task to some worker and yields (index in tasks, result) as each finishes; on_frames hears of
+	frames done (as they are done where the backend can tell, else when a task finishes)."""
+
+	@property
+	def worker_count(self) -> int:
+		...
+
+	def describe(self) -> str:
+		...
+
+	def run(self, tasks: Sequence[WorkerTask], on_frames: Optional[FrameCallback] = None, order: Optional[Sequence[int]] = None) -> Iterator[Tuple[int, TaskResult]]:
+		...
+
+	def close(self) -> None:
+		...
+
+	def __enter__(self) -> 'WorkerBackend':
+		...
+
+	def __exit__(self, *exception: object) -> None:
+		...
+
+
+def raise_task_error(result: TaskResult) -> None:
+	"""A worker's FaceFusionError raised again in the driver, of the same kind."""
+	from facefusion import errors
+	error_class = getattr(errors, str(result.error_kind), None)
+	if not isinstance(error_class, type) or not issubclass(error_class, FaceFusionError):
+		error_class = errors.ProcessingError
+	raise error_class(str(result.error))

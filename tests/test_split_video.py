@@ -1,0 +1,152 @@
+"""A video split across device workers (--execution-device-ids 0 1): where the parts start, and that the joined
+output is the one-device output frame by frame, with the same audio. On this CPU-only machine both "devices" run
+the CPU provider, each worker process on its own core: the splitting, joining and retries are the same code a GPU
+machine runs."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import pytest
+
+from facefusion.config import RunConfig
+from facefusion.testing.synthetic_video import SyntheticClip, decode_audio, make_synthetic_video
+from facefusion.video.io import VideoReader
+from facefusion.workflows.segments import Segment, carries_state, plan_scan_chunks, plan_segments, why_not_split
+
+# quality 100 is x264's lossless mode: equal frames in give equal frames out, so "frame by frame" can be exact
+LOSSLESS = ('--output-video-quality', '100')
+SWAP = ('--face-detector-model', 'yunet', '--processors', 'face_swapper')
+STATELESS = ('--face-tracker', 'none', '--temporal-smoothing', 'none', '--face-swapper-color-match', 'none')
+
+
+def read_frames(path: Path) -> List[np.ndarray]:
+	with VideoReader(str(path)) as reader:
+		return [frame.pixels for frame in reader]
+
+
+@pytest.fixture(scope='module')
+def three_shots(tmp_path_factory: pytest.TempPathFactory) -> SyntheticClip:
+	"""60 frames in three shots (cuts at 20 and 40), with audio."""
+	path = tmp_path_factory.mktemp('three_shots') / 'three_shots.mp4'
+	return make_synthetic_video(path, photos=('obama.jpg', 'biden.jpg'), width=320, height=240, frame_count=60, cut_at=20, more_cuts=(40,), beep_times=(0.5, 1.9))
+
+
+@pytest.fixture(scope='module')
+def one_shot(tmp_path_factory: pytest.TempPathFactory) -> SyntheticClip:
+	path = tmp_path_factory.mktemp('one_shot') / 'one_shot.mp4'
+	return make_synthetic_video(path, photos=('obama.jpg',), width=320, height=240, frame_count=40)
+
+
+def test_segments_start_only_at_cuts_and_are_never_too_short() -> None:
+	segments = plan_segments(0, 60, [20, 40], workers=2)
+	assert [(segment.start, segment.end) for segment in segments] == [(0, 20), (20, 40), (40, 60)]
+	# a cut too close to the start or another cut does not make a part shorter than the minimum
+	assert [segment.start for segment in plan_segments(0, 60, [3, 20, 22, 57], workers=2, min_frames=8)] == [0, 20]
+	# without cuts a stateful run stays whole; a stateless one is cut evenly
+	assert plan_segments(0, 60, [], workers=4) == [Segment(0, 0, 60)]
+	assert [segment.frame_count for segment in plan_segments(10, 90, None, workers=2)] == [20, 20, 20, 20]
+	assert plan_segments(0, 60, None, workers=1) == [Segment(0, 0, 60)]
+	# the parts always cover the range once, in order
+	for cuts in ([5, 17, 33, 34, 50], None):
+		segments = plan_segments(2, 61, cuts, workers=3, min_frames=4)
+		assert segments[0].start == 2 and segments[-1].end == 61
+		assert all(left.end == right.start for left, right in zip(segments, segments[1:]))
+
+
+def test_scan_chunks_cover_the_range() -> None:
+	chunks = plan_scan_chunks(5, 12, 3)
+	assert [(chunk.start, chunk.end) for chunk in chunks] == [(5, 7), (7, 9), (9, 12)]
+	assert len(plan_scan_chunks(0, 2, 8)) == 2
+
+
+def test_what_carries_state_and_what_cannot_be_split() -> None:
+	assert carries_state(RunConfig())
+	assert not carries_state(RunConfig(face_tracker='none', temporal_smoothing='none', face_swapper_color_match='none'))
+	assert why_not_split(RunConfig(), None, None) is None
+	assert 'frame rate' in str(why_not_split(RunConfig(), '30', None))
+	assert 'quality monitor' in str(why_not_split(RunConfig(quality_report='q.csv'), None, None))
+
+
+def test_two_devices_give_the_one_device_frames_and_audio(run_cli: object, standin_models_dir: Path, data_dir: Path, three_shots: SyntheticClip, tmp_path: Path) -> None:
+	one_device = tmp_path / 'one.mp4'
+	two_devices = tmp_path / 'two.mp4'
+	common = ('headless-run', '-s', data_dir / 'biden.jpg', '-t', three_shots.path, *SWAP, *LOSSLESS)
+	result = run_cli(*common, '-o', one_device, models_path=standin_models_dir)
+	assert result.returncode == 0, result.stderr
+	result = run_cli(*common, '-o', two_devices, '--execution-device-ids', '0', '1', '--log-level', 'debug', models_path=standin_models_dir)
+	assert result.returncode == 0, result.stderr
+	# the scan found the two cuts and the parts start there
+	assert 'in 3 segments on 2 device workers' in result.stderr
+	assert re.search(r'scene cuts at \[20, 40\]; segments start at \[0, 20, 40\]', result.stderr), result.stderr
+	expected, actual = read_frames(one_device), read_frames(two_devices)
+	assert len(actual) == len(expected) == 60
+	for index, (left, right) in enumerate(zip(expected, actual)):
+		assert np.array_equal(left, right), f'frame {index} differs'
+	# the faces were really swapped (the stand-in swapper changes them), so equality is not "nothing happened"
+	assert not np.array_equal(read_frames(three_shots.path)[10], actual[10])
+	expected_audio, expected_offset = decode_audio(one_device)
+	actual_audio, actual_offset = decode_audio(two_devices)
+	assert np.array_equal(expected_audio, actual_audio) and expected_offset == actual_offset
+	assert sorted(os.listdir(tmp_path)) == ['one.mp4', 'two.mp4']
+
+
+def test_a_stateless_run_splits_a_single_shot_evenly(run_cli: object, standin_models_dir: Path, data_dir: Path, one_shot: SyntheticClip, tmp_path: Path) -> None:
+	common = ('headless-run', '-s', data_dir / 'biden.jpg', '-t', one_shot.path, *SWAP, *STATELESS, *LOSSLESS)
+	assert run_cli(*common, '-o', tmp_path / 'one.mp4', models_path=standin_models_dir).returncode == 0
+	result = run_cli(*common, '-o', tmp_path / 'two.mp4', '--execution-device-ids', '0', '1', '--log-level', 'debug', models_path=standin_models_dir)
+	assert result.returncode == 0, result.stderr
+	assert 'in 4 segments on 2 device workers' in result.stderr
+	for left, right in zip(read_frames(tmp_path / 'one.mp4'), read_frames(tmp_path / 'two.mp4'), strict=True):
+		assert np.array_equal(left, right)
+
+
+def test_a_failing_segment_fails_the_run_and_leaves_nothing(run_cli: object, standin_models_dir: Path, data_dir: Path, tmp_path: Path, three_shots: SyntheticClip) -> None:
+	# a source without a face fails in every worker (the source identity is computed there)
+	blank = tmp_path / 'blank.png'
+	import cv2
+	cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
+	output_dir = tmp_path / 'out'
+	output_dir.mkdir()
+	result = run_cli('headless-run', '-s', blank, '-t', three_shots.path, '-o', output_dir / 'out.mp4', *SWAP, '--execution-device-ids', '0', '1', models_path=standin_models_dir)
+	assert result.returncode != 0
+	assert 'face' in result.stderr.strip().splitlines()[-1].lower()
+	assert os.listdir(output_dir) == []
+
+
+def test_a_worker_killed_during_a_segment_is_replaced_and_its_segment_done_again(standin_models_dir: Path, data_dir: Path, three_shots: SyntheticClip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+	import signal
+
+	from facefusion.workflows.device_pool import DevicePool
+	from facefusion.workflows.split_video import segment_output_name
+	from facefusion.workflows.worker_tasks import SegmentOutput, WorkerTask
+
+	monkeypatch.setenv('FACEFUSION_MODELS_PATH', str(standin_models_dir))
+	output_path = str(tmp_path / 'out.mp4')
+	config = RunConfig(source_paths=[str(data_dir / 'biden.jpg')], target_path=str(three_shots.path), output_path=output_path, face_detector_model='yunet', processors=['face_swapper'], models_path=str(standin_models_dir))
+	tasks = [WorkerTask('segment', config.with_changes(output_path=segment_output_name(output_path, index)), start, start + 20, label=f'segment {index}') for index, start in enumerate((0, 20, 40))]
+	pool = DevicePool(['0', '1'])
+	killed: List[int] = []
+
+	def kill_a_busy_worker(frames: int) -> None:
+		# on the first frames reported: SIGKILL the worker that reported them (the one running a segment)
+		if not killed:
+			busy = [worker for worker in pool.workers if worker.task_index is not None]
+			killed.append(busy[0].process.pid)
+			os.kill(busy[0].process.pid, signal.SIGKILL)
+
+	with pool:
+		results = dict(pool.run(tasks, on_frames=kill_a_busy_worker))
+	assert killed and sorted(results) == [0, 1, 2]
+	outputs = [results[index].value for index in range(3)]
+	assert all(isinstance(output, SegmentOutput) and output.frames == 20 for output in outputs)
+	for output in outputs:
+		assert len(read_frames(Path(output.path))) == 20
+		os.remove(output.path)
+	# the killed worker's half-written file carries its pid: the next run in the folder removes it
+	from facefusion.partial_files import remove_stale_partial_files
+	remove_stale_partial_files(tmp_path)
+	assert os.listdir(tmp_path) == []
