@@ -29,8 +29,8 @@ from facefusion.workflows.worker_tasks import SegmentOutput, TaskResult, WorkerT
 INSTALL_HINT = "--cluster-address needs Ray, an optional extra: pip install '.[cluster]' (or pip install 'ray>=2.40')"
 # a task whose worker died is run again this many times (on the restarted worker) before the run gives up
 TASK_RETRIES = 3
-# seconds to wait for the cluster before saying it cannot be reached
-CONNECT_TIMEOUT_SECONDS = 20
+# seconds a first connection to the cluster's address may take before it counts as unreachable
+CONNECT_TIMEOUT_SECONDS = 10
 # environment settings the workers need as the driver has them (model folder, download mirror, ffmpeg binary)
 FORWARDED_ENVIRONMENT_PREFIX = 'FACEFUSION_'
 
@@ -58,12 +58,34 @@ def describe_connect_error(exception: BaseException) -> str:
 	return text[0][:300] if text else type(exception).__name__
 
 
+def address_endpoint(address: str) -> Optional[Tuple[str, int]]:
+	"""(host, port) of ray://HOST:PORT or HOST:PORT; None for auto (Ray finds the local cluster itself)."""
+	text = address[len('ray://'):] if address.startswith('ray://') else address
+	host, separator, port = text.rpartition(':')
+	if not separator or not port.isdigit():
+		if address == 'auto':
+			return None
+		raise InputError(f'--cluster-address must be auto, ray://HOST:PORT or HOST:PORT, not {address}')
+	return host.strip('[]') or '127.0.0.1', int(port)
+
+
+def check_reachable(address: str) -> None:
+	"""A first connection by hand: Ray itself retries an unreachable address for minutes before it gives up."""
+	import socket
+	endpoint = address_endpoint(address)
+	if endpoint is None:
+		return
+	try:
+		socket.create_connection(endpoint, timeout=CONNECT_TIMEOUT_SECONDS).close()
+	except OSError as exception:
+		raise InputError(f'cannot reach the Ray cluster at {address}: {exception.strerror or exception}') from exception
+
+
 def connect_backend(config: RunConfig) -> 'RayBackend':
 	"""Join the cluster (one clear InputError when Ray is missing or the cluster cannot be reached)."""
 	ray = import_ray()
 	address = str(config.cluster_address)
-	# a client that cannot reach its server retries for a long time by default: say so within the timeout
-	os.environ.setdefault('RAY_gcs_rpc_server_connect_timeout_s', str(CONNECT_TIMEOUT_SECONDS))
+	check_reachable(address)
 	options: Dict[str, Any] = {'address': address, 'runtime_env': runtime_environment(), 'logging_level': logging.DEBUG if config.log_level == 'debug' else logging.WARNING, 'log_to_driver': config.log_level == 'debug'}
 	if not address.startswith('ray://'):
 		options['include_dashboard'] = False

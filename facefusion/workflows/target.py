@@ -21,7 +21,19 @@ def run_target(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = No
 			with open_backend(config) as backend:
 				return run_video_split(config, paths, backend)
 		return run_video(config, paths, engine)
+	if config.cluster_address:
+		# an image asked for on the cluster is one task there (several devices here: an image needs only one)
+		return run_on_one_worker(config, paths)
 	return run_image(config, paths, engine)
+
+
+def run_on_one_worker(config: RunConfig, paths: JobPaths) -> int:
+	from facefusion.workflows.worker_tasks import WorkerTask, raise_task_error
+	with open_backend(config) as backend:
+		for _, result in backend.run([WorkerTask('target', config.with_changes(output_path=paths.output_path), label=str(paths.target_path))]):
+			if not result.ok:
+				raise_task_error(result)
+	return 0
 
 
 def splits_videos(config: RunConfig) -> bool:
