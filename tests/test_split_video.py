@@ -150,3 +150,33 @@ def test_a_worker_killed_during_a_segment_is_replaced_and_its_segment_done_again
 	from facefusion.partial_files import remove_stale_partial_files
 	remove_stale_partial_files(tmp_path)
 	assert os.listdir(tmp_path) == []
+
+
+def test_ctrl_c_stops_every_device_worker_and_leaves_nothing(standin_models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+	import signal
+	import subprocess
+	import sys
+	import time
+
+	from tests.conftest import ENTRY_POINT, cli_environment
+	clip = tmp_path / 'long.mp4'
+	make_synthetic_video(clip, photos=('obama.jpg', 'biden.jpg'), width=320, height=240, frame_count=300, cut_at=150, audio=True)
+	output_directory = tmp_path / 'out'
+	output_directory.mkdir()
+	# a session of its own: Ctrl-C in a terminal reaches the whole process group, the device workers too
+	process = subprocess.Popen(
+		[sys.executable, str(ENTRY_POINT), 'headless-run', '-s', str(data_dir / 'biden.jpg'), '-t', str(clip), '-o', str(output_directory / 'long.mp4'), *SWAP, '--execution-device-ids', '0', '1'],
+		env=cli_environment(standin_models_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+	)
+	deadline = time.time() + 90
+	while time.time() < deadline and len(list(output_directory.iterdir())) < 2:
+		time.sleep(0.1)
+	assert len(list(output_directory.iterdir())) >= 2, 'the two workers never started writing their segments'
+	os.killpg(process.pid, signal.SIGINT)
+	_, stderr = process.communicate(timeout=60)
+	assert process.returncode == 130, stderr
+	assert list(output_directory.iterdir()) == []
+	# no worker outlives the run (a zombie is a process that has ended: this sandbox's pid 1 does not reap orphans)
+	time.sleep(0.5)
+	listed = subprocess.run(['ps', '-o', 'pid=,stat=,args=', '-s', str(process.pid)], capture_output=True, text=True).stdout.splitlines()
+	assert [line for line in listed if line.split()[1][0] != 'Z'] == []

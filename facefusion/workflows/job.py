@@ -8,7 +8,7 @@ import os
 import stat
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 from facefusion import choices, logger
 from facefusion.config import RunConfig
@@ -137,8 +137,9 @@ def check_job_paths(config: RunConfig) -> JobPaths:
 	return JobPaths(tuple(source_paths), config.target_path, target_kind, output_path)
 
 
-def plan_video_job(config: RunConfig, paths: JobPaths) -> VideoJob:
-	"""Probe the target and decide sizes, rates, routes and the trim range; a range holding no frame is an error."""
+def plan_video_job(config: RunConfig, paths: JobPaths, info: Optional['VideoInfo'] = None) -> VideoJob:
+	"""Probe the target (unless its probe is given: a segment worker probes a target once for all its segments) and
+	decide sizes, rates, routes and the trim range; a range holding no frame is an error."""
 	from facefusion.video.io import plan_video_geometry, restrict_trim
 	from facefusion.video.probe import probe_video
 
@@ -148,7 +149,7 @@ def plan_video_job(config: RunConfig, paths: JobPaths) -> VideoJob:
 	# still comes first
 	with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
 		routes_future = pool.submit(select_routes, config, paths)
-		info = probe_video(paths.target_path)
+		info = info or probe_video(paths.target_path)
 		trim_start, trim_end = restrict_trim(info, config.trim_frame_start, config.trim_frame_end)
 		if trim_end <= trim_start:
 			raise InputError(f'the trim range {trim_start}..{trim_end} holds no frame of {paths.target_path} ({info.frame_count} frames)')

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Protocol, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple
 
 from facefusion.config import RunConfig
 from facefusion.errors import FaceFusionError
 from facefusion.workflows.engine import EngineCache
+
+if TYPE_CHECKING:
+	from facefusion.video.probe import VideoInfo
 
 TASK_KINDS = ('scan-cuts', 'content', 'segment', 'target')
 
@@ -67,11 +70,22 @@ class TaskRunner:
 
 	def __init__(self) -> None:
 		self.engines = EngineCache()
+		# target path → (size, mtime, VideoInfo): a video's segments share one probe (a third of a segment's fixed cost)
+		self.probes: Dict[str, Tuple[int, float, 'VideoInfo']] = {}
+
+	def probe(self, path: str) -> 'VideoInfo':
+		from facefusion.video.probe import probe_video
+		status = os.stat(path)
+		known = self.probes.get(path)
+		if known is None or known[:2] != (status.st_size, status.st_mtime):
+			known = (status.st_size, status.st_mtime, probe_video(path))
+			self.probes[path] = known
+		return known[2]
 
 	def run(self, task: WorkerTask, on_frames: Optional[FrameCallback] = None) -> TaskResult:
 		try:
 			if task.kind == 'scan-cuts':
-				return TaskResult(scan_cuts(task.config, task.start, task.end))
+				return TaskResult(scan_cuts(task.config, task.start, task.end, self.probe(str(task.config.target_path))))
 			if task.kind == 'content':
 				return TaskResult(self.check_content(task.config))
 			if task.kind == 'segment':
@@ -85,7 +99,8 @@ class TaskRunner:
 
 	def check_content(self, config: RunConfig) -> bool:
 		from facefusion.workflows.job import check_job_paths, plan_video_job
-		job = plan_video_job(config, check_job_paths(config))
+		paths = check_job_paths(config)
+		job = plan_video_job(config, paths, self.probe(paths.target_path))
 		engine = self.engines.get(config)
 		return engine.content_analyser.analyse_video(job.paths.target_path, job.trim_start, job.trim_end, job.info.fps)
 
@@ -96,7 +111,7 @@ class TaskRunner:
 
 		config = task.config.with_changes(trim_frame_start=task.start, trim_frame_end=task.end)
 		paths = check_job_paths(config)
-		job = plan_video_job(config, paths)
+		job = plan_video_job(config, paths, self.probe(paths.target_path))
 		source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
 		run = VideoRun(job, self.engines.get(config), source_frames, on_frames=on_frames)
 		try:
@@ -122,7 +137,7 @@ class TaskRunner:
 		self.engines.close()
 
 
-def scan_cuts(config: RunConfig, start: int, end: int) -> List[int]:
+def scan_cuts(config: RunConfig, start: int, end: int, info: Optional['VideoInfo'] = None) -> List[int]:
 	"""The frames in (start, end) that begin a new shot, and start itself when it does (compared with start - 1),
 	decoded exactly as the processing will decode them."""
 	from facefusion.tracking.smoother import SceneCutDetector
@@ -131,7 +146,7 @@ def scan_cuts(config: RunConfig, start: int, end: int) -> List[int]:
 	from facefusion.video.routes import open_reader, select_video_routes
 	from facefusion.workflows.job import first_device_id
 
-	info = probe_video(str(config.target_path))
+	info = info or probe_video(str(config.target_path))
 	geometry = plan_video_geometry(info, config.output_video_scale, config.output_video_fps)
 	routes = select_video_routes(config.video_decoder, config.video_encoder_route, config.output_video_encoder, str(config.output_path or config.target_path), first_device_id(config))
 	first = max(start - 1, 0)
