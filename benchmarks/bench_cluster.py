@@ -6,7 +6,8 @@ One run of this script makes its own inputs (stand-in models with the real YuNet
 every --shot-frames frames, tests/data/biden.jpg as the source), then measures with the real code paths:
 
 - in this process: the driver's probe and plan (check_job_paths + plan_video_job + reading the sources), the
-  scene-cut scan (worker_tasks.scan_cuts over the whole clip), the concat of the shot segments
+  cut search (decode + the tracker's scene-cut test per frame, what a part does from its chunk's start to its first
+  cut: segments.CutBoundedFrames over the clip), the concat of the shot segments
   (video.concat.concat_copy) and the audio mux (workflows.video.finish_with_audio);
 - in a DevicePool(['0']) worker process (the worker the split path uses): the content check and segment tasks,
   first on a cold worker, then again warm; cold minus warm is the worker start plus model load, and a line fitted to
@@ -16,13 +17,14 @@ every --shot-frames frames, tests/data/biden.jpg as the source), then measures w
   device workers (--execution-device-ids 0 1); with --ray also on a LoopbackRayCluster of 2 CPUs (two workers).
 
 From the measured costs it projects 1, 2, 4 and 8 workers with an explicit model (see project()); the split plans
-and the order of hand-out are the driver's own (plan_scan_chunks, plan_segments, longest first to the first idle
-worker). The projection assumes one device per worker. Measured numbers with several workers on a machine with few
+and the order of hand-out are the driver's own (segments.plan_parts, each part moved to the clip's cuts, handed out
+in order to the first idle worker). The projection assumes one device per worker. Measured numbers with several workers on a machine with few
 cores cannot scale: the workers share the cores, so compare them with the projection only for what stays fixed.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import shutil
@@ -55,7 +57,7 @@ PROJECTED_WORKERS = (1, 2, 4, 8)
 # what a run imports before it touches the video (the driver's share of a run that is not probing or planning)
 DRIVER_IMPORTS = "import os; os.environ.setdefault('OMP_NUM_THREADS', '1'); from facefusion import core; from facefusion.workflows import split_video, video; import cv2, numpy, onnxruntime"
 SUCCEEDED = re.compile(r'processing video succeeded in ([0-9.]+) seconds')
-SEGMENT_COUNT = re.compile(r'in (\d+) segments on')
+SEGMENT_COUNT = re.compile(r'in (\d+) parts on')
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def measure_worker(config: 'RunConfig', target_copy: Path, frames: int, cuts: Se
 
 	output_path = str(config.output_path)
 	shots = list(zip([0, *cuts], [*cuts, frames]))
-	labels = iter(range(1000))
+	labels = itertools.count()
 
 	def segment_task(start: int, end: int) -> WorkerTask:
 		return WorkerTask('segment', config.with_changes(output_path=segment_output_name(output_path, next(labels))), start, end)
@@ -202,6 +204,28 @@ def measure_worker(config: 'RunConfig', target_copy: Path, frames: int, cuts: Se
 	for output in leftovers:
 		os.remove(output.path)
 	return WorkerMeasurements(content_cold - content_warm + segment_cold - segment_warm, content_warm, warm_segments, shot_outputs)
+
+
+def search_cuts(config: 'RunConfig', frames: int) -> List[int]:
+	"""What a part does before its first cut, over the whole clip: decode, and the scene-cut test on every frame
+	(CutBoundedFrames searching a chunk as long as the clip); returns the cuts the test sees."""
+	from facefusion.tracking.smoother import SceneCutDetector
+	from facefusion.video.io import plan_video_geometry
+	from facefusion.video.probe import probe_video
+	from facefusion.video.routes import open_reader, select_decoder
+
+	info = probe_video(str(config.target_path))
+	geometry = plan_video_geometry(info)
+	detector = SceneCutDetector()
+	found: List[int] = []
+	reader = open_reader(info, select_decoder('cpu', 0, warn=False), 0, frames, geometry.decode_size, geometry.decode_fps, info.effective_color_matrix())
+	try:
+		for frame in reader:
+			if detector.update(frame.pixels):
+				found.append(frame.index)
+	finally:
+		reader.close()
+	return found
 
 
 def fit_line(points: Sequence[Tuple[int, float]]) -> Tuple[float, float]:
@@ -293,26 +317,38 @@ class Projection:
 	seconds: float
 
 
+def first_cut_from(cuts: Sequence[int], frame: int, end: int) -> int:
+	return min([cut for cut in cuts if cut >= frame] + [end])
+
+
 def project(costs: Costs, frames: int, cuts: Sequence[int], workers: int) -> Projection:
-	"""1 worker: the one-process run (no scan, no concat); the models load in the driver, so only the worker start's
-	part beyond the driver's own start counts:
+	"""1 worker: the one-process run (no cut search, no concat); the models load in the driver, so only the worker
+	start's part beyond the driver's own start counts:
 		T(1) = driver start + probe/plan + model load + content + segment fixed + frames × per-frame + mux
-	W workers (the split path, each worker on a device of its own):
+	W workers (the split path, each worker on a device of its own), the driver's parts handed out in order after the
+	content check, each part costing its cut search, a segment's fixed cost and its frames:
 		T(W) = driver start + probe/plan + worker start + model load
-			+ makespan(content check, scan chunks) + makespan(segments longest first, fixed + frames × per-frame)
-			+ concat + mux
-	with the driver's own scan chunks and segment plan for the clip's cuts."""
-	from facefusion.workflows.segments import plan_scan_chunks, plan_segments
+			+ makespan(content, parts: searched frames × search per-frame + fixed + frames × per-frame) + concat + mux
+	"""
+	from facefusion.workflows.segments import plan_parts
 	fixed = costs.driver_start + costs.probe_plan
 	if workers <= 1:
 		model_load = max(costs.worker_start_load - costs.driver_start, 0.0)
 		return Projection(1, 1, fixed + model_load + costs.content + costs.segment_fixed + frames * costs.segment_per_frame + costs.mux)
-	plan_tasks = [costs.content] + [chunk.frame_count * costs.scan_per_frame for chunk in plan_scan_chunks(0, frames, workers)]
-	segments = plan_segments(0, frames, cuts, workers)
-	segment_tasks = sorted((costs.segment_fixed + segment.frame_count * costs.segment_per_frame for segment in segments), reverse=True)
-	concat = costs.concat if len(segments) > 1 else 0.0
-	seconds = fixed + costs.worker_start_load + makespan(plan_tasks, workers) + makespan(segment_tasks, workers) + concat + costs.mux
-	return Projection(workers, len(segments), seconds)
+	tasks = [costs.content]
+	segments = 0
+	for part in plan_parts(0, frames, workers, stateful=True):
+		start = first_cut_from(cuts, part.start, frames) if part.search_start else part.start
+		end = first_cut_from(cuts, part.end, frames) if part.search_end else part.end
+		searched = min(start, part.end) - part.start
+		if start >= end or start >= part.end:
+			tasks.append(searched * costs.scan_per_frame)
+			continue
+		segments += 1
+		tasks.append(searched * costs.scan_per_frame + costs.segment_fixed + (end - start) * costs.segment_per_frame)
+	concat = costs.concat if segments > 1 else 0.0
+	seconds = fixed + costs.worker_start_load + makespan(tasks, workers) + concat + costs.mux
+	return Projection(workers, segments, seconds)
 
 
 # ---- report -------------------------------------------------------------------------------------------------------
@@ -329,7 +365,7 @@ def print_report(options: argparse.Namespace, cuts: Sequence[int], costs: Costs,
 		('driver probe + plan', f'{costs.probe_plan:8.3f}'),
 		('worker start + model load (cold - warm)', f'{costs.worker_start_load:8.3f}'),
 		('content check (warm worker)', f'{costs.content:8.3f}'),
-		('scene-cut scan, per frame', f'{costs.scan_per_frame:8.4f}'),
+		('cut search (decode + cut test), per frame', f'{costs.scan_per_frame:8.4f}'),
 		('segment, per frame (warm worker)', f'{costs.segment_per_frame:8.4f}'),
 		('segment, fixed per segment (warm worker)', f'{costs.segment_fixed:8.3f}'),
 		(f'concat of {shot_count} segments', f'{costs.concat:8.3f}'),
@@ -340,8 +376,8 @@ def print_report(options: argparse.Namespace, cuts: Sequence[int], costs: Costs,
 	print()
 	print('PROJECTION (one device per worker; not a measurement):')
 	print('  T(1) = driver start + probe/plan + model load + content + segment fixed + frames x per-frame + mux')
-	print('  T(W) = driver start + probe/plan + worker start/load + makespan(content, scan chunks)')
-	print('         + makespan(segments longest first: fixed + frames x per-frame) + concat + mux')
+	print('  T(W) = driver start + probe/plan + worker start/load + concat + mux')
+	print('         + makespan(content, parts in order: searched frames x search + fixed + frames x per-frame)')
 	print()
 	projections = [project(costs, frames, cuts, workers) for workers in PROJECTED_WORKERS]
 	base = projections[0].seconds
@@ -421,14 +457,13 @@ def run_benchmark(options: argparse.Namespace, work: Path) -> int:
 
 	from facefusion import logger
 	from facefusion.cli.program import build_config
-	from facefusion.workflows.worker_tasks import scan_cuts
 	logger.init('error')
 	config = build_config(cli_arguments(clip, work / 'bench.mp4'))
 
 	print('measuring the parts ...', flush=True)
 	driver_start = measure_driver_start(work)
 	probe_plan = measure_probe_plan(config)
-	scan_seconds, found = timed(scan_cuts, config, 0, options.frames)
+	scan_seconds, found = timed(search_cuts, config, options.frames)
 	if sorted(found) != cuts:
 		print(f'  note: the scan found cuts at {sorted(found)}, the clip has them at {cuts}')
 	worker = measure_worker(config, clip_copy, options.frames, cuts)

@@ -100,7 +100,7 @@ def test_a_video_in_three_segments_survives_a_killed_worker(cluster: LoopbackRay
 	killer.join(5)
 	assert result.returncode == 0, result.stderr
 	assert killed, 'no worker was seen running a task'
-	assert 'in 3 segments on a Ray cluster' in result.stderr
+	assert 'in 4 parts on a Ray cluster' in result.stderr
 	assert 'segments start at [0, 20, 40]' in result.stderr
 	assert os.listdir(output_dir) == ['out.mp4']
 	for index, (left, right) in enumerate(zip(read_frames(expected), read_frames(output_dir / 'out.mp4'), strict=True)):
@@ -151,7 +151,7 @@ def test_job_run_all_on_the_cluster_equals_the_local_run(cluster: LoopbackRayClu
 			result = run_in_cluster(cluster, standin_models_dir, [*run_all, '--cluster-address', cluster.address])
 		assert result.returncode == 0, result.stderr
 		outputs[place] = output_dir
-	assert 'in 3 segments on a Ray cluster' in result.stderr
+	assert 'in 4 parts on a Ray cluster' in result.stderr
 	assert np.array_equal(read_image(str(outputs['local'] / 'image.jpg')), read_image(str(outputs['remote'] / 'image.jpg')))
 	for left, right in zip(read_frames(outputs['local'] / 'video.mp4'), read_frames(outputs['remote'] / 'video.mp4'), strict=True):
 		assert np.array_equal(left, right)

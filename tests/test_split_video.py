@@ -5,7 +5,6 @@ machine runs."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import List
 
@@ -14,8 +13,9 @@ import pytest
 
 from facefusion.config import RunConfig
 from facefusion.testing.synthetic_video import SyntheticClip, decode_audio, make_synthetic_video
+from facefusion.types import Frame
 from facefusion.video.io import VideoReader
-from facefusion.workflows.segments import Segment, carries_state, plan_scan_chunks, plan_segments, why_not_split
+from facefusion.workflows.segments import CutBoundedFrames, Part, carries_state, plan_parts, why_not_split
 
 # quality 100 is x264's lossless mode: equal frames in give equal frames out, so "frame by frame" can be exact
 LOSSLESS = ('--output-video-quality', '100')
@@ -41,26 +41,33 @@ def one_shot(tmp_path_factory: pytest.TempPathFactory) -> SyntheticClip:
 	return make_synthetic_video(path, photos=('obama.jpg',), width=320, height=240, frame_count=40)
 
 
-def test_segments_start_only_at_cuts_and_are_never_too_short() -> None:
-	segments = plan_segments(0, 60, [20, 40], workers=2)
-	assert [(segment.start, segment.end) for segment in segments] == [(0, 20), (20, 40), (40, 60)]
-	# a cut too close to the start or another cut does not make a part shorter than the minimum
-	assert [segment.start for segment in plan_segments(0, 60, [3, 20, 22, 57], workers=2, min_frames=8)] == [0, 20]
-	# without cuts a stateful run stays whole; a stateless one is cut evenly
-	assert plan_segments(0, 60, [], workers=4) == [Segment(0, 0, 60)]
-	assert [segment.frame_count for segment in plan_segments(10, 90, None, workers=2)] == [20, 20, 20, 20]
-	assert plan_segments(0, 60, None, workers=1) == [Segment(0, 0, 60)]
-	# the parts always cover the range once, in order
-	for cuts in ([5, 17, 33, 34, 50], None):
-		segments = plan_segments(2, 61, cuts, workers=3, min_frames=4)
-		assert segments[0].start == 2 and segments[-1].end == 61
-		assert all(left.end == right.start for left, right in zip(segments, segments[1:]))
+def test_parts_are_equal_chunks_searching_for_cuts_inside_only() -> None:
+	parts = plan_parts(0, 60, workers=2, stateful=True)
+	assert [(part.start, part.end, part.search_start, part.search_end) for part in parts] == [(0, 15, False, True), (15, 30, True, True), (30, 45, True, True), (45, 60, True, False)]
+	assert all(not part.search_start and not part.search_end for part in plan_parts(10, 90, workers=2, stateful=False))
+	assert plan_parts(0, 60, workers=1, stateful=True) == [Part(0, 0, 60, False, False)]
+	# never shorter than the minimum
+	assert len(plan_parts(0, 20, workers=4, stateful=True, min_frames=8)) == 2
 
 
-def test_scan_chunks_cover_the_range() -> None:
-	chunks = plan_scan_chunks(5, 12, 3)
-	assert [(chunk.start, chunk.end) for chunk in chunks] == [(5, 7), (7, 9), (9, 12)]
-	assert len(plan_scan_chunks(0, 2, 8)) == 2
+def cut_bounded(part: Part, first: int, last: int, cuts: List[int]) -> List[int]:
+	"""The frame indices CutBoundedFrames lets through from a stream of frames first..last whose shots change at
+	cuts (each shot a flat grey of its own, which the real cut test tells apart)."""
+	shot_of = lambda index: sum(1 for cut in cuts if index >= cut)  # noqa: E731
+	frames = (Frame(index, np.full((64, 64, 3), 40 + 50 * (shot_of(index) % 4), np.uint8)) for index in range(first, last))
+	return [frame.index for frame in CutBoundedFrames(part)(frames)]
+
+
+def test_each_part_runs_from_the_first_cut_in_its_chunk_to_the_first_cut_in_the_next() -> None:
+	cuts = [20, 40]
+	parts = plan_parts(0, 60, workers=2, stateful=True)
+	runs = [cut_bounded(part, part.start - 1 if part.search_start else part.start, 60 if part.search_end else part.end, cuts) for part in parts]
+	assert runs == [list(range(0, 20)), list(range(20, 40)), list(range(40, 60)), []]
+	# a cut exactly at a chunk bound starts the next part there
+	assert cut_bounded(Part(1, 15, 30, True, True), 14, 60, [15, 45]) == list(range(15, 45))
+	assert cut_bounded(Part(0, 0, 15, False, True), 0, 60, [15, 45]) == list(range(0, 15))
+	# exact bounds for a stateless run
+	assert cut_bounded(Part(1, 15, 30, False, False), 15, 30, cuts) == list(range(15, 30))
 
 
 def test_what_carries_state_and_what_cannot_be_split() -> None:
@@ -79,9 +86,9 @@ def test_two_devices_give_the_one_device_frames_and_audio(run_cli: object, stand
 	assert result.returncode == 0, result.stderr
 	result = run_cli(*common, '-o', two_devices, '--execution-device-ids', '0', '1', '--log-level', 'debug', models_path=standin_models_dir)
 	assert result.returncode == 0, result.stderr
-	# the scan found the two cuts and the parts start there
-	assert 'in 3 segments on 2 device workers' in result.stderr
-	assert re.search(r'scene cuts at \[20, 40\]; segments start at \[0, 20, 40\]', result.stderr), result.stderr
+	# four parts, whose bounds the workers moved to the two cuts: three segments
+	assert 'in 4 parts on 2 device workers' in result.stderr
+	assert 'segments start at [0, 20, 40] (4 parts)' in result.stderr, result.stderr
 	expected, actual = read_frames(one_device), read_frames(two_devices)
 	assert len(actual) == len(expected) == 60
 	for index, (left, right) in enumerate(zip(expected, actual)):
@@ -99,7 +106,7 @@ def test_a_stateless_run_splits_a_single_shot_evenly(run_cli: object, standin_mo
 	assert run_cli(*common, '-o', tmp_path / 'one.mp4', models_path=standin_models_dir).returncode == 0
 	result = run_cli(*common, '-o', tmp_path / 'two.mp4', '--execution-device-ids', '0', '1', '--log-level', 'debug', models_path=standin_models_dir)
 	assert result.returncode == 0, result.stderr
-	assert 'in 4 segments on 2 device workers' in result.stderr
+	assert 'in 4 parts on 2 device workers' in result.stderr and 'segments start at [0, 10, 20, 30]' in result.stderr
 	for left, right in zip(read_frames(tmp_path / 'one.mp4'), read_frames(tmp_path / 'two.mp4'), strict=True):
 		assert np.array_equal(left, right)
 
@@ -122,7 +129,7 @@ def test_a_worker_killed_during_a_segment_is_replaced_and_its_segment_done_again
 
 	from facefusion.workflows.device_pool import DevicePool
 	from facefusion.workflows.split_video import segment_output_name
-	from facefusion.workflows.worker_tasks import SegmentOutput, WorkerTask
+	from facefusion.workflows.worker_tasks import WorkerTask
 
 	monkeypatch.setenv('FACEFUSION_MODELS_PATH', str(standin_models_dir))
 	output_path = str(tmp_path / 'out.mp4')
@@ -142,7 +149,7 @@ def test_a_worker_killed_during_a_segment_is_replaced_and_its_segment_done_again
 		results = dict(pool.run(tasks, on_frames=kill_a_busy_worker))
 	assert killed and sorted(results) == [0, 1, 2]
 	outputs = [results[index].value for index in range(3)]
-	assert all(isinstance(output, SegmentOutput) and output.frames == 20 for output in outputs)
+	assert [(output.start, output.frames) for output in outputs] == [(0, 20), (20, 20), (40, 20)]
 	for output in outputs:
 		assert len(read_frames(Path(output.path))) == 20
 		os.remove(output.path)

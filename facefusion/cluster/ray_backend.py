@@ -13,6 +13,7 @@ partial segment files.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -203,7 +204,7 @@ class RayBackend:
 				self.idle.put(actor)
 
 	def remote_task(self, task: WorkerTask) -> WorkerTask:
-		return WorkerTask(task.kind, task.config.with_changes(cluster_address=None), task.start, task.end, task.label)
+		return dataclasses.replace(task, config=task.config.with_changes(cluster_address=None))
 
 	def collect(self, task: WorkerTask, future: Any) -> TaskResult:
 		"""The worker's reply, its files written where the caller asked for them."""
@@ -216,10 +217,10 @@ class RayBackend:
 		result = reply.result
 		if not result.ok:
 			return result
-		if isinstance(result.value, SegmentOutput):
+		if isinstance(result.value, SegmentOutput) and 'output' in reply.files:
 			path = partial_media_name(str(task.config.output_path), 'partial')
 			path.write_bytes(reply.files['output'])
-			result.value = SegmentOutput(str(path), result.value.frames, result.value.duration)
+			result.value = SegmentOutput(str(path), result.value.start, result.value.frames, result.value.duration)
 		elif task.kind == 'target':
 			replace_atomically(str(task.config.output_path), reply.files['output'])
 			result.value = task.config.output_path

@@ -8,6 +8,7 @@ carries its pid so that the next worker on that machine removes it.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -72,7 +73,7 @@ class ClusterWorker:
 				if output_file:
 					files['output'] = Path(output_file).read_bytes()
 					if isinstance(result.value, SegmentOutput):
-						result.value = SegmentOutput('', result.value.frames, result.value.duration)
+						result.value = SegmentOutput('', result.value.start, result.value.frames, result.value.duration)
 				for name in SIDE_OUTPUT_FIELDS:
 					if name in outputs and os.path.isfile(outputs[name]):
 						files[name] = Path(outputs[name]).read_bytes()
@@ -104,7 +105,7 @@ class ClusterWorker:
 			target_path=local_inputs.get(str(config.target_path), config.target_path) if config.target_path else None,
 			cluster_address=None, execution_device_ids=['0'], **outputs
 		)
-		return WorkerTask(task.kind, config, task.start, task.end, task.label), outputs
+		return dataclasses.replace(task, config=config), outputs
 
 	def close(self) -> None:
 		self.runner.close()

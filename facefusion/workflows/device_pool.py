@@ -9,6 +9,7 @@ again and its task is given out once more, up to MAX_ATTEMPTS times in all.
 """
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -54,7 +55,7 @@ def device_worker_main(device_id: str, cores: List[int], log_level: str, warned:
 			task = connection.recv()
 			if task is None:
 				break
-			task = WorkerTask(task.kind, task.config.with_changes(execution_device_ids=[device_id]), task.start, task.end, task.label)
+			task = dataclasses.replace(task, config=task.config.with_changes(execution_device_ids=[device_id]))
 			try:
 				result = runner.run(task, on_frames=lambda count: connection.send(('frames', count)))
 			except KeyboardInterrupt:

@@ -4,37 +4,34 @@ joined, give the frames a one-device run gives.
 The tracker, the smoother and the swapper's colour statistics carry state from frame to frame, so a part cannot
 start just anywhere. They drop all of it at a scene cut: tracks, lost tracks and identities are forgotten, the frame
 is a keyframe, and smoothing and colour statistics restart with the new tracks. A part that starts at a scene cut
-therefore begins exactly where a one-device run begins anew, and its frames are the same. So parts start only at
-scene cuts, found with the tracker's own test on the same decoded frames (the test compares a frame with the one
-before, so the scan itself splits into chunks that each decode one frame more). A run that carries no state across
-frames (--face-tracker none, --temporal-smoothing none, no colour matching) may start a part at any frame.
+therefore begins exactly where a one-device run begins anew, and its frames are the same.
 
-A video with fewer cuts than workers gets fewer parts; a shot is never split, since no warm-up makes the smoothing
-state after it exactly the one-device state.
+So the range is cut into equal chunks, and the part of chunk k runs from the first scene cut at or after the chunk's
+start to the first scene cut at or after the next chunk's start (the first part from the range's start, the last to
+its end). Each worker finds its own two cuts with the tracker's own test on the same decoded frames (the test
+compares a frame with the one before, so a part decodes one frame before its chunk): it scans, without processing,
+from its chunk's start to the first cut, and processes on past its chunk's end until the next cut. Every worker
+sees the same cuts, so the parts meet exactly, and no pass over the whole video comes first. A chunk without a cut
+gives an empty part (its frames belong to the part before). A run that carries no state across frames
+(--face-tracker none, --temporal-smoothing none, no colour matching) cuts exactly at the chunk bounds.
+
+A single shot under the default tracking stays one part: no warm-up makes the smoothing state after it exactly the
+one-device state.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, List, Optional
 
 from facefusion.config import RunConfig
+
+if TYPE_CHECKING:
+	from facefusion.types import Frame
 
 # a part shorter than this costs more in fixed work (a seek, an encoder start, the first keyframe) than it saves
 MIN_SEGMENT_FRAMES = 8
 # parts per worker: a few more parts than workers keeps every worker busy to the end when shots differ in cost
 SEGMENTS_PER_WORKER = 2
-
-
-@dataclass(frozen=True)
-class Segment:
-	"""Frames [start, end) of the target, the index-th part in order."""
-	index: int
-	start: int
-	end: int
-
-	@property
-	def frame_count(self) -> int:
-		return self.end - self.start
 
 
 def carries_state(config: RunConfig) -> bool:
@@ -57,32 +54,58 @@ def why_not_split(config: RunConfig, decode_fps: Optional[str], output_fps: Opti
 	return None
 
 
-def plan_scan_chunks(start: int, end: int, chunks: int) -> List[Segment]:
-	"""The frames [start, end) in about equal chunks for the scene-cut scan (each reports the cuts inside it)."""
-	chunks = max(1, min(chunks, end - start))
-	bounds = [start + (end - start) * position // chunks for position in range(chunks + 1)]
-	return [Segment(index, bounds[index], bounds[index + 1]) for index in range(chunks) if bounds[index + 1] > bounds[index]]
+@dataclass(frozen=True)
+class Part:
+	"""Chunk [start, end) of the range; with search_start the part begins at the first scene cut at or after start
+	(else at start), with search_end it ends at the first scene cut at or after end (else at end)."""
+	index: int
+	start: int
+	end: int
+	search_start: bool
+	search_end: bool
 
 
-def plan_segments(start: int, end: int, cuts: Optional[Sequence[int]], workers: int, min_frames: int = MIN_SEGMENT_FRAMES) -> List[Segment]:
-	"""Parts of [start, end) for this many workers, each starting at start or at one of the cuts (None: any frame
-	may start a part). Aims at SEGMENTS_PER_WORKER parts of equal length per worker, picks the allowed start nearest
-	to each ideal boundary, and drops starts that would leave a part shorter than min_frames."""
+def plan_parts(start: int, end: int, workers: int, stateful: bool, min_frames: int = MIN_SEGMENT_FRAMES) -> List[Part]:
+	"""SEGMENTS_PER_WORKER equal chunks per worker (none shorter than min_frames), bounded by scene cuts when the run
+	is stateful."""
 	total = end - start
-	wanted = max(1, min(workers * SEGMENTS_PER_WORKER, total // max(min_frames, 1)))
-	if workers <= 1 or wanted <= 1:
-		return [Segment(0, start, end)]
-	allowed = sorted({cut for cut in cuts if start < cut < end}) if cuts is not None else None
-	starts = [start]
-	for position in range(1, wanted):
-		ideal = start + total * position / wanted
-		if allowed is None:
-			candidate = int(round(ideal))
-		elif allowed:
-			candidate = min(allowed, key=lambda cut: (abs(cut - ideal), cut))
-		else:
-			break
-		if candidate - starts[-1] >= min_frames and end - candidate >= min_frames:
-			starts.append(candidate)
-	bounds = starts + [end]
-	return [Segment(index, bounds[index], bounds[index + 1]) for index in range(len(starts))]
+	count = max(1, min(workers * SEGMENTS_PER_WORKER, total // max(min_frames, 1))) if workers > 1 else 1
+	bounds = [start + total * position // count for position in range(count + 1)]
+	return [Part(index, bounds[index], bounds[index + 1], stateful and index > 0, stateful and index < count - 1) for index in range(count)]
+
+
+class CutBoundedFrames:
+	"""The frames of one part, out of a stream that starts one frame before the part's chunk (or at the range's
+	start for the first part): frames before the first cut are only looked at, and the stream stops at the cut that
+	begins the next part. first / count say which frames went through."""
+
+	def __init__(self, part: Part) -> None:
+		self.part = part
+		self.first: Optional[int] = None
+		self.count = 0
+
+	def __call__(self, frames: Iterator['Frame']) -> Iterator['Frame']:
+		from facefusion.tracking.smoother import SceneCutDetector
+		part = self.part
+		detector = SceneCutDetector()
+		started = not part.search_start
+		for frame in frames:
+			index = frame.index
+			if not started:
+				is_cut = detector.update(frame.pixels)
+				if index >= part.end:
+					# no cut in the chunk: its frames are the part before's, this part is empty
+					return
+				if index < part.start or not is_cut:
+					continue
+				started = True
+			elif index >= part.end - 1 and part.search_end:
+				# the test needs the frame before the chunk's end as well
+				if detector.update(frame.pixels) and index >= part.end:
+					return
+			elif index >= part.end and not part.search_end:
+				return
+			if self.first is None:
+				self.first = index
+			self.count += 1
+			yield frame

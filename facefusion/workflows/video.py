@@ -51,6 +51,9 @@ class VideoRun:
 	final_note: Optional[str] = None
 	# told the number of frames each time a window is encoded (a segment worker reports to its driver this way)
 	on_frames: Optional[Callable[[int], None]] = None
+	# which of the decoded frames go through (a part of a split video: segments.CutBoundedFrames); with a filter, a
+	# run that lets no frame through ends with no file (silent_path None) instead of failing
+	frame_filter: Optional[Callable[[Iterator['Frame']], Iterator['Frame']]] = None
 
 
 VideoStep = Callable[[VideoRun], None]
@@ -116,7 +119,7 @@ def process_frames(run: VideoRun) -> None:
 	tracker = create_tracker(job, run.engine)
 	steps = FrameSteps(job.config, run.engine, run.processors, run.reference_faces, tracker)
 	try:
-		run.silent_path, run.duration = process_video_in_memory(job, steps, run.on_frames)
+		run.silent_path, run.duration = process_video_in_memory(job, steps, run.on_frames, run.frame_filter)
 	except BaseException:
 		tracker.close(success=False)
 		raise
@@ -262,7 +265,7 @@ def create_tracker(job: VideoJob, engine: Engine) -> 'FaceTracker':
 
 # ---- the two strategies ------------------------------------------------------------------------------------------
 
-def process_video_in_memory(job: VideoJob, steps: FrameSteps, on_frames: Optional[Callable[[int], None]] = None) -> Tuple[Path, float]:
+def process_video_in_memory(job: VideoJob, steps: FrameSteps, on_frames: Optional[Callable[[int], None]] = None, frame_filter: Optional[Callable[[Iterator['Frame']], Iterator['Frame']]] = None) -> Tuple[Optional[Path], float]:
 	"""The streaming default: no temp frames; decode, analyse, process and encode overlap in their own threads."""
 	from facefusion.stage_timer import STAGE_TIMER
 	from facefusion.video.io import VideoWriter
@@ -279,7 +282,7 @@ def process_video_in_memory(job: VideoJob, steps: FrameSteps, on_frames: Optiona
 	window_size = frame_window_size(config, steps.engine)
 
 	def decoded_windows() -> Iterator[List['Frame']]:
-		frames = iter(reader)
+		frames = frame_filter(iter(reader)) if frame_filter is not None else iter(reader)
 		while True:
 			window = []
 			while len(window) < window_size:
@@ -316,6 +319,9 @@ def process_video_in_memory(job: VideoJob, steps: FrameSteps, on_frames: Optiona
 		if monitor is not None:
 			# the report and plot are finished before the output is: a failure there fails the run cleanly
 			monitor.close()
+		if frame_filter is not None and writer.frames_written == 0:
+			writer.abort()
+			return None, 0.0
 		silent_path = writer.close()
 	except BaseException:
 		pipeline.stop()

@@ -3,9 +3,9 @@
 and answers with a TaskResult. Everything here is picklable, and no task needs the driver's process.
 
 Kinds of task:
-  scan-cuts   the scene cuts in frames [start, end) of the target (the tracker's own test)
   content     3.5.0's NSFW refusal over the whole trim range (asked once, as a one-device run does)
-  segment     frames [start, end) processed and encoded, without audio; the result is the encoded file
+  segment     one part of a split video (segments.Part: chunk [start, end), its bounds moved to scene cuts when
+              search_start / search_end) processed and encoded, without audio; the result is the encoded file
   target      one whole target (a batch-run item, a job step), written to its output path as a one-process run
 """
 from __future__ import annotations
@@ -21,17 +21,19 @@ from facefusion.workflows.engine import EngineCache
 if TYPE_CHECKING:
 	from facefusion.video.probe import VideoInfo
 
-TASK_KINDS = ('scan-cuts', 'content', 'segment', 'target')
+TASK_KINDS = ('content', 'segment', 'target')
 
 
 @dataclass(frozen=True)
 class WorkerTask:
 	"""One unit of work. config carries the paths (sources, target, and for segment / target the output path, which a
-	segment uses only to name its encoded file); start / end are target frame indices for scan-cuts and segment."""
+	segment uses only to name its encoded file); start / end / search_start / search_end: a segment's Part."""
 	kind: str
 	config: RunConfig
 	start: int = 0
 	end: int = 0
+	search_start: bool = False
+	search_end: bool = False
 	# for progress and messages: 'segment 3', 'item 2: clip.mp4'
 	label: str = ''
 
@@ -41,15 +43,17 @@ class WorkerTask:
 
 @dataclass(frozen=True)
 class SegmentOutput:
-	"""An encoded part: the file (a hidden partial name beside the segment's output name), its frames and seconds."""
+	"""An encoded part: the file (a hidden partial name beside the segment's output name; '' for an empty part), the
+	target frame it starts at, its frames and seconds."""
 	path: str
+	start: int
 	frames: int
 	duration: float
 
 
 @dataclass
 class TaskResult:
-	# scan-cuts: List[int]; content: bool; segment: SegmentOutput; target: the output path
+	# content: bool; segment: SegmentOutput; target: the output path
 	value: object = None
 	# a FaceFusionError's one line, and its class name so that the driver raises the same kind
 	error: Optional[str] = None
@@ -84,8 +88,6 @@ class TaskRunner:
 
 	def run(self, task: WorkerTask, on_frames: Optional[FrameCallback] = None) -> TaskResult:
 		try:
-			if task.kind == 'scan-cuts':
-				return TaskResult(scan_cuts(task.config, task.start, task.end, self.probe(str(task.config.target_path))))
 			if task.kind == 'content':
 				return TaskResult(self.check_content(task.config))
 			if task.kind == 'segment':
@@ -106,14 +108,22 @@ class TaskRunner:
 
 	def render_segment(self, task: WorkerTask, on_frames: Optional[FrameCallback]) -> SegmentOutput:
 		from facefusion import vision
+		from facefusion.video.io import restrict_trim
 		from facefusion.workflows.job import check_job_paths, plan_video_job
+		from facefusion.workflows.segments import CutBoundedFrames, Part
 		from facefusion.workflows.video import SEGMENT_STEPS, VideoRun
 
-		config = task.config.with_changes(trim_frame_start=task.start, trim_frame_end=task.end)
+		part = Part(0, task.start, task.end, task.search_start, task.search_end)
+		info = self.probe(str(task.config.target_path))
+		range_end = restrict_trim(info, task.config.trim_frame_start, task.config.trim_frame_end)[1]
+		# decoded from the frame before the chunk (the cut test compares a frame with the one before) and, when the
+		# part ends at a cut, on to the end of the range (the reader is closed at that cut)
+		config = task.config.with_changes(trim_frame_start=part.start - 1 if part.search_start else part.start, trim_frame_end=range_end if part.search_end else part.end)
 		paths = check_job_paths(config)
-		job = plan_video_job(config, paths, self.probe(paths.target_path))
+		job = plan_video_job(config, paths, info)
 		source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
-		run = VideoRun(job, self.engines.get(config), source_frames, on_frames=on_frames)
+		frames = CutBoundedFrames(part)
+		run = VideoRun(job, self.engines.get(config), source_frames, on_frames=on_frames, frame_filter=frames)
 		try:
 			for step in SEGMENT_STEPS:
 				step(run)
@@ -121,7 +131,9 @@ class TaskRunner:
 			if run.silent_path is not None and os.path.exists(run.silent_path):
 				os.remove(run.silent_path)
 			raise
-		return SegmentOutput(str(run.silent_path), job.frame_count, run.duration)
+		if run.silent_path is None:
+			return SegmentOutput('', part.start, 0, 0.0)
+		return SegmentOutput(str(run.silent_path), int(frames.first if frames.first is not None else part.start), frames.count, run.duration)
 
 	def render_target(self, config: RunConfig) -> str:
 		"""A whole target in this worker (never split further: the worker has one device and no cluster)."""
@@ -135,32 +147,6 @@ class TaskRunner:
 
 	def close(self) -> None:
 		self.engines.close()
-
-
-def scan_cuts(config: RunConfig, start: int, end: int, info: Optional['VideoInfo'] = None) -> List[int]:
-	"""The frames in (start, end) that begin a new shot, and start itself when it does (compared with start - 1),
-	decoded exactly as the processing will decode them."""
-	from facefusion.tracking.smoother import SceneCutDetector
-	from facefusion.video.io import plan_video_geometry
-	from facefusion.video.probe import probe_video
-	from facefusion.video.routes import open_reader, select_video_routes
-	from facefusion.workflows.job import first_device_id
-
-	info = info or probe_video(str(config.target_path))
-	geometry = plan_video_geometry(info, config.output_video_scale, config.output_video_fps)
-	routes = select_video_routes(config.video_decoder, config.video_encoder_route, config.output_video_encoder, str(config.output_path or config.target_path), first_device_id(config))
-	first = max(start - 1, 0)
-	detector = SceneCutDetector()
-	cuts: List[int] = []
-	reader = open_reader(info, routes.decoder, first, end, geometry.decode_size, geometry.decode_fps, info.effective_color_matrix())
-	try:
-		for frame in reader:
-			if detector.update(frame.pixels) and frame.index >= start:
-				cuts.append(frame.index)
-	finally:
-		reader.close()
-	return cuts
-
 
 
 class WorkerBackend(Protocol):
