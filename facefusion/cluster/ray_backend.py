@@ -32,6 +32,8 @@ INSTALL_HINT = "--cluster-address needs Ray, an optional extra: pip install '.[c
 TASK_RETRIES = 3
 # seconds a first connection to the cluster's address may take before it counts as unreachable
 CONNECT_TIMEOUT_SECONDS = 10
+# seconds the workers get to remove their folders at the end of a run
+CLOSE_TIMEOUT_SECONDS = 15
 # environment settings the workers need as the driver has them (model folder, download mirror, ffmpeg binary)
 FORWARDED_ENVIRONMENT_PREFIX = 'FACEFUSION_'
 
@@ -230,7 +232,12 @@ class RayBackend:
 		return result
 
 	def close(self) -> None:
+		"""The workers remove their folders (copies of the inputs) and release their sessions, then go."""
 		ray = import_ray()
+		try:
+			ray.get([actor.close.remote() for actor in self.actors], timeout=CLOSE_TIMEOUT_SECONDS)
+		except Exception as exception:
+			logger.get_logger().debug(f'cluster workers did not all close cleanly: {describe_connect_error(exception)}')
 		for actor in self.actors:
 			try:
 				ray.kill(actor)
