@@ -17,6 +17,7 @@ import math
 import os
 import tempfile
 import wave
+from typing import Optional
 
 import numpy as np
 
@@ -53,20 +54,29 @@ def _onset(samples: np.ndarray) -> float:
 
 @functools.lru_cache(maxsize=None)
 def _measure(binary: str, encoder: str, extension: str) -> float:
-	# binary is part of the cache key only: a test that switches ffmpeg must not get the other one's answer
-	del binary
+	"""Measured once per binary, encoder and container, and remembered on disk (video/ffmpeg_facts.py); a check that
+	could not run counts as no correction and is asked again next time."""
+	from facefusion.video.ffmpeg_facts import remembered
+	measured = remembered(binary, f'audio-delay {encoder} {extension}', lambda: _checked_measurement(encoder, extension), keep=lambda value: value is not None)
+	return 0.0 if measured is None else measured
+
+
+def _checked_measurement(encoder: str, extension: str) -> Optional[float]:
 	try:
 		delay = _measure_once(encoder, extension)
 	except (OSError, FaceFusionError) as exception:
 		get_logger().debug('Checking the audio timing of %s in %s failed: %s', encoder, extension, exception)
-		return 0.0
+		return None
+	if delay is None:
+		return None
 	if not math.isfinite(delay) or abs(delay) < MIN_CORRECTION or abs(delay) > MAX_CORRECTION:
 		return 0.0
 	get_logger().debug('ffmpeg plays %s audio in %s %.1f ms early (negative: late): moving it by that much', encoder, extension, delay * 1000)
 	return delay
 
 
-def _measure_once(encoder: str, extension: str) -> float:
+def _measure_once(encoder: str, extension: str) -> Optional[float]:
+	"""The measured misplacement, or None when the check could not run (the encoder refused the container)."""
 	with tempfile.TemporaryDirectory(prefix='facefusion-audio-timing-') as directory:
 		source_path = os.path.join(directory, 'burst.wav')
 		check_path = os.path.join(directory, 'burst' + extension)
@@ -80,9 +90,9 @@ def _measure_once(encoder: str, extension: str) -> float:
 		arguments = ['-y', '-i', source_path, '-c:a', encoder] + encoders.audio_encoder_arguments(encoder, 80, check_path)
 		arguments += ['-avoid_negative_ts', 'disabled', check_path]
 		if ffmpeg.run_ffmpeg(arguments, what='Checking audio timing', check=False).returncode != 0:
-			return 0.0
+			return None
 		start = decoded_audio_start(check_path, 0)
 		decoded = ffmpeg.run_ffmpeg(['-i', check_path, '-map', '0:a:0', '-ac', '1', '-ar', str(CHECK_SAMPLE_RATE), '-f', 'f32le', '-'], what='Checking audio timing', check=False)
 		if start is None or decoded.returncode != 0:
-			return 0.0
+			return None
 		return _onset(reference) - (start + _onset(np.frombuffer(decoded.stdout, dtype='<f4')))

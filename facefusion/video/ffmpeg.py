@@ -73,9 +73,13 @@ def reset_caches() -> None:
 @functools.lru_cache(maxsize=None)
 def ffmpeg_version() -> str:
 	"""The version string ffmpeg reports, e.g. 'n9.0.2-17-g2a571b6068-20260930' or '5.1.9-0+deb12u1'."""
-	result = run_ffmpeg(['-version'], what='Reading the ffmpeg version', quiet=False)
-	match = re.search(rb'ffmpeg version (\S+)', result.stdout)
-	return match.group(1).decode() if match else 'unknown'
+	from facefusion.video.ffmpeg_facts import remembered
+
+	def ask() -> str:
+		result = run_ffmpeg(['-version'], what='Reading the ffmpeg version', quiet=False)
+		match = re.search(rb'ffmpeg version (\S+)', result.stdout)
+		return match.group(1).decode() if match else 'unknown'
+	return remembered(find_ffmpeg(), 'version', ask)
 
 
 def ffmpeg_major_version() -> int:
@@ -98,6 +102,11 @@ def available_hwaccels() -> FrozenSet[str]:
 
 @functools.lru_cache(maxsize=None)
 def _list_capabilities(flag: str) -> FrozenSet[str]:
+	from facefusion.video.ffmpeg_facts import remembered
+	return frozenset(remembered(find_ffmpeg(), 'list' + flag, lambda: sorted(_ask_capabilities(flag))))
+
+
+def _ask_capabilities(flag: str) -> FrozenSet[str]:
 	result = run_ffmpeg([flag], what='Listing ffmpeg {}'.format(flag.lstrip('-')), quiet=False)
 	names = set()
 	text = result.stdout.decode(errors='replace')
