@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 import cv2
 import numpy as np
@@ -539,6 +539,25 @@ def test_refused_content_writes_nothing(run_cli: CliRunner, flagging_models_dir:
 	assert result.returncode != 0
 	assert 'refused by the content analyser' in error_lines(result.stderr)[-1]
 	assert not output_path.exists()
+
+
+@pytest.mark.parametrize('devices', [('0',), ('0', '1')])
+def test_a_refused_video_is_refused_before_anything_else_fails(run_cli: CliRunner, flagging_models_dir: Path, tmp_path: Path, devices: Tuple[str, ...]) -> None:
+	"""The content check runs beside the processors' preparation (and on a worker when the video is split), yet its
+	verdict comes first: here the source has no face either, and the refusal is what the user is told."""
+	from facefusion.testing.synthetic_video import make_synthetic_video
+	clip = make_synthetic_video(tmp_path / 'clip.mp4', frame_count=12, audio=False)
+	faceless = tmp_path / 'blank.png'
+	cv2.imwrite(str(faceless), np.full((120, 120, 3), 128, np.uint8))
+	output_path = tmp_path / 'out' / 'refused.mp4'
+	output_path.parent.mkdir()
+	result = run_cli(
+		'headless-run', '--face-detector-model', 'yunet', '-s', str(faceless), '-t', str(clip.path), '-o', str(output_path),
+		'--execution-device-ids', *devices, models_path=flagging_models_dir
+	)
+	assert result.returncode != 0
+	assert 'refused by the content analyser' in error_lines(result.stderr)[-1]
+	assert list(output_path.parent.iterdir()) == []
 
 
 def test_batch_run_end_to_end(run_cli: CliRunner, standin_models_dir: Path, tmp_path: Path, data_dir: Path) -> None:

@@ -21,6 +21,7 @@ before any work, instead of producing half a video.
 from __future__ import annotations
 
 import array
+import concurrent.futures
 import dataclasses
 import math
 import os
@@ -535,8 +536,13 @@ def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
 	facts = _parse_video_details(video)
 	if not facts['width'] or not facts['height']:
 		raise InputError('{} has a video stream of unknown size (codec {})'.format(os.path.basename(path), video.codec))
-	scan = scan_packets(path, video.index, audio.index if audio else None)
-	scan = apply_container_ends(path, header.format_name, video.index, audio.index if audio else None, scan)
+	# where each audio stream's first decoded sample plays needs only the header: asked beside the packet scan, two
+	# ffmpeg runs at once instead of one after the other
+	with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+		decoded_starts = {stream.index: pool.submit(decoded_audio_start, path, stream.index) for stream in header.of_kind('Audio')}
+		scan = scan_packets(path, video.index, audio.index if audio else None)
+		scan = apply_container_ends(path, header.format_name, video.index, audio.index if audio else None, scan)
+		audio_starts = {index: future.result() for index, future in decoded_starts.items()}
 	header_rate = facts['tbr'] or facts['fps'] or 25.0
 	header_frames = int(round(header.duration * header_rate)) if header.duration else None
 	frame_count = len(scan.video_pts)
@@ -580,7 +586,7 @@ def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
 		duration = frame_count / float(rate)
 	audio_start = scan.audio_start
 	if audio is not None and audio_start is not None:
-		audio_start = decoded_audio_start(path, audio.index)
+		audio_start = audio_starts.get(audio.index)
 		audio_start = scan.audio_start if audio_start is None else audio_start
 	audio_streams: List[AudioStreamInfo] = []
 	if audio is not None:
@@ -589,7 +595,7 @@ def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
 		audio_streams.append(AudioStreamInfo(audio.index, first_start, first_duration, audio.language, audio.title))
 		for extra in header.of_kind('Audio')[1:]:
 			# a second language track: its own start, read like the first one's (one short decode each)
-			extra_start = decoded_audio_start(path, extra.index)
+			extra_start = audio_starts.get(extra.index)
 			if extra_start is None:
 				extra_start = extra.start_time if extra.start_time is not None else header.start_time
 			audio_streams.append(AudioStreamInfo(extra.index, extra_start - header.start_time, None, extra.language, extra.title))

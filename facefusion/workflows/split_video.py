@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 from facefusion import logger
 from facefusion.config import RunConfig
@@ -22,7 +22,7 @@ from facefusion.errors import ProcessingError
 from facefusion.workflows.image import CONTENT_REFUSED_MESSAGE
 from facefusion.workflows.job import JobPaths, VideoJob, plan_video_job
 from facefusion.workflows.segments import Part, carries_state, plan_parts, why_not_split
-from facefusion.workflows.worker_tasks import SegmentOutput, WorkerBackend, WorkerTask, raise_task_error
+from facefusion.workflows.worker_tasks import SegmentOutput, TaskResult, WorkerBackend, WorkerTask, raise_task_error
 
 
 def run_video_split(config: RunConfig, paths: JobPaths, backend: WorkerBackend) -> int:
@@ -73,15 +73,24 @@ def render_parts(job: VideoJob, parts: List[Part], backend: WorkerBackend) -> Li
 		for part in parts
 	]
 	outputs: List[SegmentOutput] = []
+	# a part's failure is reported once the content check has answered: a refused target is told so first
+	failure: Optional[TaskResult] = None
+	checked = False
 	try:
 		with frame_progress(job.frame_count, 'processing') as progress:
 			for index, result in backend.run(tasks, on_frames=progress.update):
-				if not result.ok:
-					raise_task_error(result)
-				if tasks[index].kind == 'content' and result.value:
-					raise ProcessingError(CONTENT_REFUSED_MESSAGE)
-				if tasks[index].kind == 'segment':
+				if tasks[index].kind == 'content':
+					checked = True
+					if not result.ok:
+						raise_task_error(result)
+					if result.value:
+						raise ProcessingError(CONTENT_REFUSED_MESSAGE)
+				elif not result.ok:
+					failure = failure or result
+				else:
 					outputs.append(result.value)
+				if failure is not None and checked:
+					raise_task_error(failure)
 	except BaseException:
 		remove_segment_files(outputs)
 		raise

@@ -97,6 +97,35 @@ def refuse_adult_content(run: VideoRun) -> None:
 		raise ProcessingError(CONTENT_REFUSED_MESSAGE)
 
 
+def refuse_adult_content_while_preparing(run: VideoRun) -> None:
+	"""The content check and the processors' preparation (the source face, the sessions) need nothing of each other:
+	the check runs in a thread of its own meanwhile. Its verdict still comes first: a refused target is refused even
+	when the preparation failed too, and nothing is processed before the check has passed. A daemon thread, so that
+	Ctrl-C does not wait for the check's scan of the video."""
+	import threading
+	outcome: List[BaseException] = []
+
+	def check() -> None:
+		try:
+			refuse_adult_content(run)
+		except BaseException as exception:
+			outcome.append(exception)
+
+	checker = threading.Thread(target=check, name='content-check', daemon=True)
+	checker.start()
+	try:
+		prepare_processors(run)
+	except BaseException as exception:
+		if not isinstance(exception, KeyboardInterrupt):
+			checker.join()
+			if outcome:
+				raise outcome[0] from None
+		raise
+	checker.join()
+	if outcome:
+		raise outcome[0]
+
+
 def prepare_processors(run: VideoRun) -> None:
 	from facefusion.video.io import read_video_frame
 	job = run.job
@@ -168,7 +197,7 @@ def release_for_next_segment(run: VideoRun) -> None:
 		processor.release()
 
 
-VIDEO_STEPS: Tuple[VideoStep, ...] = (refuse_adult_content, prepare_processors, process_frames, release, add_audio)
+VIDEO_STEPS: Tuple[VideoStep, ...] = (refuse_adult_content_while_preparing, process_frames, release, add_audio)
 # a part of a split video (workflows/split_video.py): the driver checks the content once and adds the audio once
 SEGMENT_STEPS: Tuple[VideoStep, ...] = (prepare_processors, process_frames, release_for_next_segment)
 
