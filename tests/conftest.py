@@ -132,3 +132,16 @@ def clip_maker(tmp_path_factory: pytest.TempPathFactory, folder: str, options: D
 			made[name] = make_synthetic_video(directory / name, **options[name])
 		return made[name]
 	return get
+
+
+@pytest.fixture(scope='module')
+def cluster() -> Iterator[Any]:
+	"""A real Ray cluster (head, 2 CPUs) on loopback in network and pid namespaces of its own, for one test module
+	(facefusion/testing/ray_cluster.py); stopped and removed afterwards, whatever the tests did."""
+	from facefusion.testing.ray_cluster import LoopbackRayCluster
+	ray_cluster = LoopbackRayCluster(num_cpus=2)
+	try:
+		ray_cluster.start()
+		yield ray_cluster
+	finally:
+		ray_cluster.stop()

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List, Sequence
+from typing import List, Sequence
 
 import numpy as np
 import pytest
@@ -28,16 +28,6 @@ SWAP = ('--face-detector-model', 'yunet', '--processors', 'face_swapper', '--out
 def read_frames(path: Path) -> List[np.ndarray]:
 	with VideoReader(str(path)) as reader:
 		return [frame.pixels for frame in reader]
-
-
-@pytest.fixture(scope='module')
-def cluster() -> Iterator[LoopbackRayCluster]:
-	ray_cluster = LoopbackRayCluster(num_cpus=2)
-	try:
-		ray_cluster.start()
-		yield ray_cluster
-	finally:
-		ray_cluster.stop()
 
 
 @pytest.fixture(scope='module')

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import time
-from typing import Iterator
 
 import pytest
 
@@ -46,16 +45,6 @@ sleeper = HarnessSleeper.remote()
 print('result', ray.get(sleeper.work.remote(3), timeout=90), flush=True)
 ray.shutdown()
 """
-
-
-@pytest.fixture(scope='module')
-def cluster() -> Iterator[LoopbackRayCluster]:
-	ray_cluster = LoopbackRayCluster(num_cpus=2)
-	try:
-		ray_cluster.start()
-		yield ray_cluster
-	finally:
-		ray_cluster.stop()
 
 
 def pid_alive(pid: int) -> bool:
