@@ -187,3 +187,25 @@ def test_ctrl_c_stops_every_device_worker_and_leaves_nothing(standin_models_dir:
 	time.sleep(0.5)
 	listed = subprocess.run(['ps', '-o', 'pid=,stat=,args=', '-s', str(process.pid)], capture_output=True, text=True).stdout.splitlines()
 	assert [line for line in listed if line.split()[1][0] != 'Z'] == []
+
+
+def test_a_pool_left_early_stops_the_abandoned_tasks_and_serves_the_next_run(standin_models_dir: Path, data_dir: Path, three_shots: SyntheticClip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+	from facefusion.workflows.device_pool import DevicePool
+	from facefusion.workflows.split_video import segment_output_name
+	from facefusion.workflows.worker_tasks import WorkerTask
+
+	monkeypatch.setenv('FACEFUSION_MODELS_PATH', str(standin_models_dir))
+	output_path = str(tmp_path / 'out.mp4')
+	config = RunConfig(source_paths=[str(data_dir / 'biden.jpg')], target_path=str(three_shots.path), output_path=output_path, face_detector_model='yunet', processors=['face_swapper'], models_path=str(standin_models_dir))
+	tasks = [WorkerTask('segment', config.with_changes(output_path=segment_output_name(output_path, index)), start, start + 20) for index, start in enumerate((0, 20, 40))]
+	with DevicePool(['0', '1']) as pool:
+		for index, result in pool.run(tasks):
+			os.remove(result.value.path)
+			# the caller stops after the first part, as a failed part or Ctrl-C would make it
+			break
+		# the other worker's abandoned part was stopped: its partial file is gone, no result of it comes later
+		assert sorted(os.listdir(tmp_path)) == []
+		results = dict(pool.run(tasks))
+	assert [(results[index].value.start, results[index].value.frames) for index in range(3)] == [(0, 20), (20, 20), (40, 20)]
+	for result in results.values():
+		os.remove(result.value.path)

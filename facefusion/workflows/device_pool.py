@@ -85,6 +85,8 @@ class DevicePool:
 	device_ids: Sequence[str]
 	log_level: str = 'info'
 	workers: List[DeviceWorker] = field(default_factory=list)
+	# (device id, cores) of workers to start: all of them before the first run, and any stopped since
+	stopped: List[Tuple[str, List[int]]] = field(default_factory=list)
 
 	@property
 	def worker_count(self) -> int:
@@ -94,11 +96,40 @@ class DevicePool:
 		return f'{len(self.device_ids)} device workers (devices {" ".join(self.device_ids)})'
 
 	def start(self) -> None:
-		if self.workers:
-			return
-		available = sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else list(range(os.cpu_count() or 1))
-		for device_id, cores in zip(self.device_ids, split_cores(available, len(self.device_ids))):
+		if not self.workers and not self.stopped:
+			available = sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else list(range(os.cpu_count() or 1))
+			self.stopped = list(zip(self.device_ids, split_cores(available, len(self.device_ids))))
+		# the workers not started yet, or stopped with an abandoned task
+		while self.stopped:
+			device_id, cores = self.stopped.pop(0)
 			self.workers.append(self.start_worker(device_id, cores))
+
+	def stop_busy_workers(self) -> None:
+		"""Workers still running tasks of a run that ended early are stopped (SIGTERM: their partial files go); the
+		next run starts new ones on their devices."""
+		busy = [worker for worker in self.workers if worker.task_index is not None]
+		self.stop_workers(busy)
+		for worker in busy:
+			self.workers.remove(worker)
+			self.stopped.append((worker.device_id, worker.cores))
+
+	def stop_workers(self, workers: Sequence[DeviceWorker]) -> None:
+		"""Idle workers get None and exit; busy ones get SIGTERM, which cleans up their partial files; whatever is
+		still alive after the grace period is killed."""
+		for worker in workers:
+			try:
+				if worker.task_index is None:
+					worker.connection.send(None)
+				elif worker.process.is_alive():
+					worker.process.terminate()
+			except (BrokenPipeError, OSError):
+				pass
+		for worker in workers:
+			worker.process.join(STOP_GRACE_SECONDS)
+			if worker.process.is_alive():
+				worker.process.kill()
+				worker.process.join()
+			worker.connection.close()
 
 	def start_worker(self, device_id: str, cores: List[int]) -> DeviceWorker:
 		context = multiprocessing.get_context('spawn')
@@ -114,6 +145,16 @@ class DevicePool:
 		self.start()
 		pending = list(order) if order is not None else list(range(len(tasks)))
 		attempts: Dict[int, int] = {}
+		remaining = len(tasks)
+		try:
+			yield from self.hand_out(tasks, pending, attempts, on_frames)
+			remaining = 0
+		finally:
+			if remaining:
+				# the caller stopped early (a failed part, Ctrl-C): the tasks still running are nobody's now
+				self.stop_busy_workers()
+
+	def hand_out(self, tasks: Sequence[WorkerTask], pending: List[int], attempts: Dict[int, int], on_frames: Optional[FrameCallback]) -> Iterator[Tuple[int, TaskResult]]:
 		remaining = len(tasks)
 		while remaining:
 			for worker in self.workers:
@@ -154,23 +195,9 @@ class DevicePool:
 		return index
 
 	def close(self) -> None:
-		"""Idle workers get None and exit; busy ones (an interrupted run) get SIGTERM, which cleans up their partial
-		files; whatever is still alive after the grace period is killed."""
-		for worker in self.workers:
-			try:
-				if worker.task_index is None:
-					worker.connection.send(None)
-				elif worker.process.is_alive():
-					worker.process.terminate()
-			except (BrokenPipeError, OSError):
-				pass
-		for worker in self.workers:
-			worker.process.join(STOP_GRACE_SECONDS)
-			if worker.process.is_alive():
-				worker.process.kill()
-				worker.process.join()
-			worker.connection.close()
+		self.stop_workers(self.workers)
 		self.workers = []
+		self.stopped = []
 
 	def __enter__(self) -> 'DevicePool':
 		return self
