@@ -131,7 +131,11 @@ def test_job_run_all_on_the_cluster_equals_the_local_run(cluster: LoopbackRayClu
 			('job-create', 'demo'),
 			('job-add-step', 'demo', '-s', data_dir / 'obama.jpg', '-t', data_dir / 'obama_and_biden.jpg', '-o', output_dir / 'image.jpg', *SWAP),
 			('job-add-step', 'demo', '-s', data_dir / 'biden.jpg', '-t', three_shots.path, '-o', output_dir / 'video.mp4', *SWAP),
-			('job-submit', 'demo')
+			('job-submit', 'demo'),
+			# a second job: on the cluster the two run side by side
+			('job-create', 'other'),
+			('job-add-step', 'other', '-s', data_dir / 'biden.jpg', '-t', data_dir / 'obama.jpg', '-o', output_dir / 'other.jpg', *SWAP),
+			('job-submit', 'other')
 		):
 			assert run_cli(*arguments, '--jobs-path', jobs_path).returncode == 0
 		run_all = ('job-run-all', '--jobs-path', jobs_path)
@@ -142,6 +146,7 @@ def test_job_run_all_on_the_cluster_equals_the_local_run(cluster: LoopbackRayClu
 		assert result.returncode == 0, result.stderr
 		outputs[place] = output_dir
 	assert 'in 4 parts on a Ray cluster' in result.stderr
-	assert np.array_equal(read_image(str(outputs['local'] / 'image.jpg')), read_image(str(outputs['remote'] / 'image.jpg')))
+	for name in ('image.jpg', 'other.jpg'):
+		assert np.array_equal(read_image(str(outputs['local'] / name)), read_image(str(outputs['remote'] / name)))
 	for left, right in zip(read_frames(outputs['local'] / 'video.mp4'), read_frames(outputs['remote'] / 'video.mp4'), strict=True):
 		assert np.array_equal(left, right)

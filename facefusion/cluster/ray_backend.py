@@ -119,6 +119,8 @@ class RayBackend:
 	# driver path → (size, mtime, ObjectRef of its bytes): each input goes into the object store once
 	inputs: Dict[str, Tuple[int, float, Any]] = field(default_factory=dict)
 	lock: threading.Lock = field(default_factory=threading.Lock)
+	# run() may be called from several threads at once: job-run-all runs jobs side by side on a cluster
+	runs_concurrently: bool = True
 
 	@property
 	def worker_count(self) -> int:

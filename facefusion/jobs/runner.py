@@ -216,16 +216,34 @@ def run_jobs(store: JobStore, job_config: RunConfig, retry: bool, halt_on_error:
 
 
 def run_job_ids(store: JobStore, job_ids: List[str], job_config: RunConfig, retry: bool, halt_on_error: bool, backend: Optional['WorkerBackend']) -> Tuple[int, int]:
+	if backend is not None and backend.runs_concurrently and len(job_ids) > 1 and not halt_on_error:
+		return run_jobs_side_by_side(store, job_ids, job_config, retry, backend), len(job_ids)
 	failures = 0
 	for job_id in job_ids:
-		try:
-			run_job_or_raise(store, job_id, job_config, retry, backend)
-		except JobLockedError as error:
-			# another worker has it: several job-run-all may share one queue
-			logger.get_logger().info(f'skipped: {error.message}')
-		except FaceFusionError as error:
+		if not run_one_of_many(store, job_id, job_config, retry, backend):
 			failures += 1
-			logger.get_logger().error(error.message)
 			if halt_on_error:
 				break
 	return failures, len(job_ids)
+
+
+def run_one_of_many(store: JobStore, job_id: str, job_config: RunConfig, retry: bool, backend: Optional['WorkerBackend']) -> bool:
+	"""One job of job-run-all / job-retry-all; False when it failed (said in one line)."""
+	try:
+		run_job_or_raise(store, job_id, job_config, retry, backend)
+	except JobLockedError as error:
+		# another worker has it: several job-run-all may share one queue
+		logger.get_logger().info(f'skipped: {error.message}')
+	except FaceFusionError as error:
+		logger.get_logger().error(error.message)
+		return False
+	return True
+
+
+def run_jobs_side_by_side(store: JobStore, job_ids: List[str], job_config: RunConfig, retry: bool, backend: 'WorkerBackend') -> int:
+	"""On a cluster the jobs run side by side, as many at once as it has workers: each job's steps still run in
+	order (a remix needs its step's result), and the workers are shared by all of them. Returns the failures."""
+	from concurrent.futures import ThreadPoolExecutor
+	with ThreadPoolExecutor(max_workers=max(1, min(backend.worker_count, len(job_ids))), thread_name_prefix='job') as pool:
+		outcomes = list(pool.map(lambda job_id: run_one_of_many(store, job_id, job_config, retry, backend), job_ids))
+	return outcomes.count(False)

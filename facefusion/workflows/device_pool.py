@@ -87,6 +87,8 @@ class DevicePool:
 	workers: List[DeviceWorker] = field(default_factory=list)
 	# (device id, cores) of workers to start: all of them before the first run, and any stopped since
 	stopped: List[Tuple[str, List[int]]] = field(default_factory=list)
+	# one run() at a time: the workers' pipes belong to the run that is handing out tasks
+	runs_concurrently: bool = False
 
 	@property
 	def worker_count(self) -> int:

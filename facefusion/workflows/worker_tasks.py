@@ -152,7 +152,10 @@ class TaskRunner:
 class WorkerBackend(Protocol):
 	"""Where the tasks run: workflows/device_pool.DevicePool (a process per device) or cluster.ray_backend.RayBackend.
 	run() hands every task to some worker and yields (index in tasks, result) as each finishes; on_frames hears of
-	frames done (as they are done where the backend can tell, else when a task finishes)."""
+	frames done (as they are done where the backend can tell, else when a task finishes). runs_concurrently: whether
+	run() may be called from several threads at once."""
+
+	runs_concurrently: bool
 
 	@property
 	def worker_count(self) -> int:
