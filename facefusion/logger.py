@@ -50,3 +50,9 @@ def warned_keys() -> List[str]:
 
 def mark_warned(keys: Iterable[str]) -> None:
 	_warned_keys.update(keys)
+
+
+def forget_warnings(prefix: str) -> None:
+	"""Let the warnings whose keys start with prefix be said again (a module's caches were reset)."""
+	for key in [key for key in _warned_keys if key.startswith(prefix)]:
+		_warned_keys.discard(key)

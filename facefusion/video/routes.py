@@ -23,12 +23,12 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Set, Tuple, Union
+from typing import Iterator, Optional, Tuple, Union
 
 import numpy as np
 
 from facefusion.errors import ProcessingError
-from facefusion.logger import get_logger
+from facefusion.logger import forget_warnings, get_logger, warn_once
 from facefusion.types import Frame
 from facefusion.video import encoders, ffmpeg
 from facefusion.video.io import VideoReader, restrict_trim
@@ -38,7 +38,7 @@ NVENC_ENCODERS: Tuple[str, ...] = ('h264_nvenc', 'hevc_nvenc')
 # the CPU encoder that produces the same codec as each hardware encoder
 CPU_EQUIVALENTS = {'h264_nvenc': 'libx264', 'hevc_nvenc': 'libx265'}
 NVENC_EQUIVALENTS = {'libx264': 'h264_nvenc', 'libx264rgb': 'h264_nvenc', 'libx265': 'hevc_nvenc'}
-_warned: Set[str] = set()
+WARNING_KEY_PREFIX = 'video-route: '
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def reset_caches() -> None:
 	cuda_driver_status.cache_clear()
 	ffmpeg_cuda_decode_status.cache_clear()
 	nvenc_status.cache_clear()
-	_warned.clear()
+	forget_warnings(WARNING_KEY_PREFIX)
 
 
 @functools.lru_cache(maxsize=None)
@@ -139,9 +139,8 @@ def nvenc_status(encoder: str = 'h264_nvenc', device_id: int = 0) -> Tuple[bool,
 
 
 def _warn_once(message: str) -> None:
-	if message not in _warned:
-		_warned.add(message)
-		get_logger().warning(message)
+	# through the logger's own record, which device workers inherit: the driver's fallback line is not repeated
+	warn_once(WARNING_KEY_PREFIX + message, message)
 
 
 def select_decoder(route: str = 'auto', device_id: int = 0, warn: bool = True) -> DecoderChoice:
