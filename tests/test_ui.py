@@ -239,7 +239,8 @@ def test_ui_in_a_real_browser(ui_server: Dict[str, Any], tmp_path: Path) -> None
 		page.locator('#target-file input[type=file]').set_input_files(str(short_clip.path))
 		# Start only once the upload has landed, or it would run the previous target (the image) again; on a loaded
 		# machine the upload waits in Gradio's queue behind the preview that the option change above redraws
-		page.wait_for_selector('#target-file :text("short.mp4")', timeout=150000)
+		# (the file row names the file in its aria-label; its text is the stem and the extension in two spans)
+		page.wait_for_selector('#target-file td.filename[aria-label="short.mp4"]', timeout=150000)
 		page.locator('#start-button').click()
 		status = wait_for_text(page, '#job-status textarea', lambda text: (text.startswith('done') and text.endswith('.mp4')) or text.startswith('[FACEFUSION]'), 120)
 		assert status.startswith('done'), status
@@ -260,7 +261,7 @@ def test_ui_in_a_real_browser(ui_server: Dict[str, Any], tmp_path: Path) -> None
 		page.locator('#target-file button[aria-label="Clear"]').first.click()
 		page.locator('#target-file input[type=file]').set_input_files(str(long_clip.path))
 		# Start only once the upload has landed, or it would run the previous target again
-		page.wait_for_selector('#target-file :text("long.mp4")', timeout=150000)
+		page.wait_for_selector('#target-file td.filename[aria-label="long.mp4"]', timeout=150000)
 		page.locator('#start-button').click()
 		wait_for_text(page, '#job-status textarea', lambda text: 'frames' in text, 120)
 		page.locator('#start-button').click()
