@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -32,6 +33,9 @@ INSTALL_HINT = "--cluster-address needs Ray, an optional extra: pip install '.[c
 TASK_RETRIES = 3
 # seconds a first connection to the cluster's address may take before it counts as unreachable
 CONNECT_TIMEOUT_SECONDS = 10
+# Ray Client connections tried before the cluster counts as unreachable, and the pause between them
+CLIENT_CONNECT_ATTEMPTS = 3
+CLIENT_RETRY_SECONDS = 2.0
 # seconds the workers get to remove their folders at the end of a run
 CLOSE_TIMEOUT_SECONDS = 15
 # environment settings the workers need as the driver has them (model folder, download mirror, ffmpeg binary)
@@ -57,8 +61,8 @@ def runtime_environment() -> Dict[str, Any]:
 
 
 def describe_connect_error(exception: BaseException) -> str:
-	text = str(exception).strip().splitlines()
-	return text[0][:300] if text else type(exception).__name__
+	lines = [line.strip() for line in str(exception).strip().splitlines() if line.strip()]
+	return ' '.join(lines)[:300] if lines else type(exception).__name__
 
 
 def address_endpoint(address: str) -> Optional[Tuple[str, int]]:
@@ -95,10 +99,17 @@ def connect_backend(config: RunConfig) -> 'RayBackend':
 		node_ip = os.environ.get('FACEFUSION_RAY_NODE_IP')
 		if node_ip:
 			options['_node_ip_address'] = node_ip
-	try:
-		ray.init(**options)
-	except Exception as exception:
-		raise InputError(f'cannot reach the Ray cluster at {address}: {describe_connect_error(exception)}') from exception
+	for attempt in range(1, CLIENT_CONNECT_ATTEMPTS + 1):
+		try:
+			ray.init(**options)
+			break
+		except Exception as exception:
+			# Ray Client's server starts a process of its own per client, which can fail to come up in time on a busy
+			# head ("Initialization failure from server"); a second connection usually gets one
+			if not address.startswith('ray://') or attempt == CLIENT_CONNECT_ATTEMPTS:
+				raise InputError(f'cannot reach the Ray cluster at {address}: {describe_connect_error(exception)}') from exception
+			logger.get_logger().debug(f'connecting to {address} failed ({describe_connect_error(exception)}); trying again')
+			time.sleep(CLIENT_RETRY_SECONDS)
 	backend = RayBackend(config)
 	try:
 		backend.plan_workers()
@@ -204,8 +215,16 @@ class RayBackend:
 		finally:
 			for future, (_, actor) in in_flight.items():
 				# an interrupted run: the worker's task is cancelled and the worker is free for others
-				ray.cancel(future)
+				try:
+					ray.cancel(future)
+				except Exception as exception:
+					logger.get_logger().debug(f'cancelling a cluster task failed: {describe_connect_error(exception)}')
 				self.idle.put(actor)
+			# this run's inputs leave the object store (a task still running holds its own reference)
+			with self.lock:
+				for task in tasks:
+					for path in task.input_paths():
+						self.inputs.pop(path, None)
 
 	def remote_task(self, task: WorkerTask) -> WorkerTask:
 		return dataclasses.replace(task, config=task.config.with_changes(cluster_address=None))

@@ -80,6 +80,16 @@ class ClusterWorker:
 			return WorkerReply(result, files)
 		finally:
 			shutil.rmtree(task_folder, ignore_errors=True)
+			if task.kind == 'target':
+				# a batch item's inputs serve no other task: a long batch would otherwise pile up every video it saw
+				# (a video's parts share their target, so segments keep theirs)
+				for _, refs in inputs:
+					self.forget(refs[0])
+
+	def forget(self, ref: Any) -> None:
+		local = self.inputs.pop(ref.hex(), None)
+		if local is not None and os.path.exists(local):
+			os.remove(local)
 
 	def fetch(self, driver_path: str, ref: Any) -> str:
 		import ray
