@@ -209,3 +209,22 @@ def test_a_pool_left_early_stops_the_abandoned_tasks_and_serves_the_next_run(sta
 	assert [(results[index].value.start, results[index].value.frames) for index in range(3)] == [(0, 20), (20, 20), (40, 20)]
 	for result in results.values():
 		os.remove(result.value.path)
+
+
+def test_batch_run_items_across_two_devices_equal_the_one_device_run(run_cli: object, standin_models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+	import shutil
+	targets = tmp_path / 'targets'
+	targets.mkdir()
+	for name in ('obama.jpg', 'obama_and_biden.jpg', 'biden.jpg'):
+		shutil.copyfile(data_dir / name, targets / name)
+	outputs = {}
+	for devices in (('0',), ('0', '1')):
+		output_dir = tmp_path / ('out-' + '-'.join(devices))
+		output_dir.mkdir()
+		result = run_cli('batch-run', '-s', data_dir / 'obama.jpg', '-t', str(targets / '*'), '-o', str(output_dir / '{target_name}.png'), *SWAP, '--execution-device-ids', *devices, models_path=standin_models_dir)
+		assert result.returncode == 0, result.stderr
+		outputs[devices] = output_dir
+	assert 'batch of 3 items on 2 device workers' in result.stderr
+	from facefusion.vision import read_image
+	for name in ('obama.png', 'obama_and_biden.png', 'biden.png'):
+		assert np.array_equal(read_image(str(outputs[('0',)] / name)), read_image(str(outputs[('0', '1')] / name))), name
