@@ -145,3 +145,18 @@ def cluster() -> Iterator[Any]:
 		yield ray_cluster
 	finally:
 		ray_cluster.stop()
+
+
+def read_frames(path: Path) -> List[Any]:
+	"""Every frame of a video as BGR pixels, decoded by the engine's reader."""
+	from facefusion.video.io import VideoReader
+	with VideoReader(str(path)) as reader:
+		return [frame.pixels for frame in reader]
+
+
+@pytest.fixture(scope='module')
+def three_shots(tmp_path_factory: pytest.TempPathFactory) -> Any:
+	"""60 frames in three shots (cuts at 20 and 40), with audio: a video that splits into exactly three segments."""
+	from facefusion.testing.synthetic_video import make_synthetic_video
+	path = tmp_path_factory.mktemp('three_shots') / 'three_shots.mp4'
+	return make_synthetic_video(path, photos=('obama.jpg', 'biden.jpg'), width=320, height=240, frame_count=60, cut_at=20, more_cuts=(40,), beep_times=(0.5, 1.9))

@@ -15,25 +15,13 @@ import numpy as np
 import pytest
 
 from facefusion.testing.ray_cluster import LoopbackRayCluster, unavailable_reason
-from facefusion.testing.synthetic_video import SyntheticClip, decode_audio, make_synthetic_video
-from facefusion.video.io import VideoReader
+from facefusion.testing.synthetic_video import SyntheticClip, decode_audio
 from facefusion.vision import read_image
+from tests.conftest import ENTRY_POINT, read_frames
 
 pytestmark = [pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason())), pytest.mark.slow]
 
-ENTRY_POINT = Path(__file__).resolve().parents[1] / 'facefusion.py'
 SWAP = ('--face-detector-model', 'yunet', '--processors', 'face_swapper', '--output-video-quality', '100')
-
-
-def read_frames(path: Path) -> List[np.ndarray]:
-	with VideoReader(str(path)) as reader:
-		return [frame.pixels for frame in reader]
-
-
-@pytest.fixture(scope='module')
-def three_shots(tmp_path_factory: pytest.TempPathFactory) -> SyntheticClip:
-	path = tmp_path_factory.mktemp('cluster_clip') / 'three_shots.mp4'
-	return make_synthetic_video(path, photos=('obama.jpg', 'biden.jpg'), width=320, height=240, frame_count=60, cut_at=20, more_cuts=(40,), beep_times=(0.5, 1.9))
 
 
 def run_in_cluster(cluster: LoopbackRayCluster, models_path: Path, arguments: Sequence[object], timeout: float = 240) -> 'object':

@@ -14,25 +14,13 @@ import pytest
 from facefusion.config import RunConfig
 from facefusion.testing.synthetic_video import SyntheticClip, decode_audio, make_synthetic_video
 from facefusion.types import Frame
-from facefusion.video.io import VideoReader
 from facefusion.workflows.segments import CutBoundedFrames, Part, carries_state, plan_parts, why_not_split
+from tests.conftest import read_frames
 
 # quality 100 is x264's lossless mode: equal frames in give equal frames out, so "frame by frame" can be exact
 LOSSLESS = ('--output-video-quality', '100')
 SWAP = ('--face-detector-model', 'yunet', '--processors', 'face_swapper')
 STATELESS = ('--face-tracker', 'none', '--temporal-smoothing', 'none', '--face-swapper-color-match', 'none')
-
-
-def read_frames(path: Path) -> List[np.ndarray]:
-	with VideoReader(str(path)) as reader:
-		return [frame.pixels for frame in reader]
-
-
-@pytest.fixture(scope='module')
-def three_shots(tmp_path_factory: pytest.TempPathFactory) -> SyntheticClip:
-	"""60 frames in three shots (cuts at 20 and 40), with audio."""
-	path = tmp_path_factory.mktemp('three_shots') / 'three_shots.mp4'
-	return make_synthetic_video(path, photos=('obama.jpg', 'biden.jpg'), width=320, height=240, frame_count=60, cut_at=20, more_cuts=(40,), beep_times=(0.5, 1.9))
 
 
 @pytest.fixture(scope='module')

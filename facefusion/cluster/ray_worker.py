@@ -3,8 +3,8 @@ WorkerTasks on local copies of the driver's files, answering with the result and
 
 Nothing assumes a shared filesystem: the driver puts each input file into Ray's object store once, a worker writes
 it into its own folder the first time a task needs it (a video's segments share one copy), and every output comes
-back as bytes for the driver to write under the caller's path. A killed worker leaves only its folder, which
-carries its pid so that the next worker on that machine removes it.
+back as bytes for the driver to write under the caller's path. A killed worker leaves only its folder, whose lock
+file its process held: the next worker on that machine finds the lock free and removes the folder.
 """
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
+
+try:
+	import fcntl
+except ImportError:
+	fcntl = None  # type: ignore[assignment]
 
 from facefusion import logger
 from facefusion.workflows.worker_tasks import SegmentOutput, TaskResult, TaskRunner, WorkerTask
@@ -22,6 +27,7 @@ from facefusion.workflows.worker_tasks import SegmentOutput, TaskResult, TaskRun
 # options naming files a task writes besides its output: they are written in the worker and sent back too
 SIDE_OUTPUT_FIELDS = ('quality_report', 'quality_plot', 'face_landmarks_export')
 FOLDER_PREFIX = 'facefusion-worker-'
+LOCK_NAME = '.owner.lock'
 
 
 @dataclass
@@ -31,13 +37,32 @@ class WorkerReply:
 	files: Dict[str, bytes] = field(default_factory=dict)
 
 
+def hold_folder(folder: Path) -> Optional[IO[bytes]]:
+	"""An exclusive lock on the folder's lock file, held for the worker's life. The kernel drops it when the process
+	dies, however it dies; a pid would not do, since workers of clusters in other pid namespaces (containers) share
+	the machine's temp folder and reuse each other's pids."""
+	if fcntl is None:
+		return None
+	handle = open(folder / LOCK_NAME, 'wb')
+	fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+	return handle
+
+
 def remove_stale_folders(parent: str) -> None:
-	"""Folders of workers on this machine whose process is gone (killed mid-task)."""
-	from facefusion.partial_files import process_alive
+	"""Folders of workers on this machine that are gone (killed mid-task): their lock is free."""
+	if fcntl is None:
+		return
 	for entry in Path(parent).glob(FOLDER_PREFIX + '*'):
-		pid_text = entry.name[len(FOLDER_PREFIX):].split('-', 1)[0]
-		if entry.is_dir() and pid_text.isdigit() and not process_alive(int(pid_text)):
-			shutil.rmtree(entry, ignore_errors=True)
+		lock_path = entry / LOCK_NAME
+		if not entry.is_dir() or not lock_path.is_file():
+			continue
+		try:
+			with open(lock_path, 'rb') as handle:
+				fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+		except OSError:
+			# held: its worker is alive
+			continue
+		shutil.rmtree(entry, ignore_errors=True)
 
 
 class ClusterWorker:
@@ -51,6 +76,7 @@ class ClusterWorker:
 		logger.mark_warned(warned)
 		remove_stale_folders(tempfile.gettempdir())
 		self.folder = Path(tempfile.mkdtemp(prefix=f'{FOLDER_PREFIX}{os.getpid()}-'))
+		self.folder_lock = hold_folder(self.folder)
 		self.inputs: Dict[str, str] = {}
 		self.task_count = 0
 		self.runner = TaskRunner()
@@ -120,3 +146,5 @@ class ClusterWorker:
 	def close(self) -> None:
 		self.runner.close()
 		shutil.rmtree(self.folder, ignore_errors=True)
+		if self.folder_lock is not None:
+			self.folder_lock.close()

@@ -25,7 +25,6 @@ from facefusion.workflows.engine import EngineCache
 from facefusion.workflows.target import open_backend, splits_videos
 
 if TYPE_CHECKING:
-	from facefusion.workflows.job import JobPaths
 	from facefusion.workflows.worker_tasks import WorkerBackend
 
 
@@ -74,7 +73,7 @@ def run_step(job: Job, index: int, job_config: RunConfig, engines: EngineCache, 
 	workers (a cluster, several devices), a video step is split into segments across them and an image step is a
 	task on one of them."""
 	from facefusion.workflows.job import check_job_paths
-	from facefusion.workflows.target import run_target
+	from facefusion.workflows.target import run_target, run_target_on_workers
 
 	label = f'step {index} of job {job.job_id}'
 	config = config_from_step_args(job.steps[index].args, job_config, label)
@@ -87,20 +86,9 @@ def run_step(job: Job, index: int, job_config: RunConfig, engines: EngineCache, 
 	config = config.with_changes(output_path=step_path)
 	paths = check_job_paths(config)
 	if backend is not None:
-		run_step_on_workers(config, paths, backend, label)
+		run_target_on_workers(config, paths, backend)
 		return
 	run_target(config, paths, engines.get(config))
-
-
-def run_step_on_workers(config: RunConfig, paths: 'JobPaths', backend: 'WorkerBackend', label: str) -> None:
-	from facefusion.workflows.split_video import run_video_split
-	from facefusion.workflows.worker_tasks import WorkerTask, raise_task_error
-	if paths.target_kind == 'video':
-		run_video_split(config, paths, backend)
-		return
-	for _, result in backend.run([WorkerTask('target', config.with_changes(output_path=paths.output_path), label=label)]):
-		if not result.ok:
-			raise_task_error(result)
 
 
 def finalize_ready_outputs(job: Job) -> List[str]:

@@ -27,7 +27,7 @@ from facefusion.workflows.worker_tasks import SegmentOutput, TaskResult, WorkerB
 
 def run_video_split(config: RunConfig, paths: JobPaths, backend: WorkerBackend) -> int:
 	from facefusion import vision
-	from facefusion.workflows.video import finish_with_audio
+	from facefusion.workflows.video import finish_with_audio, log_video_success
 
 	start_time = time.perf_counter()
 	job = plan_video_job(config, paths)
@@ -40,12 +40,7 @@ def run_video_split(config: RunConfig, paths: JobPaths, backend: WorkerBackend) 
 		silent_path = join_segments(job, outputs)
 	finally:
 		remove_segment_files(outputs)
-	note = finish_with_audio(job, silent_path, sum(output.duration for output in outputs))
-	seconds = time.perf_counter() - start_time
-	if note:
-		logger.get_logger().warning(f'processing video succeeded in {seconds:.2f} seconds, but {note}')
-	else:
-		logger.get_logger().info(f'processing video succeeded in {seconds:.2f} seconds')
+	log_video_success(start_time, finish_with_audio(job, silent_path, sum(output.duration for output in outputs)))
 	return 0
 
 

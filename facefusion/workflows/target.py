@@ -15,24 +15,25 @@ if TYPE_CHECKING:
 
 
 def run_target(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = None) -> int:
+	# a video goes to the workers of a cluster or of several devices; an image only to a cluster (several devices
+	# here: an image needs only one)
+	if (paths.target_kind == 'video' and splits_videos(config)) or config.cluster_address:
+		with open_backend(config) as backend:
+			return run_target_on_workers(config, paths, backend)
 	if paths.target_kind == 'video':
-		if splits_videos(config):
-			from facefusion.workflows.split_video import run_video_split
-			with open_backend(config) as backend:
-				return run_video_split(config, paths, backend)
 		return run_video(config, paths, engine)
-	if config.cluster_address:
-		# an image asked for on the cluster is one task there (several devices here: an image needs only one)
-		return run_on_one_worker(config, paths)
 	return run_image(config, paths, engine)
 
 
-def run_on_one_worker(config: RunConfig, paths: JobPaths) -> int:
+def run_target_on_workers(config: RunConfig, paths: JobPaths, backend: 'WorkerBackend') -> int:
+	"""A video in segments across the workers, an image as one task on one of them."""
+	from facefusion.workflows.split_video import run_video_split
 	from facefusion.workflows.worker_tasks import WorkerTask, raise_task_error
-	with open_backend(config) as backend:
-		for _, result in backend.run([WorkerTask('target', config.with_changes(output_path=paths.output_path), label=str(paths.target_path))]):
-			if not result.ok:
-				raise_task_error(result)
+	if paths.target_kind == 'video':
+		return run_video_split(config, paths, backend)
+	for _, result in backend.run([WorkerTask('target', config.with_changes(output_path=paths.output_path), label=str(paths.target_path))]):
+		if not result.ok:
+			raise_task_error(result)
 	return 0
 
 

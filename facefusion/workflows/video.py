@@ -68,11 +68,17 @@ def run_video(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = Non
 	source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
 	with engine_for(config, engine) as run_engine:
 		note = run_video_job(job, run_engine, source_frames)
-	if note:
-		logger.get_logger().warning(f'processing video succeeded in {time.perf_counter() - start_time:.2f} seconds, but {note}')
-	else:
-		logger.get_logger().info(f'processing video succeeded in {time.perf_counter() - start_time:.2f} seconds')
+	log_video_success(start_time, note)
 	return 0
+
+
+def log_video_success(start_time: float, note: Optional[str]) -> None:
+	"""The last line of a video run (one process or split across workers), with what it must add."""
+	seconds = time.perf_counter() - start_time
+	if note:
+		logger.get_logger().warning(f'processing video succeeded in {seconds:.2f} seconds, but {note}')
+	else:
+		logger.get_logger().info(f'processing video succeeded in {seconds:.2f} seconds')
 
 
 def run_video_job(job: VideoJob, engine: Engine, source_frames: List['VisionFrame']) -> Optional[str]:

@@ -21,9 +21,6 @@ from facefusion.workflows.engine import EngineCache
 if TYPE_CHECKING:
 	from facefusion.video.probe import VideoInfo
 
-TASK_KINDS = ('content', 'segment', 'target')
-
-
 @dataclass(frozen=True)
 class WorkerTask:
 	"""One unit of work. config carries the paths (sources, target, and for segment / target the output path, which a
@@ -94,7 +91,7 @@ class TaskRunner:
 				output = self.render_segment(task, on_frames)
 				return TaskResult(output, frames=output.frames)
 			if task.kind == 'target':
-				return TaskResult(self.render_target(task.config), frames=0)
+				return TaskResult(self.render_target(task.config))
 		except FaceFusionError as error:
 			return TaskResult(error=error.message, error_kind=type(error).__name__)
 		raise ValueError('unknown worker task kind ' + repr(task.kind))

@@ -1,0 +1,38 @@
+"""A cluster worker's folder (copies of its inputs) is removed by the next worker once its owner is gone, and only
+then: ownership is a lock the owner's process holds, not a pid (pids repeat across pid namespaces)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from facefusion.cluster.ray_worker import FOLDER_PREFIX, hold_folder, remove_stale_folders
+
+HOLD_UNTIL_STDIN_CLOSES = """
+import sys
+from pathlib import Path
+from facefusion.cluster.ray_worker import hold_folder
+handle = hold_folder(Path(sys.argv[1]))
+print('held', flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_held_folder_stays_and_a_folder_left_by_a_dead_worker_goes(tmp_path: Path) -> None:
+	live = tmp_path / (FOLDER_PREFIX + '1-live')
+	dead = tmp_path / (FOLDER_PREFIX + '1-dead')
+	unrelated = tmp_path / (FOLDER_PREFIX + 'without-lock')
+	for folder in (live, dead, unrelated):
+		folder.mkdir()
+	holder = subprocess.Popen([sys.executable, '-c', HOLD_UNTIL_STDIN_CLOSES, str(live)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).resolve().parents[1]))
+	try:
+		assert holder.stdout.readline().strip() == 'held'
+		# the dead worker's lock file is there, but nobody holds it any more
+		hold_folder(dead).close()
+		remove_stale_folders(str(tmp_path))
+		assert live.is_dir() and not dead.exists() and unrelated.is_dir()
+	finally:
+		holder.stdin.close()
+		holder.wait(timeout=30)
+	remove_stale_folders(str(tmp_path))
+	assert not live.exists()
