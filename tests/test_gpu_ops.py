@@ -132,6 +132,27 @@ def test_blend_reference_is_paste_backs_formula() -> None:
 	np.testing.assert_array_equal(kernels.blend_reference(region, crop, mask), expected)
 
 
+@pytest.mark.parametrize('channels, crop_kind', [(3, 'in-range'), (3, 'out-of-range'), (3, 'uint8'), (1, 'out-of-range')])
+def test_opencv_blend_equals_the_reference(channels: int, crop_kind: str) -> None:
+	"""The CPU paste's OpenCV blend gives the reference's numbers bit for bit: a strided region of a frame, masks at
+	0, 1 and in between, crops in and out of 0..255 (the clip comes before the cast) and uint8 crops."""
+	generator = np.random.default_rng(channels)
+	frame = generator.integers(0, 256, (120, 160, channels), dtype=np.uint8)
+	region = frame[7:97, 11:131]
+	shape = region.shape
+	if crop_kind == 'uint8':
+		crop = generator.integers(0, 256, shape, dtype=np.uint8)
+	else:
+		low, high = (0, 255) if crop_kind == 'in-range' else (-40, 300)
+		crop = (generator.random(shape, dtype=np.float32) * (high - low) + low).astype(np.float32)
+	mask = generator.random(shape[:2], dtype=np.float32)
+	mask[::7] = 0
+	mask[::5] = 1
+	blended = kernels.blend_host(region, crop, mask)
+	assert blended.shape == region.shape and blended.dtype == np.uint8
+	np.testing.assert_array_equal(blended, kernels.blend_reference(region, crop, mask))
+
+
 def test_warp_dispatch_on_host_uses_opencv_numbers() -> None:
 	frame = random_frame()
 	affines = face_affines(3, 128)

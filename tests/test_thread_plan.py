@@ -11,7 +11,6 @@ from facefusion.inference.call_samples import RECORDER, isolated_times
 from facefusion.inference.manager import InferenceManager
 from facefusion.inference.thread_plan import plan_threads
 from facefusion.testing.standin_models import write_standin_models
-from facefusion.workflows.job import process_workers
 
 
 @pytest.mark.parametrize('cores, thread_count', [(1, 8), (2, 8), (2, 1), (4, 2), (16, 8), (16, 3), (6, 4)])
@@ -31,6 +30,14 @@ def test_one_call_at_a_time_gets_every_core() -> None:
 def test_gpu_providers_keep_onnx_runtime_defaults() -> None:
 	plan = plan_threads(RunConfig(execution_providers=['cuda']), cores=16)
 	assert plan.intra_op_threads == 0 and plan.process_workers == 8
+	# the decoder keeps ffmpeg's threads to keep up with the device
+	assert plan.decoder_threads == 0
+
+
+@pytest.mark.parametrize('cores', [1, 2, 16])
+def test_cpu_providers_decode_on_one_thread(cores: int) -> None:
+	"""The workers keep the cores busy on the CPU provider: ffmpeg's decoder gets one thread, not one per core."""
+	assert plan_threads(RunConfig(), cores=cores).decoder_threads == 1
 
 
 def test_sessions_and_the_video_workers_follow_one_plan(tmp_path: Path) -> None:
@@ -38,7 +45,7 @@ def test_sessions_and_the_video_workers_follow_one_plan(tmp_path: Path) -> None:
 	config = RunConfig(models_path=str(tmp_path))
 	manager = InferenceManager(config)
 	plan = manager.thread_plan
-	assert process_workers(config) == plan.process_workers
+	assert plan_threads(config).process_workers == plan.process_workers
 	for name in ('inswapper_128', 'arcface_w600k_r50'):
 		options = manager.get(name).session.get_session_options()
 		assert options.intra_op_num_threads == plan.intra_op_threads

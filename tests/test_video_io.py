@@ -141,6 +141,20 @@ def test_reader_returns_every_frame_at_its_size(clip: Callable[[str], SyntheticC
 		assert mean_difference(frames[index].pixels, synthetic.render_frame(index)) < 4.0
 
 
+def test_one_decoder_thread_reads_the_same_frames(clip: Callable[[str], SyntheticClip]) -> None:
+	"""The thread plan's single decoding thread (CPU providers): ffmpeg's threads are an input option, and the frames
+	are those of the default decoder bit for bit, also scaled (the filter graph's threads)."""
+	path = str(clip('basic.mp4').path)
+	for size in (None, (160, 120)):
+		single = VideoReader(path, size=size, threads=1)
+		command = single._command()
+		assert command.index('-threads') < command.index('-i') and command[command.index('-filter_threads') + 1] == '1'
+		default = [frame.pixels for frame in VideoReader(path, size=size)]
+		threaded = [frame.pixels for frame in single]
+		assert len(threaded) == len(default) == 50
+		assert all(np.array_equal(first, second) for first, second in zip(threaded, default))
+
+
 def test_readinto_fills_a_preallocated_buffer(clip: Callable[[str], SyntheticClip]) -> None:
 	reader = VideoReader(str(clip('basic.mp4').path))
 	buffer = np.empty(reader.frame_shape, dtype=np.uint8)

@@ -172,9 +172,11 @@ class VideoReader:
 
 	def _command(self) -> List[str]:
 		command = ffmpeg.base_command() + self._decoder_arguments + self.plan.input_arguments
-		command += ['-i', self.info.path, '-map', '0:{}'.format(self.info.video_stream_index), '-an', '-sn', '-dn']
 		if self._threads:
-			command += ['-threads', str(self._threads)]
+			# before -i: the decoder's threads (an output -threads would only reach the rawvideo encoder), and the
+			# filter graph's (the colour conversion)
+			command += ['-threads', str(self._threads), '-filter_threads', str(self._threads)]
+		command += ['-i', self.info.path, '-map', '0:{}'.format(self.info.video_stream_index), '-an', '-sn', '-dn']
 		command += ['-vf', self.plan.video_filter] + self.plan.output_arguments
 		command += ['-pix_fmt', 'bgr24', '-f', 'rawvideo', 'pipe:1']
 		return command

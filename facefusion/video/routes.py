@@ -209,7 +209,7 @@ def select_video_routes(decoder_route: str = 'auto', encoder_route: str = 'auto'
 	return VideoRoutes(decoder, encoder)
 
 
-def open_reader(info: VideoInfo, decoder: DecoderChoice, trim_start: Optional[int] = None, trim_end: Optional[int] = None, size: Optional[Tuple[int, int]] = None, fps: Optional[Union[float, str]] = None, color_matrix: Optional[str] = None) -> Union[VideoReader, 'PyNvVideoReader']:
+def open_reader(info: VideoInfo, decoder: DecoderChoice, trim_start: Optional[int] = None, trim_end: Optional[int] = None, size: Optional[Tuple[int, int]] = None, fps: Optional[Union[float, str]] = None, color_matrix: Optional[str] = None, threads: Optional[int] = None) -> Union[VideoReader, 'PyNvVideoReader']:
 	"""A frame reader on the chosen backend. PyNvVideoCodec only serves plain reads (no scale, fps conversion or
 	rotation); anything else, or any failure to open it, goes to the ffmpeg pipe."""
 	if decoder.backend == 'pynvvideocodec' and size is None and fps is None and info.rotation == 0:
@@ -218,7 +218,7 @@ def open_reader(info: VideoInfo, decoder: DecoderChoice, trim_start: Optional[in
 		except Exception as exception:
 			_warn_once('PyNvVideoCodec failed ({}): decoding on the CPU'.format(str(exception).splitlines()[0] if str(exception) else type(exception).__name__))
 			decoder = DecoderChoice('cpu', 'ffmpeg')
-	return VideoReader(info, trim_start, trim_end, size, fps, decoder.decoder_arguments, color_matrix)
+	return VideoReader(info, trim_start, trim_end, size, fps, decoder.decoder_arguments, color_matrix, threads)
 
 
 class PyNvVideoReader:

@@ -45,6 +45,8 @@ class VideoJob:
 	trim_end: int
 	# worker threads of the process stage (the analysis stays in one thread, in frame order)
 	process_workers: int = 1
+	# ffmpeg's decoding threads (0: ffmpeg's default), from the thread plan
+	decoder_threads: int = 0
 
 	@property
 	def frame_count(self) -> int:
@@ -155,7 +157,9 @@ def plan_video_job(config: RunConfig, paths: JobPaths, info: Optional['VideoInfo
 			raise InputError(f'the trim range {trim_start}..{trim_end} holds no frame of {paths.target_path} ({info.frame_count} frames)')
 		geometry = plan_video_geometry(info, config.output_video_scale, config.output_video_fps)
 		routes = routes_future.result()
-	return VideoJob(config, paths, info, geometry, routes, trim_start, trim_end, process_workers(config))
+	from facefusion.inference.thread_plan import plan_threads
+	thread_plan = plan_threads(config)
+	return VideoJob(config, paths, info, geometry, routes, trim_start, trim_end, thread_plan.process_workers, thread_plan.decoder_threads)
 
 
 def select_routes(config: RunConfig, paths: JobPaths) -> 'VideoRoutes':
@@ -169,13 +173,6 @@ def select_routes(config: RunConfig, paths: JobPaths) -> 'VideoRoutes':
 		for listing in [pool.submit(listing) for listing in listings]:
 			listing.result()
 	return select_video_routes(config.video_decoder, config.video_encoder_route, config.output_video_encoder, paths.output_path, first_device_id(config))
-
-
-def process_workers(config: RunConfig) -> int:
-	"""The processors run in several threads (onnxruntime, numpy and OpenCV release the GIL for the heavy parts), at
-	most one per core; the thread plan gives each CPU session cores // workers intra-op threads to match."""
-	from facefusion.inference.thread_plan import plan_threads
-	return plan_threads(config).process_workers
 
 
 def first_device_id(config: RunConfig) -> int:

@@ -308,7 +308,7 @@ def process_video_in_memory(job: VideoJob, steps: FrameSteps, on_frames: Optiona
 	from facefusion.workflows.stage_pipeline import Stage, StagePipeline
 
 	config, geometry = job.config, job.geometry
-	reader = open_reader(job.info, job.routes.decoder, job.trim_start, job.trim_end, geometry.decode_size, geometry.decode_fps, job.color_matrix)
+	reader = open_reader(job.info, job.routes.decoder, job.trim_start, job.trim_end, geometry.decode_size, geometry.decode_fps, job.color_matrix, job.decoder_threads)
 	writer = VideoWriter(
 		job.paths.output_path, geometry.frame_size[0], geometry.frame_size[1], geometry.frame_fps, job.routes.encoder.encoder,
 		config.output_video_quality, config.output_video_preset, geometry.output_size, job.color_matrix,
