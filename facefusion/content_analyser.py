@@ -83,6 +83,34 @@ def prepare_frame(frame: VisionFrame, size: int, mean: Sequence[float], std: Seq
 	return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
 
 
+def sample_step(fps: Optional[float]) -> int:
+	"""Every step-th frame is sampled: int(fps), about one a second (25 when the rate is unknown)."""
+	return max(1, int(fps)) if fps and fps > 0 else 25
+
+
+@dataclass
+class VideoTally:
+	"""The sampled frames of one video counted towards its verdict: refused when more than 10 % are positive. With the
+	number of planned samples known, the verdict is certain early: more positives than 10 % of all of them exceed 10 %
+	of whatever is analysed in the end."""
+	planned: Optional[int]
+	analysed: int = 0
+	positives: int = 0
+
+	def add(self, verdicts: Sequence[bool]) -> None:
+		self.analysed += len(verdicts)
+		self.positives += sum(bool(verdict) for verdict in verdicts)
+
+	@property
+	def refused_early(self) -> bool:
+		return bool(self.planned) and self.positives * 100 > VIDEO_RATE_LIMIT * (self.planned or 0)
+
+	def refused(self) -> bool:
+		rate = self.positives / self.analysed * 100 if self.analysed else 0.0
+		get_logger().debug('content analyser: %d of %d sampled frames positive (%.1f %%)', self.positives, self.analysed, rate)
+		return rate > VIDEO_RATE_LIMIT
+
+
 class ContentAnalyser:
 	def __init__(self, inference: InferenceManager) -> None:
 		self.inference = inference
@@ -140,21 +168,16 @@ class ContentAnalyser:
 		trim_frame_end: Optional[int],
 		fps: Optional[float]
 	) -> bool:
-		video_fps = fps if fps and fps > 0 else capture.get(cv2.CAP_PROP_FPS)
-		step = max(1, int(video_fps)) if video_fps and video_fps > 0 else 25
+		step = sample_step(fps if fps and fps > 0 else capture.get(cv2.CAP_PROP_FPS))
 		frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
 		start = max(0, trim_frame_start or 0)
 		end: Optional[int] = trim_frame_end
 		if end is None and frame_count > 0:
 			end = frame_count
-		# when the range is known the verdict can come early: more positives than 10 % of all planned samples
-		# already exceed 10 % of whatever is analysed in the end
-		planned = len(range(start + (-start) % step, end, step)) if end is not None else None
+		tally = VideoTally(planned_samples(start, end, step))
 		if start > 0:
 			capture.set(cv2.CAP_PROP_POS_FRAMES, start)
 		frame_number = start
-		analysed = 0
-		positives = 0
 		pending: List[VisionFrame] = []
 		while end is None or frame_number < end:
 			if frame_number % step == 0:
@@ -166,18 +189,101 @@ class ContentAnalyser:
 				break
 			frame_number += 1
 			if len(pending) == VIDEO_BATCH_SIZE:
-				positives += sum(self.analyse_frames(pending))
-				analysed += len(pending)
+				tally.add(self.analyse_frames(pending))
 				pending = []
-				if planned and positives * 100 > VIDEO_RATE_LIMIT * planned:
-					get_logger().debug('content analyser: video refused early, %d positive frames', positives)
+				if tally.refused_early:
+					get_logger().debug('content analyser: video refused early, %d positive frames', tally.positives)
 					return True
 		if pending:
-			positives += sum(self.analyse_frames(pending))
-			analysed += len(pending)
-		rate = positives / analysed * 100 if analysed else 0.0
-		get_logger().debug('content analyser: %d of %d sampled frames positive (%.1f %%)', positives, analysed, rate)
-		return rate > VIDEO_RATE_LIMIT
+			tally.add(self.analyse_frames(pending))
+		return tally.refused()
+
+
+def planned_samples(start: int, end: Optional[int], step: int) -> Optional[int]:
+	"""How many frames of [start, end) are sampled (numbers that are multiples of step); None for an unknown end."""
+	return len(range(start + (-start) % step, end, step)) if end is not None else None
+
+
+class StreamedVideoCheck:
+	"""A video's verdict from frames decoded anyway: a pipeline offers every frame it decodes, and the sampled ones
+	(n mod int(fps) == 0 in [start, end), as analyse_video samples them) are analysed in batches in a thread of their
+	own while the pipeline goes on. The video is then read once instead of twice, and the first frame is not held
+	back until a whole scan of the video is done; FaceFusion 3.8 also takes the check's frames from its reader.
+
+	refused_early turns true as soon as the verdict is certain, so that the run can stop; verdict() waits for the last
+	batch and caches the result like analyse_video."""
+
+	def __init__(self, analyser: ContentAnalyser, video_path: Union[str, Path], trim_frame_start: int, trim_frame_end: int, fps: Optional[float]) -> None:
+		import queue
+		import threading
+		self.analyser = analyser
+		self.key = (str(video_path), trim_frame_start, trim_frame_end, fps)
+		self.start = trim_frame_start
+		self.end = trim_frame_end
+		self.step = sample_step(fps)
+		self.tally = VideoTally(planned_samples(trim_frame_start, trim_frame_end, self.step))
+		self.pending: List[VisionFrame] = []
+		self.batches: 'queue.Queue[Optional[List[VisionFrame]]]' = queue.Queue()
+		self.failure: Optional[BaseException] = None
+		self.closed = False
+		self.abandoned = False
+		self.thread = threading.Thread(target=self.analyse_batches, name='content-check', daemon=True)
+		self.thread.start()
+
+	def offer(self, frame_index: int, frame: VisionFrame) -> None:
+		"""Called for each decoded frame, in order (a device frame is copied to the host only when sampled)."""
+		if frame_index % self.step != 0 or not self.start <= frame_index < self.end:
+			return
+		from facefusion.gpu.device import to_host
+		self.pending.append(to_host(frame))
+		if len(self.pending) == VIDEO_BATCH_SIZE:
+			self.batches.put(self.pending)
+			self.pending = []
+
+	@property
+	def refused_early(self) -> bool:
+		return self.tally.refused_early
+
+	def analyse_batches(self) -> None:
+		try:
+			while True:
+				batch = self.batches.get()
+				if batch is None or self.abandoned:
+					return
+				if self.failure is None and not self.tally.refused_early:
+					self.tally.add(self.analyser.analyse_frames(batch))
+		except BaseException as exception:
+			self.failure = exception
+
+	def close(self) -> None:
+		"""No more frames: the thread finishes what it was given and ends."""
+		if not self.closed:
+			self.closed = True
+			if self.pending:
+				self.batches.put(self.pending)
+				self.pending = []
+			self.batches.put(None)
+
+	def stop(self) -> None:
+		"""The run failed: the batches still queued are dropped, and the thread is waited for (a model call still
+		running when the interpreter exits would abort it)."""
+		self.abandoned = True
+		self.close()
+		self.thread.join()
+
+	def verdict(self) -> bool:
+		"""True when the video is refused; call once every frame of the range was offered."""
+		self.close()
+		self.thread.join()
+		if self.failure is not None:
+			raise self.failure
+		if self.tally.refused_early:
+			get_logger().debug('content analyser: video refused early, %d positive frames', self.tally.positives)
+			result = True
+		else:
+			result = self.tally.refused()
+		self.analyser.video_results[self.key] = result
+		return result
 
 
 def model_input_size(input_shapes: List[List[object]], fallback: int) -> int:

@@ -560,6 +560,24 @@ def test_a_refused_video_is_refused_before_anything_else_fails(run_cli: CliRunne
 	assert list(output_path.parent.iterdir()) == []
 
 
+@pytest.mark.parametrize('options', [(), ('--output-video-fps', '10'), ('--workflow-strategy', 'disk')])
+def test_a_refused_video_leaves_nothing(run_cli: CliRunner, flagging_models_dir: Path, tmp_path: Path, data_dir: Path, options: Tuple[str, ...]) -> None:
+	"""A video that can be swapped but is flagged: checked on the pipeline's own frames (the default), or by a scan of
+	its own before processing (a changed frame rate, the disk workflow); refused either way, no file left, no temp
+	file either."""
+	from facefusion.testing.synthetic_video import make_synthetic_video
+	clip = make_synthetic_video(tmp_path / 'clip.mp4', frame_count=30, audio=False)
+	output_path = tmp_path / 'out' / 'refused.mp4'
+	output_path.parent.mkdir()
+	result = run_cli(
+		'headless-run', '--face-detector-model', 'yunet', '-s', str(data_dir / 'biden.jpg'), '-t', str(clip.path), '-o', str(output_path),
+		*options, models_path=flagging_models_dir
+	)
+	assert result.returncode != 0
+	assert 'refused by the content analyser' in error_lines(result.stderr)[-1]
+	assert list(output_path.parent.iterdir()) == []
+
+
 def test_batch_run_end_to_end(run_cli: CliRunner, standin_models_dir: Path, tmp_path: Path, data_dir: Path) -> None:
 	targets = tmp_path / 'targets'
 	targets.mkdir()

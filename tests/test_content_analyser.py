@@ -1,6 +1,7 @@
 """The NSFW safeguard with stand-in classifiers whose verdicts are known: safe, flagged, or flagged on bright frames."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -11,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from facefusion.config import RunConfig
-from facefusion.content_analyser import ContentAnalyser, letterbox_frame, prepare_frame
+from facefusion.content_analyser import ContentAnalyser, StreamedVideoCheck, letterbox_frame, prepare_frame
 from facefusion.errors import InputError
 from facefusion.inference.manager import InferenceManager
 from facefusion.types import VisionFrame
@@ -217,6 +218,58 @@ def test_video_rate_of_exactly_ten_percent_passes(tmp_path: Path) -> None:
 	two_path = tmp_path / 'eleven.avi'
 	write_clip(two_path, [BRIGHT if index in (50, 60) else DARK for index in range(100)])
 	assert analyser.analyse_video(two_path, None, None, 10) is True
+
+
+def streamed_verdict(analyser: ContentAnalyser, clip_path: Path, start: int, end: int, fps: float) -> bool:
+	"""The verdict of a check fed every frame of [start, end) by the engine's own reader, as the video pipeline does."""
+	from facefusion.video.io import VideoReader
+	check = StreamedVideoCheck(analyser, clip_path, start, end, fps)
+	for frame in VideoReader(str(clip_path), trim_start=start, trim_end=end):
+		check.offer(frame.index, frame.pixels)
+	return check.verdict()
+
+
+@pytest.mark.parametrize('name, bright, start, end, fps', [
+	('dark', [], 0, 40, 10),
+	('mixed', range(10, 20), 0, 40, 10),
+	('mixed', range(10, 20), 20, 40, 10),
+	('mixed', range(10, 20), 5, 33, 7.5),
+	('ten', [50], 0, 100, 10),
+	('eleven', [50, 60], 0, 100, 10),
+])
+def test_streamed_check_samples_and_judges_as_the_scan(tmp_path: Path, name: str, bright: Sequence[int], start: int, end: int, fps: float) -> None:
+	"""Fed the pipeline's frames, the check analyses the very frames analyse_video reads and reaches its verdict."""
+	frame_count = 100 if name in ('ten', 'eleven') else 40
+	clip_path = tmp_path / (name + '.avi')
+	write_clip(clip_path, [BRIGHT if index in bright else DARK + index for index in range(frame_count)])
+	models = make_analyser(tmp_path / 'models', {model: 'bright' for model in MODEL_SIGNATURES})
+	scanning, streaming = RecordingAnalyser(models), RecordingAnalyser(models)
+	expected = scanning.analyse_video(clip_path, start, end, fps)
+	assert streamed_verdict(streaming, clip_path, start, end, fps) is expected
+	np.testing.assert_allclose(streaming.seen, scanning.seen, atol=2.5)
+	# the verdict is remembered as analyse_video's own
+	assert streaming.video_results[(str(clip_path), start, end, fps)] is expected
+
+
+def test_streamed_check_knows_a_refusal_early(tmp_path: Path) -> None:
+	"""Every sample flagged: after the first batch the refusal is certain (4 of 10 planned > 10 %), and the samples
+	offered after that are not analysed."""
+	clip_path = tmp_path / 'bright.avi'
+	write_clip(clip_path, [BRIGHT] * 100)
+	analyser = RecordingAnalyser(make_analyser(tmp_path / 'models', {model: 'bright' for model in MODEL_SIGNATURES}))
+	check = StreamedVideoCheck(analyser, clip_path, 0, 100, 10)
+	from facefusion.video.io import VideoReader
+	frames = list(VideoReader(str(clip_path)))
+	for frame in frames[:40]:
+		check.offer(frame.index, frame.pixels)
+	deadline = time.monotonic() + 30
+	while not check.refused_early and time.monotonic() < deadline:
+		time.sleep(0.01)
+	assert check.refused_early
+	for frame in frames[40:]:
+		check.offer(frame.index, frame.pixels)
+	assert check.verdict() is True
+	assert len(analyser.seen) == 4
 
 
 def test_unreadable_video_is_an_input_error(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 	from facefusion.types import Face, VisionFrame
 	from facefusion.vision import ImageOriginal
 
-CONTENT_REFUSED_MESSAGE = 'the target was refused by the content analyser (it appears to show adult content); nothing was processed'
+CONTENT_REFUSED_MESSAGE = 'the target was refused by the content analyser (it appears to show adult content); nothing was written'
 
 
 @dataclass

@@ -26,6 +26,7 @@ from facefusion.workflows.job import JobPaths, VideoJob, plan_video_job
 if TYPE_CHECKING:
 	from tqdm import tqdm
 
+	from facefusion.content_analyser import StreamedVideoCheck
 	from facefusion.processors.base import Processor
 	from facefusion.quality.quality_monitor import QualityMonitor
 	from facefusion.tracking.track import FrameReport
@@ -54,6 +55,8 @@ class VideoRun:
 	# which of the decoded frames go through (a part of a split video: segments.CutBoundedFrames); with a filter, a
 	# run that lets no frame through ends with no file (silent_path None) instead of failing
 	frame_filter: Optional[Callable[[Iterator['Frame']], Iterator['Frame']]] = None
+	# the content check fed by the pipeline's own frames (streams_content_check), judged before the output is kept
+	content_check: Optional['StreamedVideoCheck'] = None
 
 
 VideoStep = Callable[[VideoRun], None]
@@ -89,8 +92,13 @@ def run_video_job(job: VideoJob, engine: Engine, source_frames: List['VisionFram
 	STAGE_TIMER.reset()
 	logger.get_logger().info(f'processing video {job.paths.target_path} -> {job.paths.output_path} ({job.frame_count} frames)')
 	run = VideoRun(job, engine, source_frames)
-	for step in VIDEO_STEPS:
-		step(run)
+	try:
+		for step in VIDEO_STEPS:
+			step(run)
+	finally:
+		if run.content_check is not None:
+			# whatever failed: its thread must not be inside a model call when the interpreter exits
+			run.content_check.stop()
 	log_stage_timings()
 	return run.final_note
 
@@ -100,6 +108,43 @@ def run_video_job(job: VideoJob, engine: Engine, source_frames: List['VisionFram
 def refuse_adult_content(run: VideoRun) -> None:
 	job = run.job
 	if run.engine.content_analyser.analyse_video(job.paths.target_path, job.trim_start, job.trim_end, job.info.fps):
+		raise ProcessingError(CONTENT_REFUSED_MESSAGE)
+
+
+def streams_content_check(job: VideoJob) -> bool:
+	"""Whether the pipeline's frames can serve the content check: the streaming workflow decodes every frame of the
+	range at the target's own size and rate, upright, so its frame numbers are the target's."""
+	geometry = job.geometry
+	return job.config.workflow_strategy == 'memory' and geometry.decode_size is None and geometry.decode_fps is None and job.info.rotation == 0
+
+
+def prepare_and_check_content(run: VideoRun) -> None:
+	"""The processors' preparation, and the content check: fed by the pipeline's frames where it can be (one read of
+	the video; its verdict is judged before the output is kept, and a certain refusal stops the run early), else in a
+	thread of its own beside the preparation, before any frame is processed. A verdict known from an earlier run of the
+	same range (batch-run, the UI) is used as it is. Either way a refusal is what the user is told, even when
+	something else failed too."""
+	job = run.job
+	from facefusion.content_analyser import StreamedVideoCheck
+	analyser = run.engine.content_analyser
+	known = analyser.video_results.get((str(job.paths.target_path), job.trim_start, job.trim_end, job.info.fps))
+	if known is not None or not streams_content_check(job):
+		refuse_adult_content_while_preparing(run)
+		return
+	try:
+		prepare_processors(run)
+	except BaseException as exception:
+		if not isinstance(exception, KeyboardInterrupt):
+			refuse_adult_content(run)
+		raise
+	run.content_check = StreamedVideoCheck(analyser, job.paths.target_path, job.trim_start, job.trim_end, job.info.fps)
+
+
+def refuse_flagged_video(run: VideoRun) -> None:
+	"""The streamed content check's verdict, before the output is kept: a refused video leaves nothing behind."""
+	if run.content_check is not None and run.content_check.verdict():
+		if run.silent_path is not None and os.path.exists(run.silent_path):
+			os.remove(run.silent_path)
 		raise ProcessingError(CONTENT_REFUSED_MESSAGE)
 
 
@@ -153,10 +198,16 @@ def process_frames(run: VideoRun) -> None:
 		return
 	tracker = create_tracker(job, run.engine)
 	steps = FrameSteps(job.config, run.engine, run.processors, run.reference_faces, tracker)
+	content_check = run.content_check
 	try:
-		run.silent_path, run.duration = process_video_in_memory(job, steps, run.on_frames, run.frame_filter)
-	except BaseException:
+		run.silent_path, run.duration = process_video_in_memory(job, steps, run.on_frames, run.frame_filter, content_check)
+	except BaseException as exception:
 		tracker.close(success=False)
+		if content_check is not None:
+			content_check.stop()
+			if not isinstance(exception, KeyboardInterrupt) and not content_check.refused_early:
+				# the stream stopped short of the range: the verdict comes first, from a scan of its own
+				refuse_adult_content(run)
 		raise
 	export_path = tracker.close()
 	log_tracker_stats(tracker, export_path)
@@ -203,7 +254,7 @@ def release_for_next_segment(run: VideoRun) -> None:
 		processor.release()
 
 
-VIDEO_STEPS: Tuple[VideoStep, ...] = (refuse_adult_content_while_preparing, process_frames, release, add_audio)
+VIDEO_STEPS: Tuple[VideoStep, ...] = (prepare_and_check_content, process_frames, release, refuse_flagged_video, add_audio)
 # a part of a split video (workflows/split_video.py): the driver checks the content once and adds the audio once
 SEGMENT_STEPS: Tuple[VideoStep, ...] = (prepare_processors, process_frames, release_for_next_segment)
 
@@ -300,8 +351,12 @@ def create_tracker(job: VideoJob, engine: Engine) -> 'FaceTracker':
 
 # ---- the two strategies ------------------------------------------------------------------------------------------
 
-def process_video_in_memory(job: VideoJob, steps: FrameSteps, on_frames: Optional[Callable[[int], None]] = None, frame_filter: Optional[Callable[[Iterator['Frame']], Iterator['Frame']]] = None) -> Tuple[Optional[Path], float]:
-	"""The streaming default: no temp frames; decode, analyse, process and encode overlap in their own threads."""
+def process_video_in_memory(
+	job: VideoJob, steps: FrameSteps, on_frames: Optional[Callable[[int], None]] = None, frame_filter: Optional[Callable[[Iterator['Frame']], Iterator['Frame']]] = None,
+	content_check: Optional['StreamedVideoCheck'] = None
+) -> Tuple[Optional[Path], float]:
+	"""The streaming default: no temp frames; decode, analyse, process and encode overlap in their own threads. A
+	content check is offered every decoded frame; its certain refusal ends the run."""
 	from facefusion.stage_timer import STAGE_TIMER
 	from facefusion.video.io import VideoWriter
 	from facefusion.video.routes import open_reader
@@ -325,7 +380,11 @@ def process_video_in_memory(job: VideoJob, steps: FrameSteps, on_frames: Optiona
 					frame = next(frames, None)
 				if frame is None:
 					break
+				if content_check is not None:
+					content_check.offer(frame.index, frame.pixels)
 				window.append(frame)
+			if content_check is not None and content_check.refused_early:
+				raise ProcessingError(CONTENT_REFUSED_MESSAGE)
 			if not window:
 				return
 			yield window
