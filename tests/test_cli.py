@@ -578,6 +578,27 @@ def test_a_refused_video_leaves_nothing(run_cli: CliRunner, flagging_models_dir:
 	assert list(output_path.parent.iterdir()) == []
 
 
+@pytest.mark.parametrize('models', ['standins', 'missing'])
+def test_a_corrupt_video_is_reported_before_the_source_and_the_models(run_cli: CliRunner, standin_models_dir: Path, tmp_path: Path, models: str) -> None:
+	"""The source face is prepared while the target is probed, yet a broken target is what the user hears first:
+	before a source without a face, and before any model download is tried (an empty models folder here)."""
+	from facefusion.testing.synthetic_video import make_synthetic_video
+	clip = make_synthetic_video(tmp_path / 'clip.mp4', frame_count=12, audio=False)
+	broken = tmp_path / 'broken.mp4'
+	broken.write_bytes(clip.path.read_bytes()[:3000])
+	faceless = tmp_path / 'blank.png'
+	cv2.imwrite(str(faceless), np.full((120, 120, 3), 128, np.uint8))
+	models_path = standin_models_dir if models == 'standins' else tmp_path / 'no-models'
+	result = run_cli(
+		'headless-run', '--face-detector-model', 'yunet', '-s', str(faceless), '-t', str(broken), '-o', str(tmp_path / 'out.mp4'), models_path=models_path
+	)
+	assert result.returncode != 0
+	last = error_lines(result.stderr)[-1]
+	assert 'broken.mp4' in last and 'no face' not in last and 'download' not in last.lower(), result.stderr
+	assert not (tmp_path / 'no-models').exists() or not any((tmp_path / 'no-models').iterdir())
+	assert not (tmp_path / 'out.mp4').exists()
+
+
 def test_batch_run_end_to_end(run_cli: CliRunner, standin_models_dir: Path, tmp_path: Path, data_dir: Path) -> None:
 	targets = tmp_path / 'targets'
 	targets.mkdir()

@@ -365,6 +365,12 @@ def _unavailable_message(failures: List[Tuple[ModelSpec, str]], folder: Path) ->
 		'each .onnx with its .hash, in ' + str(folder.resolve())
 
 
+def models_present(names: Sequence[str], models_path: PathLike) -> bool:
+	"""Whether every named model is in the folder and passes its hash: ensure_models would then make no request."""
+	folder = Path(models_path)
+	return all(hashing.validate(model_path(folder, get_model(name)), hash_path(folder, get_model(name))) for name in dict.fromkeys(names))
+
+
 def ensure_models(names: Sequence[str], models_path: PathLike, providers: Sequence[str], show_progress: bool = True,
 	timeout: float = TIMEOUT_SECONDS) -> List[Path]:
 	"""Paths of the named models (one per name, in order), downloading what is missing or fails its hash.

@@ -10,6 +10,7 @@ faces from frame to frame) owns the Face records and fills in everything the pro
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import time
 from dataclasses import dataclass, field
@@ -57,22 +58,55 @@ class VideoRun:
 	frame_filter: Optional[Callable[[Iterator['Frame']], Iterator['Frame']]] = None
 	# the content check fed by the pipeline's own frames (streams_content_check), judged before the output is kept
 	content_check: Optional['StreamedVideoCheck'] = None
+	# processors prepared before the job was planned (run_video), used instead of preparing them again
+	preparation: Optional['Preparation'] = None
 
 
 VideoStep = Callable[[VideoRun], None]
 
 
+@dataclass
+class Preparation:
+	"""The processors prepared while the target was being probed, or why that failed (raised where the preparation
+	would have run, so that a content refusal still comes first)."""
+	processors: List['Processor'] = field(default_factory=list)
+	error: Optional[Exception] = None
+
+
 def run_video(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = None) -> int:
+	"""The probe of the target spends most of its time waiting for ffmpeg: meanwhile the sources are decoded, the
+	engine is started and the processors are prepared (the source face), unless a model still has to be downloaded
+	(nothing is fetched for a target that turns out to be unreadable) or --face-selector-mode reference needs a frame
+	of the target first. A target's error is still reported before any other."""
 	from facefusion import vision
+	from facefusion.models.download import models_present
+	from facefusion.workflows.engine import collect_required_models
 
 	start_time = time.perf_counter()
-	job = plan_video_job(config, paths)
-	# every file is decoded before any model work, so a corrupt source fails in a second, not after a download
-	source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
-	with engine_for(config, engine) as run_engine:
-		note = run_video_job(job, run_engine, source_frames)
+	with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='probe') as pool:
+		planned = pool.submit(plan_video_job, config, paths)
+		try:
+			# every file is decoded before any model work, so a corrupt source fails in a second, not after a download
+			source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
+			early = config.face_selector_mode != 'reference' and models_present(collect_required_models(config), config.models_path)
+		except BaseException:
+			planned.result()
+			raise
+		if not early:
+			planned.result()
+		with engine_for(config, engine) as run_engine:
+			preparation = prepare_early(config, run_engine, source_frames) if early else None
+			job = planned.result()
+			note = run_video_job(job, run_engine, source_frames, preparation)
 	log_video_success(start_time, note)
 	return 0
+
+
+def prepare_early(config: RunConfig, engine: Engine, source_frames: List['VisionFrame']) -> Preparation:
+	try:
+		return Preparation(build_processors(config, engine, [], source_frames))
+	except Exception as exception:
+		return Preparation(error=exception)
 
 
 def log_video_success(start_time: float, note: Optional[str]) -> None:
@@ -84,14 +118,15 @@ def log_video_success(start_time: float, note: Optional[str]) -> None:
 		logger.get_logger().info(f'processing video succeeded in {seconds:.2f} seconds')
 
 
-def run_video_job(job: VideoJob, engine: Engine, source_frames: List['VisionFrame']) -> Optional[str]:
-	"""The steps on one planned job with its decoded source images; returns what the last line must add."""
+def run_video_job(job: VideoJob, engine: Engine, source_frames: List['VisionFrame'], preparation: Optional[Preparation] = None) -> Optional[str]:
+	"""The steps on one planned job with its decoded source images (and its processors, when prepared already);
+	returns what the last line must add."""
 	from facefusion.stage_timer import STAGE_TIMER
 
 	# the debug line at the end reports this video's stages (a batch-run processes several)
 	STAGE_TIMER.reset()
 	logger.get_logger().info(f'processing video {job.paths.target_path} -> {job.paths.output_path} ({job.frame_count} frames)')
-	run = VideoRun(job, engine, source_frames)
+	run = VideoRun(job, engine, source_frames, preparation=preparation)
 	try:
 		for step in VIDEO_STEPS:
 			step(run)
@@ -180,6 +215,11 @@ def refuse_adult_content_while_preparing(run: VideoRun) -> None:
 def prepare_processors(run: VideoRun) -> None:
 	from facefusion.video.io import read_video_frame
 	job = run.job
+	if run.preparation is not None:
+		if run.preparation.error is not None:
+			raise run.preparation.error
+		run.processors = run.preparation.processors
+		return
 	if job.config.face_selector_mode == 'reference':
 		frame_number = min(max(job.config.reference_frame_number, 0), max(job.info.frame_count - 1, 0))
 		reference_frame = read_video_frame(job.info, frame_number, size=job.geometry.decode_size)
