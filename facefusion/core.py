@@ -17,7 +17,7 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from facefusion import interrupts, logger
+from facefusion import allocator, interrupts, logger
 from facefusion.cli import program
 from facefusion.config import RunConfig
 from facefusion.errors import FaceFusionError
@@ -34,6 +34,8 @@ def main() -> None:
 	# like 3.5.0: one OpenMP thread per library, since parallelism comes from our own workers and ORT's pools;
 	# an explicit value in the environment is respected
 	os.environ.setdefault('OMP_NUM_THREADS', '1')
+	# before the first frame is allocated: freed frame buffers are reused instead of faulted in again
+	allocator.keep_freed_memory()
 	interrupts.install_signal_handlers()
 	sys.exit(cli())
 
