@@ -7,7 +7,6 @@ option dests. Every bad value ends in argparse's usual error and exit code 2, be
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import sys
 import tempfile
@@ -115,16 +114,9 @@ def expand_sides(values: Sequence[int], option: str) -> Tuple[int, int, int, int
 
 def execution_provider_choices() -> Tuple[List[str], List[str]]:
 	"""(choices, default): the providers the installed onnxruntime offers as short names, and the first of them."""
-	if importlib.util.find_spec('facefusion.inference.providers') is not None:
-		from facefusion.inference.providers import available_execution_providers
-		available = available_execution_providers()
-	else:
-		try:
-			import onnxruntime
-			installed = set(onnxruntime.get_available_providers())
-		except ImportError:
-			installed = {'CPUExecutionProvider'}
-		available = [short for short, long in choices.execution_provider_names.items() if long in installed]
+	from facefusion.inference.installed_providers import installed_providers
+	installed = set(installed_providers())
+	available = [short for short, long in choices.execution_provider_names.items() if long in installed]
 	# cpu stays a valid choice even on an exotic build, so `--execution-providers cpu` always parses
 	if 'cpu' not in available:
 		available.append('cpu')

@@ -4,8 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-import onnxruntime
-
 from facefusion import choices
 
 ProviderEntry = Tuple[str, Dict[str, Any]]
@@ -13,7 +11,8 @@ ProviderEntry = Tuple[str, Dict[str, Any]]
 
 def available_execution_providers() -> List[str]:
 	"""Our short names of the providers the installed onnxruntime offers, fastest first."""
-	installed = set(onnxruntime.get_available_providers())
+	from facefusion.inference.installed_providers import installed_providers
+	installed = set(installed_providers())
 	return [short for short, long in choices.execution_provider_names.items() if long in installed]
 
 

@@ -54,9 +54,9 @@ def _onset(samples: np.ndarray) -> float:
 
 @functools.lru_cache(maxsize=None)
 def _measure(binary: str, encoder: str, extension: str) -> float:
-	"""Measured once per binary, encoder and container, and remembered on disk (video/ffmpeg_facts.py); a check that
+	"""Measured once per binary, encoder and container, and remembered on disk (binary_facts.py); a check that
 	could not run counts as no correction and is asked again next time."""
-	from facefusion.video.ffmpeg_facts import remembered
+	from facefusion.binary_facts import remembered
 	measured = remembered(binary, f'audio-delay {encoder} {extension}', lambda: _checked_measurement(encoder, extension), keep=lambda value: value is not None)
 	return 0.0 if measured is None else measured
 

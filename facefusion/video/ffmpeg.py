@@ -73,7 +73,7 @@ def reset_caches() -> None:
 @functools.lru_cache(maxsize=None)
 def ffmpeg_version() -> str:
 	"""The version string ffmpeg reports, e.g. 'n9.0.2-17-g2a571b6068-20260930' or '5.1.9-0+deb12u1'."""
-	from facefusion.video.ffmpeg_facts import remembered
+	from facefusion.binary_facts import remembered
 
 	def ask() -> str:
 		result = run_ffmpeg(['-version'], what='Reading the ffmpeg version', quiet=False)
@@ -102,7 +102,7 @@ def available_hwaccels() -> FrozenSet[str]:
 
 @functools.lru_cache(maxsize=None)
 def _list_capabilities(flag: str) -> FrozenSet[str]:
-	from facefusion.video.ffmpeg_facts import remembered
+	from facefusion.binary_facts import remembered
 	return frozenset(remembered(find_ffmpeg(), 'list' + flag, lambda: sorted(_ask_capabilities(flag))))
 
 

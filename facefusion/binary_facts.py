@@ -1,10 +1,11 @@
-"""Facts about an ffmpeg binary that cost ffmpeg runs to learn (its encoder and hwaccel lists, its version, where its
-muxers put audio), kept on disk so that a run does not ask the same binary again: every video run needs them, and
-each answer costs an ffmpeg start (50-110 ms, a third of a short run's fixed cost on two cores).
+"""Facts about an installed binary that are costly to learn, kept on disk so that a run does not ask the same binary
+again: an ffmpeg's encoder and hwaccel lists, its version and where its muxers put audio (each answer an ffmpeg
+start, 50-110 ms), and the execution providers of the installed onnxruntime build (importing onnxruntime to ask
+takes 0.2 s, which a command line's parsing then no longer waits for).
 
-They are keyed by the binary's real path, size and modification time, so an upgraded or another ffmpeg is asked
-afresh. The file is `<project>/.caches/ffmpeg-facts.json` (FACEFUSION_CACHE_PATH names another folder); a file that
-cannot be read or written only means asking ffmpeg again.
+They are keyed by the binary's real path, size and modification time, so an upgraded or another build is asked
+afresh. The file is `<project>/.caches/binary-facts.json` (FACEFUSION_CACHE_PATH names another folder); a file that
+cannot be read or written only means asking again.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from facefusion.logger import get_logger
 
 FactValue = TypeVar('FactValue')
 CACHE_ENVIRONMENT_KEY = 'FACEFUSION_CACHE_PATH'
-FACTS_FILE_NAME = 'ffmpeg-facts.json'
+FACTS_FILE_NAME = 'binary-facts.json'
 _lock = threading.Lock()
 
 
@@ -65,5 +66,5 @@ def remembered(binary: str, name: str, learn: Callable[[], FactValue], keep: Cal
 			path.parent.mkdir(parents=True, exist_ok=True)
 			replace_atomically(path, json.dumps(facts, indent=1, sort_keys=True).encode('utf-8'))
 		except OSError as exception:
-			get_logger().debug('ffmpeg facts not written to %s: %s', path, exception)
+			get_logger().debug('binary facts not written to %s: %s', path, exception)
 	return value
