@@ -1,5 +1,5 @@
-"""Facts about installed binaries kept on disk (ffmpeg, onnxruntime): asked once per binary, asked again for another or a
-folder that cannot be written only means asking again."""
+"""Facts about installed binaries kept on disk (ffmpeg, onnxruntime): asked once per binary, asked again for another or
+a changed one, and a folder that cannot be written only means asking again."""
 from __future__ import annotations
 
 import json
