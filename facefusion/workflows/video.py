@@ -78,14 +78,14 @@ def run_video(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = Non
 	engine is started and the processors are prepared (the source face), unless a model still has to be downloaded
 	(nothing is fetched for a target that turns out to be unreadable) or --face-selector-mode reference needs a frame
 	of the target first. A target's error is still reported before any other."""
-	from facefusion import vision
-	from facefusion.models.download import models_present
-	from facefusion.workflows.engine import collect_required_models
-
 	start_time = time.perf_counter()
 	with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='probe') as pool:
 		planned = pool.submit(plan_video_job, config, paths)
 		try:
+			# imported only now: numpy, OpenCV and the model registry load while the probe runs
+			from facefusion import vision
+			from facefusion.models.download import models_present
+			from facefusion.workflows.engine import collect_required_models
 			# every file is decoded before any model work, so a corrupt source fails in a second, not after a download
 			source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
 			early = config.face_selector_mode != 'reference' and models_present(collect_required_models(config), config.models_path)
