@@ -85,6 +85,34 @@ def test_mp4_track_ends_come_from_the_edit_list(clip: Callable[[str], SyntheticC
 	assert info.frame_time(50) == pytest.approx(2.04, abs=1e-3) and info.frame_time(49) == pytest.approx(1.96, abs=1e-6)
 
 
+def framecrc_packets(path: Path) -> int:
+	result = ffmpeg.run_ffmpeg(['-i', str(path), '-map', '0:v:0', '-c', 'copy', '-f', 'framecrc', '-'], what='Counting', check=False)
+	return sum(1 for line in result.stdout.splitlines() if line and not line.startswith(b'#'))
+
+
+def test_mp4_sample_counts_say_what_the_file_holds(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
+	"""The check after a mux reads an MP4's sample table instead of starting ffmpeg: as many video samples as ffmpeg
+	demuxes, an audio track beside them, and fewer for a file cut short (as a full disk leaves it). A container
+	other than ISO media gives no answer (ffmpeg is asked then)."""
+	path = clip('basic.mp4').path
+	tracks = isobmff.read_track_samples(str(path))
+	assert [track.handler for track in tracks] == ['vide', 'soun']
+	assert tracks[0].listed == tracks[0].present == framecrc_packets(path) == 50
+	assert tracks[1].present == tracks[1].listed > 0
+	# the engine writes its MP4s with the index first (+faststart), so a file cut short keeps its index
+	indexed = tmp_path / 'indexed.mp4'
+	ffmpeg.run_ffmpeg(['-y', '-i', str(path), '-c', 'copy', '-movflags', '+faststart', str(indexed)], what='Remuxing')
+	cut = tmp_path / 'cut.mp4'
+	data = indexed.read_bytes()
+	cut.write_bytes(data[:len(data) * 2 // 3])
+	cut_tracks = isobmff.read_track_samples(str(cut))
+	assert cut_tracks is not None and cut_tracks[0].listed == 50
+	assert 0 < cut_tracks[0].present < 50 and cut_tracks[0].present <= framecrc_packets(cut)
+	mkv = tmp_path / 'basic.mkv'
+	ffmpeg.run_ffmpeg(['-y', '-i', str(path), '-c', 'copy', str(mkv)], what='Remuxing')
+	assert isobmff.read_track_samples(str(mkv)) is None
+
+
 def test_rotation_reads_the_same_from_every_ffmpeg_header() -> None:
 	# how 5.1, 7.0 and 9.0 print a phone clip's display matrix (stored landscape, shown turned 90 degrees clockwise)
 	for side_lines in (['displaymatrix: rotation of -90.00 degrees'], ['Side data:', 'displaymatrix: rotation of -90.00 degrees'], ['Display Matrix: rotation of -90.00 degrees']):

@@ -35,7 +35,7 @@ from typing import Iterator, List, Optional, Sequence, Union
 from facefusion import choices
 from facefusion.errors import FaceFusionError, ProcessingError
 from facefusion.logger import get_logger
-from facefusion.video import audio_timing, encoders, ffmpeg
+from facefusion.video import audio_timing, encoders, ffmpeg, isobmff
 from facefusion.video.io import temporary_path
 from facefusion.video.probe import VideoInfo, probe_audio, read_header
 from facefusion.video.side_streams import MOV_EXTENSIONS, SideStreams, prepare_side_streams
@@ -267,7 +267,12 @@ def _check_complete(found: int, expected: int, written: Path, output_path: Union
 
 
 def _video_packet_count(path: Path) -> int:
-	# a stream copy of the first video stream to framecrc: demux only, one line per packet
+	"""The frames of the first video stream that the file really holds: from an MP4 / MOV's own sample table (no
+	ffmpeg start), else a stream copy to framecrc (demux only, one line per packet)."""
+	tracks = isobmff.read_track_samples(str(path))
+	video = next((track for track in tracks if track.handler == 'vide'), None) if tracks is not None else None
+	if video is not None:
+		return video.present
 	result = ffmpeg.run_ffmpeg(['-i', str(path), '-map', '0:v:0', '-c', 'copy', '-f', 'framecrc', '-'], what='Checking {}'.format(path.name), check=False)
 	return sum(1 for line in result.stdout.splitlines() if line and not line.startswith(b'#'))
 
@@ -280,6 +285,9 @@ def _replace(source: Path, destination: Path) -> None:
 
 
 def _has_audio_stream(path: Path) -> bool:
+	tracks = isobmff.read_track_samples(str(path))
+	if tracks is not None:
+		return any(track.handler == 'soun' and track.present > 0 for track in tracks)
 	try:
 		return read_header(str(path)).first('Audio') is not None
 	except FaceFusionError:

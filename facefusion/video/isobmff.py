@@ -1,4 +1,5 @@
-"""When each track of an MP4 / MOV file ends, read from the file's own boxes instead of from ffmpeg.
+"""When each track of an MP4 / MOV file ends, and how many of its samples the file holds, read from the file's own
+boxes instead of from ffmpeg.
 
 The end of a track's last frame is not in its packets: an MP4 stores sample *decode* steps (stts), and how long
 the last frame shows is only in the track's edit list (elst), which the muxer writes from the encoder's last
@@ -11,6 +12,10 @@ reads them: the presentation end of each track on the movie timeline, the clock 
 Only what is cheap and unambiguous is read: the top-level boxes are skipped by their sizes until ``moov``, and a
 track gives an end only with an edit list made of empty edits followed by a single normal-rate edit.
 Fragmented files (``mvex``: their samples are in ``moof`` boxes further on) give no answer.
+
+The sample count answers "is every frame in the file" after a write without an ffmpeg start (100 ms with a
+distribution's ffmpeg): a sample counts when its bytes, found through the sample table (sizes, chunks, chunk
+offsets), lie inside the file, so a file cut short by a full disk counts fewer than its index lists.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import BinaryIO, Iterator, List, Optional, Tuple
+from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple
 
 # a moov this large is not a normal file's index: give no answer rather than read it into memory
 MAX_MOOV_BYTES = 256 * 1024 * 1024
@@ -52,6 +57,68 @@ class TrackTiming:
 		if last.media_time == -1 or last.rate != 1 or any(edit.media_time != -1 for edit in leading) or self.movie_timescale <= 0:
 			return None
 		return sum(edit.segment_duration for edit in self.edits) / self.movie_timescale
+
+
+@dataclass(frozen=True)
+class TrackSamples:
+	handler: str
+	# samples the track's sample table lists, and of them those whose bytes lie inside the file
+	listed: int
+	present: int
+
+
+def read_track_samples(path: str) -> Optional[List[TrackSamples]]:
+	"""One TrackSamples per ``trak`` in file order, or None when the file is not a plain ISO media file or a sample
+	table cannot be followed (compact sizes, an index that names fewer chunks than samples)."""
+	try:
+		with open(path, 'rb') as handle:
+			file_size = os.fstat(handle.fileno()).st_size
+			moov = _read_moov(handle, file_size)
+			if moov is None or any(kind == b'mvex' for kind, _ in _boxes(moov)):
+				return None
+			tracks = [_parse_samples(body, file_size) for kind, body in _boxes(moov) if kind == b'trak']
+	except (OSError, struct.error, ValueError):
+		return None
+	return None if any(track is None for track in tracks) else [track for track in tracks if track is not None]
+
+
+def _parse_samples(trak: bytes, file_size: int) -> Optional[TrackSamples]:
+	handler = ''
+	tables: Dict[bytes, bytes] = {}
+	for kind, body in _boxes(trak):
+		if kind != b'mdia':
+			continue
+		for inner_kind, inner_body in _boxes(body):
+			if inner_kind == b'hdlr' and len(inner_body) >= 12:
+				handler = inner_body[8:12].decode('latin-1')
+			elif inner_kind == b'minf':
+				for minf_kind, minf_body in _boxes(inner_body):
+					if minf_kind == b'stbl':
+						tables = dict(_boxes(minf_body))
+	if b'stsz' not in tables or b'stsc' not in tables or not (b'stco' in tables or b'co64' in tables):
+		return None
+	constant_size, count = struct.unpack_from('>II', tables[b'stsz'], 4)
+	sizes = [constant_size] * count if constant_size else list(struct.unpack_from('>' + str(count) + 'I', tables[b'stsz'], 12))
+	runs_count = struct.unpack_from('>I', tables[b'stsc'], 4)[0]
+	runs = [struct.unpack_from('>II', tables[b'stsc'], 8 + index * 12) for index in range(runs_count)]
+	if b'co64' in tables:
+		chunk_count = struct.unpack_from('>I', tables[b'co64'], 4)[0]
+		offsets = struct.unpack_from('>' + str(chunk_count) + 'Q', tables[b'co64'], 8)
+	else:
+		chunk_count = struct.unpack_from('>I', tables[b'stco'], 4)[0]
+		offsets = struct.unpack_from('>' + str(chunk_count) + 'I', tables[b'stco'], 8)
+	sample, present = 0, 0
+	for run_index, (first_chunk, samples_per_chunk) in enumerate(runs):
+		last_chunk = runs[run_index + 1][0] - 1 if run_index + 1 < len(runs) else chunk_count
+		for chunk in range(first_chunk, last_chunk + 1):
+			end = offsets[chunk - 1]
+			for _ in range(min(samples_per_chunk, count - sample)):
+				end += sizes[sample]
+				present += end <= file_size
+				sample += 1
+	if sample != count:
+		return None
+	return TrackSamples(handler, count, present)
 
 
 def read_track_timings(path: str) -> Optional[List[TrackTiming]]:
