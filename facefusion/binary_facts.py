@@ -23,10 +23,16 @@ FACTS_FILE_NAME = 'binary-facts.json'
 _lock = threading.Lock()
 
 
-def facts_path() -> Path:
+def cache_folder() -> Path:
+	"""Where the engine keeps what it learnt about its binaries and model files (FACEFUSION_CACHE_PATH, else
+	<project>/.caches)."""
 	from facefusion.config import PROJECT_DIR
 	folder = os.environ.get(CACHE_ENVIRONMENT_KEY)
-	return Path(folder) / FACTS_FILE_NAME if folder else PROJECT_DIR / '.caches' / FACTS_FILE_NAME
+	return Path(folder) if folder else PROJECT_DIR / '.caches'
+
+
+def facts_path() -> Path:
+	return cache_folder() / FACTS_FILE_NAME
 
 
 def binary_key(binary: str) -> Optional[str]:

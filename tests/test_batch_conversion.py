@@ -181,10 +181,18 @@ def test_conformance_inswapper_with_shared_unit_reshape_targets_runs_batched(tmp
 	np.testing.assert_array_equal(together, one_by_one)
 
 
-def test_already_dynamic_model_is_returned_as_is(tmp_path: Path) -> None:
+def test_already_dynamic_model_is_returned_as_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+	"""No copy is made; the verdict is recorded, so that the next run does not parse the model again."""
 	original = write_standin_models(tmp_path, ['simswap_256'])[0]
 	assert ensure_dynamic_batch(original) == original
-	assert sorted(path.name for path in tmp_path.iterdir()) == ['simswap_256.hash', 'simswap_256.onnx']
+	assert sorted(path.name for path in tmp_path.iterdir()) == ['simswap_256.dynamic_batch.json', 'simswap_256.hash', 'simswap_256.onnx']
+	monkeypatch.setattr(batch_conversion, '_verdicts', {})
+	import onnx
+
+	def no_parsing(*arguments: object, **keywords: object) -> None:
+		raise AssertionError('a recorded verdict must not parse the model again')
+	monkeypatch.setattr(onnx, 'load', no_parsing)
+	assert ensure_dynamic_batch(original) == original
 
 
 def test_reshape_with_a_hard_coded_batch_is_rewritten_and_verified(tmp_path: Path) -> None:

@@ -24,15 +24,16 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import onnx
 import onnxruntime
-from onnx import helper, numpy_helper
 
 from facefusion.config import PROJECT_DIR
 from facefusion.logger import get_logger
+
+if TYPE_CHECKING:
+	import onnx
 
 BATCH_PARAM = 'batch'
 CONVERTED_SUFFIX = '.dynamic_batch.onnx'
@@ -44,15 +45,18 @@ MAX_IN_MEMORY_BYTES = 2_000_000_000
 RECORD_VERSION = 2
 # verdicts of this process, by source path, cache location, size and modification time
 _verdicts: Dict[Tuple[str, str, int, int], 'ConversionResult'] = {}
+# by ONNX's TensorProto element type numbers (FLOAT 1, UINT8 2, INT8 3, INT32 6, INT64 7, BOOL 9, FLOAT16 10,
+# DOUBLE 11): the onnx package itself (0.08 s to import) is only loaded when a model is converted, not when a run
+# finds the cached verdict
 NUMPY_TYPES: Dict[int, Any] = {
-	onnx.TensorProto.FLOAT: np.float32,
-	onnx.TensorProto.FLOAT16: np.float16,
-	onnx.TensorProto.DOUBLE: np.float64,
-	onnx.TensorProto.INT64: np.int64,
-	onnx.TensorProto.INT32: np.int32,
-	onnx.TensorProto.INT8: np.int8,
-	onnx.TensorProto.UINT8: np.uint8,
-	onnx.TensorProto.BOOL: np.bool_
+	1: np.float32,
+	10: np.float16,
+	11: np.float64,
+	7: np.int64,
+	6: np.int32,
+	3: np.int8,
+	2: np.uint8,
+	9: np.bool_
 }
 
 
@@ -115,10 +119,13 @@ def convert_dynamic_batch(
 			log_verdict(source, cached)
 			_verdicts[memo_key] = cached
 			return cached
+	import onnx
 	model = onnx.load(str(source))
 	fixed_inputs, problem = find_fixed_batch_inputs(model)
 	if problem or not fixed_inputs:
 		result = ConversionResult(source, False, problem or 'batch axis already dynamic')
+		# kept on disk too: finding it out means parsing the whole model (and importing onnx) at every start
+		write_record(record_path, source, stat, result)
 		log_verdict(source, result)
 		_verdicts[memo_key] = result
 		return result
@@ -218,6 +225,7 @@ def make_batch_dynamic(model: onnx.ModelProto) -> None:
 
 def constant_values(model: onnx.ModelProto) -> Dict[str, np.ndarray]:
 	"""Initializers and Constant-node outputs by name: the shape arguments a rewrite can read and replace."""
+	from onnx import numpy_helper
 	values = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
 	for node in model.graph.node:
 		if node.op_type == 'Constant' and len(node.output) == 1:
@@ -234,6 +242,7 @@ def unit_leading(shape: Optional[np.ndarray]) -> bool:
 
 def add_initializer(model: onnx.ModelProto, name: str, value: np.ndarray) -> str:
 	"""A new initializer (one per rewritten argument: a constant shared with other nodes stays as it was)."""
+	from onnx import numpy_helper
 	existing = {tensor.name for tensor in model.graph.initializer}
 	if name not in existing:
 		# before the others: the inswapper's emap is read as the graph's LAST initializer and must stay there
@@ -276,6 +285,7 @@ def rewrite_batch_shapes(model: onnx.ModelProto) -> int:
 	- a Concat that assembles a Reshape / Expand target from a leading constant [1] -> that piece becomes the batch;
 	- Slice of axis 0 from 0 to a hard-coded end of 1 -> to the end.
 	Tile repeats need nothing: a leading repeat of 1 keeps whatever batch comes in."""
+	from onnx import helper
 	inputs = graph_input_values(model)
 	if not inputs:
 		return 0
@@ -350,6 +360,7 @@ def convert_and_verify(source: Path, model: onnx.ModelProto, converted_path: Pat
 	attempts: List[str] = []
 	descriptions = dict(REWRITES)
 	for attempt in ('plain',) + tuple(name for name, _ in REWRITES):
+		import onnx
 		candidate = onnx.ModelProto()
 		candidate.CopyFrom(model)
 		if attempt != 'plain' and apply_rewrite(candidate, attempt) == 0:

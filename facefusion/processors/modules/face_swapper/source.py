@@ -3,15 +3,19 @@
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from functools import lru_cache
-from typing import TYPE_CHECKING, Dict, List
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 import numpy as np
 
 from facefusion.errors import InputError, ProcessingError
 from facefusion.face_helper import warp_face_by_face_landmark_5
 from facefusion.gpu.array_ops import prepare_source_image
+from facefusion.logger import get_logger
 from facefusion.models.registry import ModelSpec
 from facefusion.processors.modules.face_swapper.identity import prepare_source_embedding, uses_converter, uses_source_image
 from facefusion.types import Embedding, Face, SourceIdentity, VisionFrame
@@ -34,7 +38,45 @@ def read_emap(model_path: str) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _read_emap(model_path: str, size: int, mtime_ns: int) -> np.ndarray:
-	# onnx is imported here: only inswapper runs need it, and it adds to every start-up otherwise
+	"""From a copy kept on disk per model file version when there is one: reading it out of the model means parsing
+	the whole graph (the real inswapper_128 is 554 MB), and importing onnx to do so, at every start."""
+	kept = emap_copy_path(model_path, size, mtime_ns)
+	emap = read_kept_emap(kept)
+	if emap is None:
+		emap = read_emap_from_model(model_path)
+		keep_emap(kept, emap)
+	emap.setflags(write=False)
+	return emap
+
+
+def emap_copy_path(model_path: str, size: int, mtime_ns: int) -> Path:
+	from facefusion.binary_facts import cache_folder
+	key = hashlib.sha256('{}|{}|{}'.format(os.path.realpath(model_path), size, mtime_ns).encode('utf-8')).hexdigest()[:32]
+	return cache_folder() / 'emaps' / (key + '.npy')
+
+
+def read_kept_emap(path: Path) -> Optional[np.ndarray]:
+	try:
+		emap = np.load(path, allow_pickle=False)
+	except (OSError, ValueError):
+		return None
+	return emap if emap.shape == (512, 512) and emap.dtype in (np.float32, np.float16) else None
+
+
+def keep_emap(path: Path, emap: np.ndarray) -> None:
+	"""Best effort: a folder that cannot be written only means reading the model again next time."""
+	from facefusion.partial_files import replace_atomically
+	buffer = io.BytesIO()
+	np.save(buffer, emap, allow_pickle=False)
+	try:
+		path.parent.mkdir(parents=True, exist_ok=True)
+		replace_atomically(path, buffer.getvalue())
+	except OSError as exception:
+		get_logger().debug('inswapper emap not kept in %s: %s', path, exception)
+
+
+def read_emap_from_model(model_path: str) -> np.ndarray:
+	# onnx is imported here: only a first inswapper run needs it, and it adds to every start-up otherwise
 	import onnx
 	from onnx import numpy_helper
 	model = onnx.load(model_path)
@@ -43,7 +85,6 @@ def _read_emap(model_path: str, size: int, mtime_ns: int) -> np.ndarray:
 	emap = numpy_helper.to_array(model.graph.initializer[-1])
 	if emap.shape != (512, 512):
 		raise ProcessingError('model ' + model_path + ' has a last initializer of shape ' + str(emap.shape) + ', not 512x512')
-	emap.setflags(write=False)
 	return emap
 
 
