@@ -79,8 +79,9 @@ def run_video(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = Non
 	(nothing is fetched for a target that turns out to be unreadable) or --face-selector-mode reference needs a frame
 	of the target first. A target's error is still reported before any other."""
 	start_time = time.perf_counter()
-	with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='probe') as pool:
+	with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix='probe') as pool:
 		planned = pool.submit(plan_video_job, config, paths)
+		pool.submit(warm_colour_tables)
 		try:
 			# imported only now: numpy, OpenCV and the model registry load while the probe runs
 			from facefusion import vision
@@ -100,6 +101,14 @@ def run_video(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = Non
 			note = run_video_job(job, run_engine, source_frames, preparation)
 	log_video_success(start_time, note)
 	return 0
+
+
+def warm_colour_tables() -> None:
+	"""OpenCV fills its L*a*b* tables on the first conversion (60 ms on one of these cores), which the landmarker of
+	the source face would otherwise wait for; here they are filled beside the probe (the conversion releases the GIL)."""
+	import cv2
+	import numpy as np
+	cv2.cvtColor(np.zeros((8, 8, 3), np.uint8), cv2.COLOR_RGB2Lab)
 
 
 def prepare_early(config: RunConfig, engine: Engine, source_frames: List['VisionFrame']) -> Preparation:
