@@ -37,7 +37,24 @@ def main() -> None:
 	# before the first frame is allocated: freed frame buffers are reused instead of faulted in again
 	allocator.keep_freed_memory()
 	interrupts.install_signal_handlers()
-	sys.exit(cli())
+	exit_now(cli())
+
+
+def exit_now(code: int) -> None:
+	"""End the process with code once the command is done. A finished command has closed what it opened (sessions,
+	workers, files), so the interpreter's own teardown (freeing onnxruntime, OpenCV and numpy: 0.1 s on two cores) is
+	skipped; with a thread of its own still running, the normal exit waits for it instead."""
+	import logging
+	import threading
+	if any(thread.is_alive() and not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
+		sys.exit(code)
+	logging.shutdown()
+	for stream in (sys.stdout, sys.stderr):
+		try:
+			stream.flush()
+		except (OSError, ValueError):
+			pass
+	os._exit(code)
 
 
 def cli(argv: Optional[Sequence[str]] = None) -> int:

@@ -599,6 +599,26 @@ def test_a_corrupt_video_is_reported_before_the_source_and_the_models(run_cli: C
 	assert not (tmp_path / 'out.mp4').exists()
 
 
+def test_a_decoder_started_beside_the_preparation_does_not_outlive_a_failed_run(run_cli: CliRunner, standin_models_dir: Path, tmp_path: Path) -> None:
+	"""The decoder starts as soon as the target is probed, while the source face is still being prepared: when the
+	source then has no face, the run fails with that, leaves no file and no ffmpeg behind."""
+	import subprocess
+
+	from facefusion.testing.synthetic_video import make_synthetic_video
+	clip = make_synthetic_video(tmp_path / 'decoder-check-clip.mp4', frame_count=60, audio=False)
+	faceless = tmp_path / 'blank.png'
+	cv2.imwrite(str(faceless), np.full((120, 120, 3), 128, np.uint8))
+	output_path = tmp_path / 'out' / 'none.mp4'
+	output_path.parent.mkdir()
+	result = run_cli(
+		'headless-run', '--face-detector-model', 'yunet', '--face-selector-mode', 'many', '-s', str(faceless), '-t', str(clip.path),
+		'-o', str(output_path), models_path=standin_models_dir
+	)
+	assert result.returncode != 0 and 'no face detected in source' in error_lines(result.stderr)[-1]
+	assert list(output_path.parent.iterdir()) == []
+	assert subprocess.run(['pgrep', '-f', str(clip.path)], capture_output=True).stdout == b''
+
+
 def test_batch_run_end_to_end(run_cli: CliRunner, standin_models_dir: Path, tmp_path: Path, data_dir: Path) -> None:
 	targets = tmp_path / 'targets'
 	targets.mkdir()

@@ -193,6 +193,11 @@ class VideoReader:
 			self._stderr = ffmpeg.StderrCollector(self._process.stderr)
 		return self._process
 
+	def start(self) -> None:
+		"""Start ffmpeg now rather than at the first read: its start-up then overlaps what the caller does before."""
+		if not self._finished:
+			self._start()
+
 	def readinto(self, buffer: np.ndarray) -> bool:
 		"""Fill ``buffer`` (H x W x 3 uint8, C-contiguous) with the next frame; False at the end of the video."""
 		if self._finished:
@@ -433,6 +438,12 @@ class VideoWriter:
 			_grow_pipe(self._process.stdin)
 			self._stderr = ffmpeg.StderrCollector(self._process.stderr)
 		return self._process
+
+	def start(self) -> None:
+		"""Start ffmpeg now rather than at the first frame: its start-up (0.1 s with a distribution's ffmpeg) then
+		overlaps whatever comes before that frame."""
+		if self._state == 'open':
+			self._start()
 
 	def write(self, pixels: VisionFrame) -> None:
 		if self._state != 'open':

@@ -209,7 +209,11 @@ def select_video_routes(decoder_route: str = 'auto', encoder_route: str = 'auto'
 	return VideoRoutes(decoder, encoder)
 
 
-def open_reader(info: VideoInfo, decoder: DecoderChoice, trim_start: Optional[int] = None, trim_end: Optional[int] = None, size: Optional[Tuple[int, int]] = None, fps: Optional[Union[float, str]] = None, color_matrix: Optional[str] = None, threads: Optional[int] = None) -> Union[VideoReader, 'PyNvVideoReader']:
+# what open_reader gives: the ffmpeg pipe, or NVDEC through PyNvVideoCodec (both iterate Frames and close())
+FrameReader = Union[VideoReader, 'PyNvVideoReader']
+
+
+def open_reader(info: VideoInfo, decoder: DecoderChoice, trim_start: Optional[int] = None, trim_end: Optional[int] = None, size: Optional[Tuple[int, int]] = None, fps: Optional[Union[float, str]] = None, color_matrix: Optional[str] = None, threads: Optional[int] = None) -> FrameReader:
 	"""A frame reader on the chosen backend. PyNvVideoCodec only serves plain reads (no scale, fps conversion or
 	rotation); anything else, or any failure to open it, goes to the ffmpeg pipe."""
 	if decoder.backend == 'pynvvideocodec' and size is None and fps is None and info.rotation == 0:

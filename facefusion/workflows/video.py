@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 	from facefusion.tracking.track import FrameReport
 	from facefusion.tracking.tracker import FaceTracker
 	from facefusion.types import Face, Frame, VisionFrame
+	from facefusion.video.routes import FrameReader
 
 # frames whose faces share one swapper call when batching across frames
 FRAME_WINDOW = 8
@@ -60,6 +61,8 @@ class VideoRun:
 	content_check: Optional['StreamedVideoCheck'] = None
 	# processors prepared before the job was planned (run_video), used instead of preparing them again
 	preparation: Optional['Preparation'] = None
+	# the decoder started right after the probe (run_video), used instead of opening another
+	reader: Optional['FrameReader'] = None
 
 
 VideoStep = Callable[[VideoRun], None]
@@ -77,30 +80,67 @@ def run_video(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = Non
 	"""The probe of the target spends most of its time waiting for ffmpeg: meanwhile the sources are decoded, the
 	engine is started and the processors are prepared (the source face), unless a model still has to be downloaded
 	(nothing is fetched for a target that turns out to be unreadable) or --face-selector-mode reference needs a frame
-	of the target first. A target's error is still reported before any other."""
+	of the target first; and as soon as the probe is done, the decoder starts. A target's error is still reported
+	before any other."""
 	start_time = time.perf_counter()
 	with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix='probe') as pool:
-		planned = pool.submit(plan_video_job, config, paths)
+		planned = pool.submit(plan_and_start_decoding, config, paths)
 		pool.submit(warm_colour_tables)
 		try:
-			# imported only now: numpy, OpenCV and the model registry load while the probe runs
-			from facefusion import vision
-			from facefusion.models.download import models_present
-			from facefusion.workflows.engine import collect_required_models
-			# every file is decoded before any model work, so a corrupt source fails in a second, not after a download
-			source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
-			early = config.face_selector_mode != 'reference' and models_present(collect_required_models(config), config.models_path)
-		except BaseException:
-			planned.result()
-			raise
-		if not early:
-			planned.result()
-		with engine_for(config, engine) as run_engine:
-			preparation = prepare_early(config, run_engine, source_frames) if early else None
-			job = planned.result()
-			note = run_video_job(job, run_engine, source_frames, preparation)
+			try:
+				# imported only now: numpy, OpenCV and the model registry load while the probe runs
+				from facefusion import vision
+				from facefusion.models.download import models_present
+				from facefusion.workflows.engine import collect_required_models
+				# every file is decoded before any model work, so a corrupt source fails in a second, not after a download
+				source_frames = [vision.read_image(source_path) for source_path in paths.source_paths]
+				early = config.face_selector_mode != 'reference' and models_present(collect_required_models(config), config.models_path)
+			except BaseException:
+				planned.result()
+				raise
+			if not early:
+				planned.result()
+			with engine_for(config, engine) as run_engine:
+				preparation = prepare_early(config, run_engine, source_frames) if early else None
+				target = planned.result()
+				note = run_video_job(target.job, run_engine, source_frames, preparation, target.reader)
+		finally:
+			close_early_reader(planned)
 	log_video_success(start_time, note)
 	return 0
+
+
+@dataclass
+class PlannedTarget:
+	job: VideoJob
+	# the decoder, started right after the probe (the streaming workflow only)
+	reader: Optional['FrameReader'] = None
+
+
+def plan_and_start_decoding(config: RunConfig, paths: JobPaths) -> PlannedTarget:
+	job = plan_video_job(config, paths)
+	if job.config.workflow_strategy != 'memory':
+		return PlannedTarget(job)
+	reader = open_job_reader(job)
+	start = getattr(reader, 'start', None)
+	if start is not None:
+		start()
+	return PlannedTarget(job, reader)
+
+
+def close_early_reader(planned: 'concurrent.futures.Future[PlannedTarget]') -> None:
+	"""Whatever happened: a decoder started for the target does not outlive the run (closing twice is harmless)."""
+	if planned.cancelled() or planned.exception() is not None:
+		return
+	reader = planned.result().reader
+	if reader is not None:
+		reader.close()
+
+
+def open_job_reader(job: VideoJob) -> 'FrameReader':
+	from facefusion.video.routes import open_reader
+	geometry = job.geometry
+	return open_reader(job.info, job.routes.decoder, job.trim_start, job.trim_end, geometry.decode_size, geometry.decode_fps, job.color_matrix, job.decoder_threads)
 
 
 def warm_colour_tables() -> None:
@@ -127,15 +167,15 @@ def log_video_success(start_time: float, note: Optional[str]) -> None:
 		logger.get_logger().info(f'processing video succeeded in {seconds:.2f} seconds')
 
 
-def run_video_job(job: VideoJob, engine: Engine, source_frames: List['VisionFrame'], preparation: Optional[Preparation] = None) -> Optional[str]:
-	"""The steps on one planned job with its decoded source images (and its processors, when prepared already);
-	returns what the last line must add."""
+def run_video_job(job: VideoJob, engine: Engine, source_frames: List['VisionFrame'], preparation: Optional[Preparation] = None, reader: Optional['FrameReader'] = None) -> Optional[str]:
+	"""The steps on one planned job with its decoded source images (and its processors, when prepared already, and
+	its decoder, when started already); returns what the last line must add."""
 	from facefusion.stage_timer import STAGE_TIMER
 
 	# the debug line at the end reports this video's stages (a batch-run processes several)
 	STAGE_TIMER.reset()
 	logger.get_logger().info(f'processing video {job.paths.target_path} -> {job.paths.output_path} ({job.frame_count} frames)')
-	run = VideoRun(job, engine, source_frames, preparation=preparation)
+	run = VideoRun(job, engine, source_frames, preparation=preparation, reader=reader)
 	try:
 		for step in VIDEO_STEPS:
 			step(run)
@@ -249,7 +289,7 @@ def process_frames(run: VideoRun) -> None:
 	steps = FrameSteps(job.config, run.engine, run.processors, run.reference_faces, tracker)
 	content_check = run.content_check
 	try:
-		run.silent_path, run.duration = process_video_in_memory(job, steps, run.on_frames, run.frame_filter, content_check)
+		run.silent_path, run.duration = process_video_in_memory(job, steps, run.on_frames, run.frame_filter, content_check, run.reader)
 	except BaseException as exception:
 		tracker.close(success=False)
 		if content_check is not None:
@@ -402,17 +442,16 @@ def create_tracker(job: VideoJob, engine: Engine) -> 'FaceTracker':
 
 def process_video_in_memory(
 	job: VideoJob, steps: FrameSteps, on_frames: Optional[Callable[[int], None]] = None, frame_filter: Optional[Callable[[Iterator['Frame']], Iterator['Frame']]] = None,
-	content_check: Optional['StreamedVideoCheck'] = None
+	content_check: Optional['StreamedVideoCheck'] = None, reader: Optional['FrameReader'] = None
 ) -> Tuple[Optional[Path], float]:
 	"""The streaming default: no temp frames; decode, analyse, process and encode overlap in their own threads. A
 	content check is offered every decoded frame; its certain refusal ends the run."""
 	from facefusion.stage_timer import STAGE_TIMER
 	from facefusion.video.io import VideoWriter
-	from facefusion.video.routes import open_reader
 	from facefusion.workflows.stage_pipeline import Stage, StagePipeline
 
 	config, geometry = job.config, job.geometry
-	reader = open_reader(job.info, job.routes.decoder, job.trim_start, job.trim_end, geometry.decode_size, geometry.decode_fps, job.color_matrix, job.decoder_threads)
+	reader = reader or open_job_reader(job)
 	writer = VideoWriter(
 		job.paths.output_path, geometry.frame_size[0], geometry.frame_size[1], geometry.frame_fps, job.routes.encoder.encoder,
 		config.output_video_quality, config.output_video_preset, geometry.output_size, job.color_matrix,
@@ -451,6 +490,8 @@ def process_video_in_memory(
 		]
 	pipeline = StagePipeline(decoded_windows(), stages, queue_size=max(2, 8 // window_size))
 	try:
+		# the encoder starts while the first window is decoded, analysed and processed
+		writer.start()
 		with frame_progress(job.frame_count, 'processing') as progress:
 			for window in pipeline:
 				for frame in window:
