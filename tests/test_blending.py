@@ -340,3 +340,19 @@ def test_the_analyse_stage_feeds_each_track_its_smoothed_colour(standin_models_d
 		assert np.allclose(processor.observed_colors[after].mean, fresh.mean)
 	finally:
 		engine.close()
+
+
+@pytest.mark.parametrize('shape', [(37, 53, 3), (8, 8, 4), (90, 120, 1)])
+def test_host_mask_product_is_numpys_broadcast(shape: tuple) -> None:
+	"""The multi-band paste's per-pixel mask products through OpenCV on the host: NumPy's broadcast bit for bit
+	(negative zeros included, which a mask of 0 gives a negative difference)."""
+	from facefusion.gpu.blending import times_mask
+	generator = np.random.default_rng(len(shape) + shape[0])
+	values = (generator.random(shape, dtype=np.float32) - 0.5) * 500
+	mask = generator.random(shape[:2], dtype=np.float32)
+	mask[::3] = 0
+	mask[::4] = 1
+	product = times_mask(values, mask)
+	expected = values * mask[..., None]
+	assert product.shape == expected.shape and product.dtype == np.float32
+	assert np.array_equal(product, expected) and np.array_equal(np.signbit(product), np.signbit(expected))
