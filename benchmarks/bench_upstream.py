@@ -1,6 +1,6 @@
 """Upstream FaceFusion 3.5.0 against this engine, side by side, on the same clip, models and options.
 
-	python benchmarks/bench_upstream.py [--standins heavy,small] [--resolution 360p] [--frames 60]
+	python benchmarks/bench_upstream.py [--standins heavy,small] [--resolution 360p] [--frames 250]
 		[--tarball ../shared/upstream/facefusion-3.5.0.tar.gz] [--work-dir /tmp/facefusion-upstream-3.5.0]
 		[--wheels DIR] [--out benchmarks/results/upstream]
 
@@ -204,7 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 	parser.add_argument('--standins', default='heavy,small', help='stand-in sets, comma-separated (heavy: swapper-like cost; small: nearly free models)')
 	parser.add_argument('--swapper', default='inswapper_128')
 	parser.add_argument('--resolution', default='360p')
-	parser.add_argument('--frames', type=int, default=60)
+	parser.add_argument('--frames', type=int, default=250, help='clip length (25 fps); 250 frames is the clip the speed targets were first measured on')
 	parser.add_argument('--tarball', default=str(DEFAULT_TARBALL))
 	parser.add_argument('--work-dir', default='/tmp/facefusion-upstream-3.5.0')
 	parser.add_argument('--wheels', default=None, help='install upstream packages only from this folder of wheels (pip --no-index)')
