@@ -37,6 +37,13 @@ def error_lines(stderr: str) -> List[str]:
 	return [line for line in stderr.splitlines() if line.strip()]
 
 
+def write_faceless_source(directory: Path) -> Path:
+	"""A plain gray picture: a source in which no face can be found."""
+	path = directory / 'blank.png'
+	cv2.imwrite(str(path), np.full((120, 120, 3), 128, np.uint8))
+	return path
+
+
 # ---- help and defaults --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('command', [command.name for command in program.COMMANDS])
@@ -547,8 +554,7 @@ def test_a_refused_video_is_refused_before_anything_else_fails(run_cli: CliRunne
 	verdict comes first: here the source has no face either, and the refusal is what the user is told."""
 	from facefusion.testing.synthetic_video import make_synthetic_video
 	clip = make_synthetic_video(tmp_path / 'clip.mp4', frame_count=12, audio=False)
-	faceless = tmp_path / 'blank.png'
-	cv2.imwrite(str(faceless), np.full((120, 120, 3), 128, np.uint8))
+	faceless = write_faceless_source(tmp_path)
 	output_path = tmp_path / 'out' / 'refused.mp4'
 	output_path.parent.mkdir()
 	result = run_cli(
@@ -586,8 +592,7 @@ def test_a_corrupt_video_is_reported_before_the_source_and_the_models(run_cli: C
 	clip = make_synthetic_video(tmp_path / 'clip.mp4', frame_count=12, audio=False)
 	broken = tmp_path / 'broken.mp4'
 	broken.write_bytes(clip.path.read_bytes()[:3000])
-	faceless = tmp_path / 'blank.png'
-	cv2.imwrite(str(faceless), np.full((120, 120, 3), 128, np.uint8))
+	faceless = write_faceless_source(tmp_path)
 	models_path = standin_models_dir if models == 'standins' else tmp_path / 'no-models'
 	result = run_cli(
 		'headless-run', '--face-detector-model', 'yunet', '-s', str(faceless), '-t', str(broken), '-o', str(tmp_path / 'out.mp4'), models_path=models_path
@@ -606,8 +611,7 @@ def test_a_decoder_started_beside_the_preparation_does_not_outlive_a_failed_run(
 
 	from facefusion.testing.synthetic_video import make_synthetic_video
 	clip = make_synthetic_video(tmp_path / 'decoder-check-clip.mp4', frame_count=60, audio=False)
-	faceless = tmp_path / 'blank.png'
-	cv2.imwrite(str(faceless), np.full((120, 120, 3), 128, np.uint8))
+	faceless = write_faceless_source(tmp_path)
 	output_path = tmp_path / 'out' / 'none.mp4'
 	output_path.parent.mkdir()
 	result = run_cli(
