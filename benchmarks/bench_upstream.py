@@ -1,6 +1,6 @@
 """Upstream FaceFusion 3.5.0 against this engine, side by side, on the same clip, models and options.
 
-	python benchmarks/bench_upstream.py [--standins heavy,small] [--resolution 360p] [--frames 250]
+	python benchmarks/bench_upstream.py [--standins heavy,small] [--resolution 360p] [--frames 250] [--repeats 1]
 		[--tarball ../shared/upstream/facefusion-3.5.0.tar.gz] [--work-dir /tmp/facefusion-upstream-3.5.0]
 		[--wheels DIR] [--out benchmarks/results/upstream]
 
@@ -22,6 +22,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -181,11 +182,23 @@ def run_pair(python: Path, work_dir: Path, target: Path, standins: str, swapper:
 	)
 
 
-def report(results: List[SideBySide], target: Path, frames: int, load: Sequence[float]) -> str:
+def median_pair(runs: Sequence[SideBySide]) -> SideBySide:
+	"""The median of each time over repeated side-by-side runs (a shared machine's wall times swing by tens of per
+	cent from one run to the next); an exit code other than 0 in any run is kept."""
+	first = runs[0]
+	return SideBySide(
+		first.standins, first.swapper,
+		*[statistics.median(getattr(run, name) for run in runs) for name in ('upstream_s', 'engine_s', 'engine_default_s', 'upstream_cpu_s', 'engine_cpu_s', 'engine_default_cpu_s')],
+		*[max((getattr(run, name) for run in runs), key=abs) for name in ('upstream_exit', 'engine_exit', 'engine_default_exit')]
+	)
+
+
+def report(results: List[SideBySide], target: Path, frames: int, load: Sequence[float], repeats: int = 1) -> str:
+	runs = 'one run each' if repeats == 1 else 'medians of ' + str(repeats) + ' interleaved runs each'
 	lines = [
 		'## Upstream FaceFusion 3.5.0 against this engine', '',
 		'Same clip (' + target.name + ', ' + str(frames) + ' frames), same model files, same options (' + ' '.join(COMMON_OPTIONS) + '), '
-		+ str(os.cpu_count()) + ' CPU cores (1-minute load average ' + ' → '.join(format(value, '.1f') for value in load) + '), upstream first. "Same paste": the engine with upstream\'s paste (' + ' '.join(UPSTREAM_PASTE_OPTIONS) + '); '
+		+ str(os.cpu_count()) + ' CPU cores (1-minute load average ' + ' → '.join(format(value, '.1f') for value in load) + '), upstream first, ' + runs + '. "Same paste": the engine with upstream\'s paste (' + ' '.join(UPSTREAM_PASTE_OPTIONS) + '); '
 		+ '"default paste": multi-band + mean-std colour match.', '',
 		'| stand-ins | swapper | upstream 3.5.0 (s) | engine, same paste (s) | speed-up | engine, default paste (s) | speed-up | CPU s upstream / same / default | CPU ratio (same paste) | exits |',
 		'|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
@@ -210,6 +223,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 	parser.add_argument('--wheels', default=None, help='install upstream packages only from this folder of wheels (pip --no-index)')
 	parser.add_argument('--cache-dir', default=str(PROJECT_DIR / '.assets' / 'benchmarks'))
 	parser.add_argument('--out', default=str(PROJECT_DIR / 'benchmarks' / 'results' / 'upstream'))
+	parser.add_argument('--repeats', type=int, default=1, help='side-by-side runs per stand-in set (upstream, engine, engine default, in turn); the report shows medians')
 	options = parser.parse_args(argv)
 	from facefusion.workflows.benchmark import ensure_example_target
 	out = Path(options.out).resolve()
@@ -219,8 +233,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 	python = ensure_venv(work_dir, Path(options.wheels) if options.wheels else None)
 	target = ensure_example_target(options.resolution, options.frames, cache / 'clips')
 	load_before = os.getloadavg()[0]
-	results = [run_pair(python, work_dir, target, standins, options.swapper, out, cache) for standins in options.standins.split(',') if standins]
-	text = report(results, target, options.frames, (load_before, os.getloadavg()[0]))
+	repeats = max(1, options.repeats)
+	results = [median_pair([run_pair(python, work_dir, target, standins, options.swapper, out, cache) for _ in range(repeats)]) for standins in options.standins.split(',') if standins]
+	text = report(results, target, options.frames, (load_before, os.getloadavg()[0]), repeats)
 	(out / 'results.md').write_text(text, encoding='utf-8')
 	(out / 'results.json').write_text(json.dumps([dict(asdict(result), ratio=result.ratio, default_ratio=result.default_ratio, cpu_ratio=result.cpu_ratio) for result in results], indent=1), encoding='utf-8')
 	print(text)
