@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Tuple
 
 from facefusion import logger
 from facefusion.config import RunConfig
-from facefusion.errors import ProcessingError
+from facefusion.errors import FaceFusionError, ProcessingError
 from facefusion.workflows.engine import Engine, build_processors, engine_for, needs_target_embeddings, release_processors, select_reference_faces
 from facefusion.workflows.image import CONTENT_REFUSED_MESSAGE
 from facefusion.workflows.job import JobPaths, VideoJob, plan_video_job
@@ -232,6 +232,18 @@ def refuse_flagged_video(run: VideoRun) -> None:
 		raise ProcessingError(CONTENT_REFUSED_MESSAGE)
 
 
+def refuse_if_flagged(run: VideoRun) -> None:
+	"""A refusal, if the scan finds one; a scan that fails otherwise (the video broke off, which is why the run is
+	failing) leaves the run's own error to be reported."""
+	try:
+		refuse_adult_content(run)
+	except ProcessingError as error:
+		if error.message == CONTENT_REFUSED_MESSAGE:
+			raise
+	except FaceFusionError:
+		pass
+
+
 def refuse_adult_content_while_preparing(run: VideoRun) -> None:
 	"""The content check and the processors' preparation (the source face, the sessions) need nothing of each other:
 	the check runs in a thread of its own meanwhile. Its verdict still comes first: a refused target is refused even
@@ -296,7 +308,7 @@ def process_frames(run: VideoRun) -> None:
 			content_check.stop()
 			if not isinstance(exception, KeyboardInterrupt) and not content_check.refused_early:
 				# the stream stopped short of the range: the verdict comes first, from a scan of its own
-				refuse_adult_content(run)
+				refuse_if_flagged(run)
 		raise
 	export_path = tracker.close()
 	log_tracker_stats(tracker, export_path)
