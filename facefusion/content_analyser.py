@@ -23,6 +23,8 @@ NSFW_VOTES_REQUIRED = 2
 VIDEO_RATE_LIMIT = 10.0
 # sampled video frames go through the models in small batches: fewer calls, bounded memory (640² float32 each)
 VIDEO_BATCH_SIZE = 4
+# sampled batches a streamed check holds while its models catch up (then the pipeline waits for them)
+QUEUED_BATCHES = 2
 
 
 def detect_nsfw_1(output: np.ndarray) -> bool:
@@ -223,7 +225,8 @@ class StreamedVideoCheck:
 		self.step = sample_step(fps)
 		self.tally = VideoTally(planned_samples(trim_frame_start, trim_frame_end, self.step))
 		self.pending: List[VisionFrame] = []
-		self.batches: 'queue.Queue[Optional[List[VisionFrame]]]' = queue.Queue()
+		# bounded: a check slower than the pipeline holds the pipeline back instead of piling up decoded frames
+		self.batches: 'queue.Queue[Optional[List[VisionFrame]]]' = queue.Queue(maxsize=QUEUED_BATCHES)
 		self.failure: Optional[BaseException] = None
 		self.closed = False
 		self.abandoned = False
@@ -232,7 +235,7 @@ class StreamedVideoCheck:
 
 	def offer(self, frame_index: int, frame: VisionFrame) -> None:
 		"""Called for each decoded frame, in order (a device frame is copied to the host only when sampled)."""
-		if frame_index % self.step != 0 or not self.start <= frame_index < self.end:
+		if self.closed or frame_index % self.step != 0 or not self.start <= frame_index < self.end:
 			return
 		from facefusion.gpu.device import to_host
 		self.pending.append(to_host(frame))
@@ -245,15 +248,17 @@ class StreamedVideoCheck:
 		return self.tally.refused_early
 
 	def analyse_batches(self) -> None:
-		try:
-			while True:
-				batch = self.batches.get()
-				if batch is None or self.abandoned:
-					return
-				if self.failure is None and not self.tally.refused_early:
-					self.tally.add(self.analyser.analyse_frames(batch))
-		except BaseException as exception:
-			self.failure = exception
+		# the queue is drained to its end whatever happens, so that offer() never waits on a thread that is gone
+		while True:
+			batch = self.batches.get()
+			if batch is None:
+				return
+			if self.abandoned or self.failure is not None or self.tally.refused_early:
+				continue
+			try:
+				self.tally.add(self.analyser.analyse_frames(batch))
+			except BaseException as exception:
+				self.failure = exception
 
 	def close(self) -> None:
 		"""No more frames: the thread finishes what it was given and ends."""

@@ -272,6 +272,40 @@ def test_streamed_check_knows_a_refusal_early(tmp_path: Path) -> None:
 	assert len(analyser.seen) == 4
 
 
+class SlowAnalyser(RecordingAnalyser):
+	"""Models slower than the frames come, or models that fail: what the pipeline's side of a streamed check sees."""
+
+	def __init__(self, analyser: ContentAnalyser, fail: bool = False) -> None:
+		super().__init__(analyser)
+		self.fail = fail
+
+	def analyse_frames(self, frames: Sequence[VisionFrame]) -> List[bool]:
+		time.sleep(0.02)
+		if self.fail:
+			raise RuntimeError('model failed')
+		return super().analyse_frames(frames)
+
+
+@pytest.mark.parametrize('fail', [False, True])
+def test_streamed_check_holds_back_a_faster_pipeline_and_never_blocks_it_for_good(tmp_path: Path, fail: bool) -> None:
+	"""A check slower than the pipeline holds at most a few batches of frames (the pipeline waits), every sample is
+	still analysed; models that fail do not leave the pipeline waiting: the failure comes with the verdict."""
+	from facefusion.content_analyser import QUEUED_BATCHES, VIDEO_BATCH_SIZE
+	analyser = SlowAnalyser(make_analyser(tmp_path / 'models', {model: 'safe' for model in MODEL_SIGNATURES}), fail)
+	check = StreamedVideoCheck(analyser, tmp_path / 'clip.avi', 0, 60, 1)
+	held = 0
+	for index in range(60):
+		check.offer(index, gray_frame(DARK + index))
+		held = max(held, check.batches.qsize())
+	assert held <= QUEUED_BATCHES
+	if fail:
+		with pytest.raises(RuntimeError, match='model failed'):
+			check.verdict()
+		return
+	assert check.verdict() is False
+	assert len(analyser.seen) == 60 and VIDEO_BATCH_SIZE * QUEUED_BATCHES < 60
+
+
 def test_unreadable_video_is_an_input_error(tmp_path: Path) -> None:
 	analyser = make_analyser(tmp_path / 'models', {name: 'safe' for name in MODEL_SIGNATURES})
 	with pytest.raises(InputError):
