@@ -119,7 +119,9 @@ class PlannedTarget:
 
 def plan_and_start_decoding(config: RunConfig, paths: JobPaths) -> PlannedTarget:
 	job = plan_video_job(config, paths)
-	if job.config.workflow_strategy != 'memory':
+	# an ffmpeg pipe only: PyNvVideoCodec's decoder belongs to the CUDA context of the thread that made it, and this
+	# is not the thread that reads the frames
+	if job.config.workflow_strategy != 'memory' or job.routes.decoder.backend == 'pynvvideocodec':
 		return PlannedTarget(job)
 	reader = open_job_reader(job)
 	start = getattr(reader, 'start', None)
