@@ -134,3 +134,27 @@ def test_keyboard_interrupt_in_the_consumer_stops_everything() -> None:
 			if value == 10:
 				raise KeyboardInterrupt()
 	assert not any(thread.is_alive() for thread in pipeline._threads)
+
+
+def test_helper_workers_join_only_when_work_is_waiting() -> None:
+	"""A stage that keeps up on its first worker stays on it (fewer threads contend for the cores); one that falls
+	behind its input gets every worker."""
+	def slow_source(count: int) -> Iterator[int]:
+		for value in range(count):
+			time.sleep(0.03)
+			yield value
+
+	def recorded(names: List[str], seconds: float) -> object:
+		def step(value: int) -> int:
+			names.append(threading.current_thread().name)
+			time.sleep(seconds)
+			return value
+		return step
+
+	keeping_up: List[str] = []
+	assert list(StagePipeline(slow_source(20), [Stage('cheap', recorded(keeping_up, 0.0), workers=3)])) == list(range(20))
+	# (a first worker that the machine stalls for longer than an item's gap may leave one to a helper)
+	assert keeping_up.count('stage-cheap-0') >= 16
+	falling_behind: List[str] = []
+	assert list(StagePipeline(range(30), [Stage('heavy', recorded(falling_behind, 0.02), workers=3)], queue_size=8)) == list(range(30))
+	assert len(set(falling_behind)) >= 2

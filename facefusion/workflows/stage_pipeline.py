@@ -26,6 +26,8 @@ from facefusion.errors import ProcessingError
 Item = TypeVar('Item')
 # how often a blocked thread looks at the stop event
 _POLL_SECONDS = 0.05
+# how often an idle helper worker looks whether work is waiting for it
+_HELPER_POLL_SECONDS = 0.002
 
 
 class _EndOfStream:
@@ -143,7 +145,7 @@ class StagePipeline(Generic[Item]):
 		workers = max(1, stage.workers)
 		statistics = self.statistics[stage_index]
 		# re-ordering state shared by the stage's workers
-		state: Dict[str, Any] = {'next': 0, 'pending': {}, 'alive': workers}
+		state: Dict[str, Any] = {'next': 0, 'pending': {}, 'alive': workers, 'ended': False}
 		condition = threading.Condition()
 		# admission tickets bound what a slow item lets pile up behind it in `pending`
 		tickets = threading.BoundedSemaphore(self.queue_size + workers)
@@ -157,14 +159,21 @@ class StagePipeline(Generic[Item]):
 					self._put(outbox, (state['next'] - 1, ready))
 					tickets.release()
 
-		def work() -> None:
+		def work(helper: bool) -> None:
 			try:
 				while True:
 					while not tickets.acquire(timeout=_POLL_SECONDS):
 						if self._stopping():
 							raise PipelineStopped()
+					if helper:
+						# a helper takes work only when more is waiting than the first worker takes: a stage that keeps
+						# up on one thread stays on one (fewer threads contend for the cores), one that falls behind
+						# gets them all
+						while inbox.qsize() < 2 and not state['ended'] and not self._stopping():
+							time.sleep(_HELPER_POLL_SECONDS)
 					entry = self._get(inbox)
 					if entry is _END:
+						state['ended'] = True
 						tickets.release()
 						# let the stage's other workers see the end too
 						self._put(inbox, _END)
@@ -189,7 +198,7 @@ class StagePipeline(Generic[Item]):
 				self._fail(error)
 
 		for worker_index in range(workers):
-			thread = threading.Thread(target=work, name='stage-{}-{}'.format(stage.name, worker_index), daemon=True)
+			thread = threading.Thread(target=work, args=(worker_index > 0,), name='stage-{}-{}'.format(stage.name, worker_index), daemon=True)
 			self._threads.append(thread)
 			thread.start()
 
