@@ -26,8 +26,6 @@ from facefusion.errors import ProcessingError
 Item = TypeVar('Item')
 # how often a blocked thread looks at the stop event
 _POLL_SECONDS = 0.05
-# how often an idle helper worker looks whether work is waiting for it
-_HELPER_POLL_SECONDS = 0.002
 
 
 class _EndOfStream:
@@ -83,6 +81,8 @@ class StagePipeline(Generic[Item]):
 		self._halt = threading.Event()
 		self.statistics: List[StageStatistics] = [StageStatistics(stage.name) for stage in stages]
 		self._queues: List[queue.Queue] = [queue.Queue(maxsize=self.queue_size) for _ in range(len(stages) + 1)]
+		# told of every item put into a queue: the helpers of the stage that reads it wait on this, not on a timer
+		self._arrivals: Dict[int, threading.Condition] = {id(target): threading.Condition() for target in self._queues}
 		self._threads: List[threading.Thread] = []
 		self._error: Optional[BaseException] = None
 		self._error_lock = threading.Lock()
@@ -99,9 +99,12 @@ class StagePipeline(Generic[Item]):
 				raise PipelineStopped()
 			try:
 				target.put(value, timeout=_POLL_SECONDS)
-				return
 			except queue.Full:
 				continue
+			arrivals = self._arrivals[id(target)]
+			with arrivals:
+				arrivals.notify_all()
+			return
 
 	def _get(self, source: queue.Queue) -> Any:
 		while True:
@@ -142,6 +145,7 @@ class StagePipeline(Generic[Item]):
 	def _start_stage(self, stage_index: int) -> None:
 		stage = self.stages[stage_index]
 		inbox, outbox = self._queues[stage_index], self._queues[stage_index + 1]
+		arrivals = self._arrivals[id(inbox)]
 		workers = max(1, stage.workers)
 		statistics = self.statistics[stage_index]
 		# re-ordering state shared by the stage's workers
@@ -169,8 +173,9 @@ class StagePipeline(Generic[Item]):
 						# a helper takes work only when more is waiting than the first worker takes: a stage that keeps
 						# up on one thread stays on one (fewer threads contend for the cores), one that falls behind
 						# gets them all
-						while inbox.qsize() < 2 and not state['ended'] and not self._stopping():
-							time.sleep(_HELPER_POLL_SECONDS)
+						with arrivals:
+							while inbox.qsize() < 2 and not state['ended'] and not self._stopping():
+								arrivals.wait(_POLL_SECONDS)
 					entry = self._get(inbox)
 					if entry is _END:
 						state['ended'] = True
