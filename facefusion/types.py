@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -69,6 +69,8 @@ class Frame:
 	"""One video or image frame travelling through the pipeline."""
 	index: int
 	pixels: VisionFrame
+	# the tracker's per-frame cues (tracking/tracker.FrameCues) when a stage made them ahead of the analysis
+	cues: Optional[Any] = None
 
 
 @dataclass

@@ -36,8 +36,16 @@ def test_gpu_providers_keep_onnx_runtime_defaults() -> None:
 
 @pytest.mark.parametrize('cores', [1, 2, 16])
 def test_cpu_providers_decode_on_one_thread(cores: int) -> None:
-	"""The workers keep the cores busy on the CPU provider: ffmpeg's decoder gets one thread, not one per core."""
-	assert plan_threads(RunConfig(), cores=cores).decoder_threads == 1
+	"""The workers keep the cores busy on the CPU provider: ffmpeg's decoder gets one thread, not one per core, and
+	the tracker's cues stay on the analysis thread."""
+	plan = plan_threads(RunConfig(), cores=cores)
+	assert plan.decoder_threads == 1 and plan.cue_workers == 0
+
+
+@pytest.mark.parametrize('cores, thread_count, cue_workers', [(16, 4, 1), (16, 8, 1), (4, 4, 0), (3, 2, 0), (4, 2, 1)])
+def test_gpu_providers_make_the_tracker_cues_ahead_where_a_core_is_spare(cores: int, thread_count: int, cue_workers: int) -> None:
+	plan = plan_threads(RunConfig(execution_providers=['cuda'], execution_thread_count=thread_count), cores=cores)
+	assert plan.cue_workers == cue_workers
 
 
 def test_sessions_and_the_video_workers_follow_one_plan(tmp_path: Path) -> None:

@@ -63,6 +63,31 @@ def test_output_is_byte_identical_with_one_and_four_process_workers(standin_mode
 	assert len(changed) == 24 and min(changed) > 40
 
 
+def test_tracker_cues_made_ahead_give_the_same_output(standin_models_dir: Path, two_face_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+	"""Where the thread plan has a core for it (GPU providers), a stage of its own makes the tracker's stateless
+	per-frame cues ahead of the analysis: the output is the same, byte for byte, as when the analysis makes them."""
+	from facefusion.tracking import tracker as tracker_module
+	made: List[int] = []
+	real_frame_cues = tracker_module.frame_cues
+
+	def counted_frame_cues(*arguments: object) -> object:
+		made.append(1)
+		return real_frame_cues(*arguments)
+	monkeypatch.setattr(tracker_module, 'frame_cues', counted_frame_cues)
+	outputs = []
+	for cue_workers in (0, 1):
+		output = tmp_path / f'cues-{cue_workers}.mp4'
+		config = video_config(standin_models_dir, two_face_clip, output, '--face-swapper-weight', '0.8')
+		job = dataclasses.replace(plan_video_job(config, check_job_paths(config)), process_workers=2, cue_workers=cue_workers)
+		source_frames = [vision.read_image(path) for path in job.paths.source_paths]
+		with engine_for(config, None) as engine:
+			run_video_job(job, engine, source_frames)
+		outputs.append(output.read_bytes())
+		# the cue stage ran only when the job has a worker for it, once per frame
+		assert len(made) == 24 * cue_workers
+	assert outputs[0] == outputs[1]
+
+
 def read_frames(path: Path) -> List[np.ndarray]:
 	reader = VideoReader(str(path))
 	try:

@@ -53,6 +53,16 @@ class FlowResult:
 	error: float = 0.0
 
 
+def flow_image(frame: VisionFrame) -> Tuple[np.ndarray, float]:
+	"""The grey copy flow runs on, no larger than FLOW_MAX_SIDE, and its size relative to the frame. It depends on the
+	frame alone, so it can be made ahead of the tracker (tracker.frame_cues)."""
+	gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+	scale = min(1.0, FLOW_MAX_SIDE / float(max(gray.shape[:2])))
+	if scale < 1.0:
+		gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+	return gray, scale
+
+
 class FlowFollower:
 	"""Flow images, feature seeding and the per-frame flow of all tracks. ``scale`` is the flow image's size relative
 	to the frame, set by image() for the frame at hand; points are kept in frame pixels."""
@@ -64,11 +74,7 @@ class FlowFollower:
 
 	def image(self, frame: VisionFrame) -> np.ndarray:
 		"""The grey copy flow runs on, no larger than FLOW_MAX_SIDE."""
-		gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-		longest = max(gray.shape[:2])
-		self.scale = min(1.0, FLOW_MAX_SIDE / float(longest))
-		if self.scale < 1.0:
-			gray = cv2.resize(gray, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA)
+		gray, self.scale = flow_image(frame)
 		return gray
 
 	def follow(self, tracks: Sequence[Track], previous_gray: np.ndarray, gray: np.ndarray, frame_shape: Tuple[int, ...]) -> Dict[int, FlowResult]:

@@ -288,9 +288,10 @@ class SceneCutDetector:
 		self.previous = None
 		self.last_scores = (0.0, 0.0)
 
-	def update(self, frame: VisionFrame) -> bool:
-		"""True when frame starts a new shot; the first frame of a stream is not a cut (nothing came before)."""
-		current = frame_signature(frame)
+	def update(self, frame: VisionFrame, signature: Optional[FrameSignature] = None) -> bool:
+		"""True when frame starts a new shot; the first frame of a stream is not a cut (nothing came before). The
+		frame's signature may come ready (made ahead of the tracker)."""
+		current = signature if signature is not None else frame_signature(frame)
 		previous, self.previous = self.previous, current
 		if previous is None:
 			return False

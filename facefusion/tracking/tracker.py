@@ -22,6 +22,7 @@ never flows back.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
@@ -29,14 +30,28 @@ import numpy as np
 from facefusion.config import RunConfig
 from facefusion.face_analyser import FaceAnalyser
 from facefusion.face_selector import select_faces as select_faces_per_frame
-from facefusion.tracking.flow import FlowFollower, FlowResult
+from facefusion.tracking.flow import FlowFollower, FlowResult, flow_image
 from facefusion.tracking.identity import TrackIdentities
 from facefusion.tracking.keyframes import KeyframePolicy
 from facefusion.tracking.landmark_export import ExportedFace, ExportedFrame, LandmarkExporter
 from facefusion.tracking.matching import Prediction, associate, match_lost_tracks, overlaps_any, predict, recent_lost_tracks
-from facefusion.tracking.smoother import LandmarkSmoother, SceneCutDetector, face_scale
+from facefusion.tracking.smoother import FrameSignature, LandmarkSmoother, SceneCutDetector, face_scale, frame_signature
 from facefusion.tracking.track import TRACKER_KINDS, FrameReport, Track, TrackerOptions, TrackerStats, blend_box, blend_landmarks, copy_box, copy_landmarks, move_box, move_landmarks
 from facefusion.types import BoundingBox, Face, FaceLandmarkSet, FaceScoreSet, Matrix, VisionFrame
+
+
+@dataclass(frozen=True)
+class FrameCues:
+	"""What the tracker makes of a frame by itself, before any state comes in: its scene-cut signature and its flow
+	image. Being stateless, they can be made for the next frames while the tracker works on this one."""
+	signature: FrameSignature
+	gray: Optional[np.ndarray]
+	scale: float
+
+
+def frame_cues(frame: VisionFrame, options: TrackerOptions) -> FrameCues:
+	gray, scale = flow_image(frame) if options.uses_flow() else (None, 1.0)
+	return FrameCues(frame_signature(frame), gray, scale)
 
 
 class FaceTracker:
@@ -85,8 +100,9 @@ class FaceTracker:
 
 	# ------------------------------------------------------------ per frame
 
-	def process(self, frame_index: int, frame: VisionFrame) -> List[Face]:
-		"""The faces of this frame, each with its track token; frames must come in order."""
+	def process(self, frame_index: int, frame: VisionFrame, cues: Optional['FrameCues'] = None) -> List[Face]:
+		"""The faces of this frame, each with its track token; frames must come in order. cues: what frame_cues makes
+		of this frame, when it was made ahead (in a thread of its own); the result is the same either way."""
 		options = self.options
 		timestamp = frame_index / max(options.fps, 1e-6)
 		jumped = self.last_frame_index is not None and frame_index <= self.last_frame_index
@@ -94,8 +110,11 @@ class FaceTracker:
 			# frames out of order (a seek) or of another size: nothing can be carried across the jump
 			self.forget()
 		first = self.last_frame_index is None
-		scene_cut = self.cut_detector.update(frame)
-		gray = self.flow.image(frame) if options.uses_flow() else None
+		scene_cut = self.cut_detector.update(frame, cues.signature if cues is not None else None)
+		if cues is not None and cues.gray is not None and options.uses_flow():
+			gray, self.flow.scale = cues.gray, cues.scale
+		else:
+			gray = self.flow.image(frame) if options.uses_flow() else None
 		if scene_cut and not first:
 			self.stats.scene_cuts.append(frame_index)
 			# a new shot: nothing of the old one may carry over, not positions, not smoothing, not identities

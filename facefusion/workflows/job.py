@@ -47,6 +47,8 @@ class VideoJob:
 	process_workers: int = 1
 	# ffmpeg's decoding threads (0: ffmpeg's default), from the thread plan
 	decoder_threads: int = 0
+	# threads making the tracker's per-frame cues ahead of the analysis (0: the analysis makes them), from the plan
+	cue_workers: int = 0
 
 	@property
 	def frame_count(self) -> int:
@@ -159,7 +161,7 @@ def plan_video_job(config: RunConfig, paths: JobPaths, info: Optional['VideoInfo
 		routes = routes_future.result()
 	from facefusion.inference.thread_plan import plan_threads
 	thread_plan = plan_threads(config)
-	return VideoJob(config, paths, info, geometry, routes, trim_start, trim_end, thread_plan.process_workers, thread_plan.decoder_threads)
+	return VideoJob(config, paths, info, geometry, routes, trim_start, trim_end, thread_plan.process_workers, thread_plan.decoder_threads, thread_plan.cue_workers)
 
 
 def select_routes(config: RunConfig, paths: JobPaths) -> 'VideoRoutes':

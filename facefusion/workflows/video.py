@@ -387,10 +387,21 @@ class FrameSteps:
 	def __post_init__(self) -> None:
 		self.needs_embeddings = needs_target_embeddings(self.processors)
 
+	def make_cues(self, frames: List['Frame']) -> List['Frame']:
+		"""The tracker's stateless per-frame work for a window, ahead of the analysis (its own stage, when the thread
+		plan has a core for it)."""
+		from facefusion.tracking.tracker import frame_cues
+		if self.tracker is not None:
+			for frame in frames:
+				frame.cues = frame_cues(frame.pixels, self.tracker.options)
+		return frames
+
 	def analyse(self, frame: 'Frame') -> AnalysedFrame:
 		from facefusion import face_selector
 		if self.tracker is not None:
-			tracked = self.tracker.process(frame.index, frame.pixels)
+			tracked = self.tracker.process(frame.index, frame.pixels, frame.cues)
+			# the cues served their one frame: the flow image is not kept for the process stage
+			frame.cues = None
 			faces = self.tracker.select_faces(frame.pixels, tracked, self.reference_faces)
 			if faces and self.needs_embeddings:
 				self.tracker.provide_embeddings(frame.pixels, faces)
@@ -492,12 +503,15 @@ def process_video_in_memory(
 			yield window
 
 	monitor = create_quality_monitor(config)
+	# the tracker's stateless cues made ahead of the analysis, where the thread plan has a core for them
+	cue_stages = [Stage('cues', steps.make_cues, workers=job.cue_workers)] if job.cue_workers and steps.tracker is not None else []
 	if monitor is None:
-		stages = [Stage('analyse', steps.analyse_window), Stage('process', steps.process_window, workers=job.process_workers)]
+		stages = [*cue_stages, Stage('analyse', steps.analyse_window), Stage('process', steps.process_window, workers=job.process_workers)]
 	else:
 		from facefusion.quality.tap import QualityTap
 		# the monitor is a stage of its own behind the processors: it measures one window while the next is processed
 		stages = [
+			*cue_stages,
 			Stage('analyse', steps.analyse_window),
 			Stage('process', steps.process_window_for_monitor, workers=job.process_workers),
 			Stage('quality', QualityTap(monitor, steps.processors))
