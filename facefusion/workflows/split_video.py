@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Iterable, Iterator, List, Optional, Tuple
 
 from facefusion import logger
 from facefusion.config import RunConfig
@@ -71,9 +71,11 @@ def render_parts(job: VideoJob, parts: List[Part], backend: WorkerBackend) -> Li
 	# a part's failure is reported once the content check has answered: a refused target is told so first
 	failure: Optional[TaskResult] = None
 	checked = False
+	runs: Optional[Iterator[Tuple[int, TaskResult]]] = None
 	try:
 		with frame_progress(job.frame_count, 'processing') as progress:
-			for index, result in backend.run(tasks, on_frames=progress.update):
+			runs = backend.run(tasks, on_frames=progress.update)
+			for index, result in runs:
 				if tasks[index].kind == 'content':
 					checked = True
 					if not result.ok:
@@ -87,7 +89,14 @@ def render_parts(job: VideoJob, parts: List[Part], backend: WorkerBackend) -> Li
 				if failure is not None and checked:
 					raise_task_error(failure)
 	except BaseException:
+		if runs is not None:
+			# the busy workers stop (and clean up after themselves) before anything here is removed
+			runs.close()
 		remove_segment_files(outputs)
+		# a part a worker finished while the run was stopping was never handed over: its file carries the pid of a
+		# worker that is gone now
+		from facefusion.partial_files import remove_stale_partial_files
+		remove_stale_partial_files(Path(job.paths.output_path).parent)
 		raise
 	filled = sorted((output for output in outputs if output.frames), key=lambda output: output.start)
 	remove_segment_files(output for output in outputs if not output.frames)
