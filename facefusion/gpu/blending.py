@@ -309,14 +309,11 @@ def pyr_up(values: Array, shape: Tuple[int, int], reference: bool = False) -> Ar
 
 
 def times_mask(values: Array, mask: Array, reference: bool = False) -> Array:
-	"""values (H×W×C float32) times a one-channel mask (H×W float32), pixel by pixel. On the host through OpenCV with
-	the mask spread over the channels: the same float32 products as NumPy's broadcast, which walks the mask once per
-	channel and was most of the multi-band paste's time."""
+	"""values (H×W×C float32) times a one-channel mask (H×W float32), pixel by pixel; on the host through OpenCV
+	(kernels.times_mask_host, the same numbers: NumPy's broadcast was most of the multi-band paste's time)."""
 	if reference or is_device_array(values):
 		return values * mask[..., None]
-	import cv2
-	spread = cv2.merge([np.ascontiguousarray(mask, dtype=np.float32)] * int(values.shape[2]))
-	return cv2.multiply(np.ascontiguousarray(values, dtype=np.float32), spread).reshape(values.shape)
+	return kernels.times_mask_host(values, mask)
 
 
 def multi_band_delta(difference: Array, mask: Array, levels: int, reference: bool = False) -> Array:
