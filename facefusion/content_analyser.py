@@ -108,6 +108,9 @@ class VideoTally:
 		return bool(self.planned) and self.positives * 100 > VIDEO_RATE_LIMIT * (self.planned or 0)
 
 	def refused(self) -> bool:
+		if self.refused_early:
+			get_logger().debug('content analyser: video refused early, %d positive frames', self.positives)
+			return True
 		rate = self.positives / self.analysed * 100 if self.analysed else 0.0
 		get_logger().debug('content analyser: %d of %d sampled frames positive (%.1f %%)', self.positives, self.analysed, rate)
 		return rate > VIDEO_RATE_LIMIT
@@ -194,8 +197,7 @@ class ContentAnalyser:
 				tally.add(self.analyse_frames(pending))
 				pending = []
 				if tally.refused_early:
-					get_logger().debug('content analyser: video refused early, %d positive frames', tally.positives)
-					return True
+					return tally.refused()
 		if pending:
 			tally.add(self.analyse_frames(pending))
 		return tally.refused()
@@ -282,11 +284,7 @@ class StreamedVideoCheck:
 		self.thread.join()
 		if self.failure is not None:
 			raise self.failure
-		if self.tally.refused_early:
-			get_logger().debug('content analyser: video refused early, %d positive frames', self.tally.positives)
-			result = True
-		else:
-			result = self.tally.refused()
+		result = self.tally.refused()
 		self.analyser.video_results[self.key] = result
 		return result
 
