@@ -198,3 +198,17 @@ def test_ctrl_c_leaves_no_output(standin_models_dir: Path, data_dir: Path, tmp_p
 	assert process.returncode == 130, stderr
 	assert 'interrupted' in stderr
 	assert list(output_directory.iterdir()) == []
+
+
+def test_each_model_is_loaded_once_per_run(run_cli: CliRunner, standin_models_dir: Path, data_dir: Path, clip_with_audio: Path, tmp_path: Path) -> None:
+	# 150 frames at 25 fps: 6 content samples, so the check's last batch (2 of 4) is judged after the last frame; under
+	# the default strict memory strategy the sessions are released after the run, and that batch must not load the
+	# content models a second time
+	result = run_cli(
+		'headless-run', '-s', data_dir / 'biden.jpg', '-t', clip_with_audio, '-o', tmp_path / 'out.mp4', '--temp-path', tmp_path,
+		'--video-memory-strategy', 'strict', '--log-level', 'debug', *SWAP_ARGUMENTS, models_path=standin_models_dir
+	)
+	assert result.returncode == 0, result.stderr
+	loads = [line.split('session ', 1)[1].split(' on ', 1)[0] for line in (result.stdout + result.stderr).splitlines() if '] session ' in line and ' on [' in line]
+	assert {'nsfw_1', 'nsfw_2', 'nsfw_3', 'inswapper_128'} <= set(loads)
+	assert sorted(loads) == sorted(set(loads))

@@ -357,7 +357,9 @@ def release_for_next_segment(run: VideoRun) -> None:
 		processor.release()
 
 
-VIDEO_STEPS: Tuple[VideoStep, ...] = (prepare_and_check_content, process_frames, release, refuse_flagged_video, add_audio)
+# the streamed check's verdict comes before the sessions are released: its last batch is judged after the last frame,
+# and would load the content models again under the strict memory strategy
+VIDEO_STEPS: Tuple[VideoStep, ...] = (prepare_and_check_content, process_frames, refuse_flagged_video, release, add_audio)
 # a part of a split video (workflows/split_video.py): the driver checks the content once and adds the audio once
 SEGMENT_STEPS: Tuple[VideoStep, ...] = (prepare_processors, process_frames, release_for_next_segment)
 
