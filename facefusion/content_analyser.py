@@ -241,7 +241,10 @@ class StreamedVideoCheck:
 			return
 		from facefusion.gpu.device import to_host
 		self.pending.append(to_host(frame))
-		if len(self.pending) == VIDEO_BATCH_SIZE:
+		# the range's last sample goes at once: a part batch left for close() would be judged after the last frame,
+		# in the run's tail
+		last_sample = self.end is not None and frame_index + self.step >= self.end
+		if len(self.pending) == VIDEO_BATCH_SIZE or last_sample:
 			self.batches.put(self.pending)
 			self.pending = []
 

@@ -272,6 +272,23 @@ def test_streamed_check_knows_a_refusal_early(tmp_path: Path) -> None:
 	assert len(analyser.seen) == 4
 
 
+def test_streamed_check_judges_the_last_sample_before_the_stream_ends(tmp_path: Path) -> None:
+	"""The range's last sample is judged as soon as it is offered, not after the last frame: 6 samples in frames
+	[0, 60) at 10 fps (a batch of 4, then 2), the frames after frame 50 not yet offered and the check not closed."""
+	analyser = RecordingAnalyser(make_analyser(tmp_path / 'models', {model: 'safe' for model in MODEL_SIGNATURES}))
+	check = StreamedVideoCheck(analyser, tmp_path / 'clip.avi', 0, 60, 10)
+	for index in range(51):
+		check.offer(index, gray_frame(DARK + index))
+	deadline = time.monotonic() + 30
+	while check.tally.analysed < 6 and time.monotonic() < deadline:
+		time.sleep(0.01)
+	assert check.tally.analysed == 6 and not check.closed
+	for index in range(51, 60):
+		check.offer(index, gray_frame(DARK + index))
+	assert check.verdict() is False
+	assert len(analyser.seen) == 6
+
+
 class SlowAnalyser(RecordingAnalyser):
 	"""Models slower than the frames come, or models that fail: what the pipeline's side of a streamed check sees."""
 
