@@ -563,3 +563,22 @@ def test_flow_loses_the_track_at_an_undetected_cut(clip: MemoryClip, config: Run
 		np.testing.assert_allclose(face.landmark_set.five_68, track.raw_landmarks.five_68, atol=1e-4)
 		assert any(np.allclose(face.landmark_set.five_68, other.landmark_set.five_68, atol=1e-4) for other in detected)
 		assert track.identity.reference_match is None
+
+
+def test_plain_median_is_numpys_median_without_importing_numpy_ma() -> None:
+	import subprocess
+	import sys
+
+	from facefusion.tracking.flow import plain_median
+	generator = np.random.default_rng(7)
+	for count in (1, 2, 3, 4, 17, 64, 301):
+		for dtype in (np.float32, np.float64):
+			values = (generator.random(count) * 40).astype(dtype)
+			# ties as well: forward-backward errors of points that did not move are all zero
+			for each in (values, np.round(values), np.zeros(count, dtype)):
+				assert plain_median(each) == float(np.median(each))
+	assert np.isnan(plain_median(np.array([1.0, np.nan, 2.0], np.float32)))
+	# in a fresh interpreter: the tracker's modules and a median leave numpy.ma unimported, np.median imports it
+	probe = 'import sys, numpy as np; from facefusion.tracking import tracker, flow; flow.plain_median(np.arange(5.0)); print("numpy.ma" in sys.modules); np.median(np.arange(5.0)); print("numpy.ma" in sys.modules)'
+	result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, check=True, cwd=str(Path(__file__).resolve().parents[1]))
+	assert result.stdout.split() == ['False', 'True']

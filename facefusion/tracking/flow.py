@@ -53,6 +53,20 @@ class FlowResult:
 	error: float = 0.0
 
 
+def plain_median(values: np.ndarray) -> float:
+	"""np.median of a non-empty 1-D float array, the same number, without np.median's NaN test: that test imports
+	numpy.ma on first use, 10-50 ms holding the GIL on the analysis thread in the middle of a video."""
+	ordered = np.sort(values)
+	if np.isnan(ordered[-1]):
+		# NaN sorts last; np.median's answer is NaN then
+		return float('nan')
+	middle = len(ordered) // 2
+	if len(ordered) % 2:
+		return float(ordered[middle])
+	# the mean of the middle two in the array's own type, as np.median takes it
+	return float(ordered[middle - 1:middle + 1].mean())
+
+
 def flow_image(frame: VisionFrame) -> Tuple[np.ndarray, float]:
 	"""The grey copy flow runs on, no larger than FLOW_MAX_SIDE, and its size relative to the frame. It depends on the
 	frame alone, so it can be made ahead of the tracker (tracker.frame_cues)."""
@@ -109,7 +123,7 @@ class FlowFollower:
 		the face left the frame; 'flow-error': points were followed but too many disagree going back (the
 		forward-backward error is over the limit), i.e. the flow is not to be trusted on this frame."""
 		count = len(before)
-		median_error = float(np.median(error[followed])) if followed.any() else float('inf')
+		median_error = plain_median(error[followed]) if followed.any() else float('inf')
 		if followed.sum() < max(MIN_FLOW_POINTS, self.min_ratio * count):
 			return FlowResult(False, reason='track-lost', error=median_error)
 		good = followed & (error <= self.flow_error)
