@@ -10,7 +10,6 @@ between frames.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import platform
 
 # mallopt parameters (malloc.h)
@@ -27,7 +26,8 @@ def keep_freed_memory() -> bool:
 	if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc':
 		return False
 	try:
-		libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+		# the process's own symbols, libc's among them (find_library would start ldconfig)
+		libc = ctypes.CDLL(None)
 		mallopt = libc.mallopt
 	except (OSError, AttributeError):
 		return False
