@@ -29,13 +29,14 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Dict, List, Optional, Tuple
-
-import numpy as np
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from facefusion.errors import InputError
 from facefusion.logger import get_logger
 from facefusion.video import ffmpeg, isobmff
+
+if TYPE_CHECKING:
+	import numpy as np
 
 # frame rates that real footage uses: a measured rate within 0.2 % of one of these is taken to be it
 COMMON_FRAME_RATES: Tuple[Fraction, ...] = (
@@ -413,6 +414,8 @@ def scan_packets(path: str, video_index: int, audio_index: Optional[int]) -> Pac
 			audio_last_ticks = pts if audio_last_ticks is None else max(audio_last_ticks, pts)
 	process.wait()
 	collector.join()
+	# numpy only now: the probe starts before the engine's imports are done, and its first ffmpeg need not wait
+	import numpy as np
 	video_time_base = time_bases.get(0, Fraction(1, 1000))
 	audio_time_base = time_bases.get(1, Fraction(1, 1000))
 	return PacketScan(
@@ -554,6 +557,7 @@ def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
 		raise InputError('{} is truncated or corrupt: {} of about {} frames are readable ({})'.format(name, frame_count, header_frames, ffmpeg.summarize_error(scan.stderr)))
 	if damaged:
 		get_logger().warning('%s has damaged data (%s); it may show glitches', name, ffmpeg.summarize_error(scan.stderr))
+	import numpy as np
 	time_base = scan.video_time_base
 	frame_times = scan.video_pts.astype(np.float64) * float(time_base) - header.start_time
 	video_start = float(frame_times[0])

@@ -144,7 +144,7 @@ def check_job_paths(config: RunConfig) -> JobPaths:
 def plan_video_job(config: RunConfig, paths: JobPaths, info: Optional['VideoInfo'] = None) -> VideoJob:
 	"""Probe the target (unless its probe is given: a segment worker probes a target once for all its segments) and
 	decide sizes, rates, routes and the trim range; a range holding no frame is an error."""
-	from facefusion.video.io import plan_video_geometry, restrict_trim
+	# the probe before video.io: its first ffmpeg starts without waiting for numpy, which video.io loads
 	from facefusion.video.probe import probe_video
 
 	if paths.target_kind != 'video':
@@ -154,6 +154,7 @@ def plan_video_job(config: RunConfig, paths: JobPaths, info: Optional['VideoInfo
 	with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
 		routes_future = pool.submit(select_routes, config, paths)
 		info = info or probe_video(paths.target_path)
+		from facefusion.video.io import plan_video_geometry, restrict_trim
 		trim_start, trim_end = restrict_trim(info, config.trim_frame_start, config.trim_frame_end)
 		if trim_end <= trim_start:
 			raise InputError(f'the trim range {trim_start}..{trim_end} holds no frame of {paths.target_path} ({info.frame_count} frames)')
