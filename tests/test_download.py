@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from facefusion.errors import ModelUnavailableError
 from facefusion.logger import get_logger
-from facefusion.models import download, hashing, registry
+from facefusion.models import fetch, hashing, registry
 from facefusion.models.download import ensure_models, force_download, model_path
 from facefusion.models.registry import get_model
 
@@ -238,7 +238,7 @@ def test_interrupted_run_leaves_no_partial_under_the_final_name(hosted: Hosted, 
 	content = hosted.publish('ghost_1_256', floats=50000)
 	hosted.server.drop_after[hosted.url_path('ghost_1_256')] = 30000
 	# one try per URL: the drop ends this run, the .part waits for the next
-	monkeypatch.setattr(download, 'ATTEMPTS_PER_URL', 1)
+	monkeypatch.setattr(fetch, 'ATTEMPTS_PER_URL', 1)
 	with pytest.raises(ModelUnavailableError):
 		ensure_models(['ghost_1_256'], models_dir, ['github'], show_progress=False)
 	assert not (models_dir / 'ghost_1_256.onnx').exists()
