@@ -142,7 +142,7 @@ def model_times(cli_arguments: Sequence[str]) -> Optional[Dict[str, Any]]:
 	the CPU provider)."""
 	from facefusion.cli.program import build_config
 	from facefusion.config import RunConfig
-	from facefusion.inference.call_samples import isolated_times
+	from facefusion.inference.call_samples import isolated_times, measured_parallelism
 	from facefusion.inference.thread_plan import plan_threads, uses_gpu
 	try:
 		config = build_config(list(cli_arguments))
@@ -152,9 +152,12 @@ def model_times(cli_arguments: Sequence[str]) -> Optional[Dict[str, Any]]:
 		return None
 	plan = plan_threads(config)
 	timings = isolated_times(plan.intra_op_threads)
+	nominal = max(1, min(plan.process_workers, plan.cores // max(1, plan.intra_op_threads)))
 	return {
 		'plan': {'cores': plan.cores, 'process_workers': plan.process_workers, 'intra_op_threads': plan.intra_op_threads},
-		'calls': [vars(timing) for timing in timings]
+		'calls': [vars(timing) for timing in timings],
+		# the calls the machine really runs at once (nominal: cores // intra-op threads, at most the workers)
+		'parallelism': measured_parallelism(nominal, plan.intra_op_threads) if nominal > 1 else 1.0
 	}
 
 
@@ -373,15 +376,19 @@ def summarise(variants: Sequence[Variant], runs: Sequence[RunResult], frame_coun
 
 def model_floor(own: Sequence[RunResult], wall: float) -> Dict[str, Any]:
 	"""The swapper's per-item time in the run against isolated, and the model floor: the sum over every model
-	call of its isolated time, divided by the calls the machine really runs at once (cores // intra-op threads,
-	at most the workers); wall / floor is how close the run comes to doing nothing but model calls."""
+	call of its isolated time, divided by the calls the machine really runs at once (measured, and at most cores //
+	intra-op threads and the workers); wall / floor is how close the run comes to doing nothing but model calls."""
 	measured = [run.models for run in own if run.models]
 	if not measured:
 		return {'swap_run_ms': None, 'swap_isolated_ms': None, 'model_floor_s': None, 'floor_ratio': None}
 	models = measured[0]
 	plan = models['plan']
-	parallel = max(1, min(plan['process_workers'], plan['cores'] // max(1, plan['intra_op_threads'])))
-	floor = sum(call['items'] * call['isolated_seconds_per_item'] for call in models['calls']) / parallel
+	nominal = max(1, min(plan['process_workers'], plan['cores'] // max(1, plan['intra_op_threads'])))
+	# measured where the run recorded it; never above the nominal count (a noisy replay must not lower the floor)
+	parallel = min(float(models.get('parallelism') or nominal), float(nominal))
+	model_seconds = sum(call['items'] * call['isolated_seconds_per_item'] for call in models['calls'])
+	floor = model_seconds / parallel
+	cpu = statistics.median(run.cpu_s for run in own)
 	swap = [call for call in models['calls'] if call['stage'] == 'swap' and call['items']]
 	swap_main = max(swap, key=lambda call: call['items'] * call['isolated_seconds_per_item']) if swap else None
 	return {
@@ -390,6 +397,12 @@ def model_floor(own: Sequence[RunResult], wall: float) -> Dict[str, Any]:
 		'swap_isolated_ms': swap_main['isolated_seconds_per_item'] * 1000 if swap_main else None,
 		'model_floor_s': floor,
 		'floor_ratio': wall / floor if floor > 0 else None,
+		'parallelism': parallel,
+		# the CPU seconds the run spent outside its model calls (at their isolated cost), and how busy it kept the
+		# cores: with every core busy, the wall time cannot fall below (model + other CPU) / cores, however the work
+		# is ordered
+		'other_cpu_s': max(0.0, cpu - model_seconds * plan['intra_op_threads']),
+		'cores_busy': cpu / (wall * plan['cores']) if wall > 0 and plan.get('cores') else None,
 	}
 
 
@@ -425,10 +438,12 @@ def markdown_report(results: Dict[str, Any]) -> str:
 		lines += [
 			'',
 			'Cores used once: the swapper per item in the run against the same call alone (same intra-op threads), and the',
-			'wall time against the model floor (every model call at its isolated time, over the calls the machine runs at once):',
+			'wall time against the model floor (every model call at its isolated time, over the calls the machine really runs',
+			'at once: measured by replaying the heaviest call on every worker at the same time). The CPU the run spent outside',
+			'its model calls and how busy it kept the cores say what stands between the two:',
 			'',
-			'| variant | thread plan | swapper ms / item in run | isolated | run / isolated | model floor (s) | wall / floor |',
-			'|---|---|---:|---:|---:|---:|---:|',
+			'| variant | thread plan | swapper ms / item in run | isolated | run / isolated | calls at once | model floor (s) | wall / floor | other CPU (s) | cores busy |',
+			'|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
 		]
 		for summary in summaries:
 			plan = summary.get('plan') or {}
@@ -436,7 +451,8 @@ def markdown_report(results: Dict[str, Any]) -> str:
 			swap_ratio = summary['swap_run_ms'] / summary['swap_isolated_ms'] if summary.get('swap_run_ms') and summary.get('swap_isolated_ms') else None
 			lines.append(
 				f"| {summary['name']} | {plan_text} | {format_optional(summary.get('swap_run_ms'), '.1f')} | {format_optional(summary.get('swap_isolated_ms'), '.1f')} | "
-				f"{format_optional(swap_ratio, '.2f')} | {format_optional(summary.get('model_floor_s'), '.2f')} | {format_optional(summary.get('floor_ratio'), '.2f')} |"
+				f"{format_optional(swap_ratio, '.2f')} | {format_optional(summary.get('parallelism'), '.2f')} | {format_optional(summary.get('model_floor_s'), '.2f')} | "
+				f"{format_optional(summary.get('floor_ratio'), '.2f')} | {format_optional(summary.get('other_cpu_s'), '.1f')} | {format_optional(summary.get('cores_busy'), '.0%')} |"
 			)
 	stages = list(summaries[0]['stages'])
 	lines += [

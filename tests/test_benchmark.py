@@ -89,6 +89,11 @@ def test_bench_pipeline_writes_reports(standin_models_dir: Path, tmp_path: Path,
 		'--workflow-strategy', 'disk', '--temp-frame-format', 'png', '--face-swapper-batching', 'never', '--face-swapper-blend-mode', 'feather',
 		'--face-swapper-color-match', 'none'
 	]
+	# the model floor of the streaming variant: over the calls the machine really runs at once (at most the plan's)
+	optimized = results['variants'][1]
+	plan = optimized['plan']
+	assert 0 < optimized['parallelism'] <= max(1, min(plan['process_workers'], plan['cores'] // plan['intra_op_threads']))
+	assert optimized['model_floor_s'] > 0 and optimized['other_cpu_s'] >= 0 and 0 < optimized['cores_busy']
 	markdown = (out_directory / 'results.md').read_text(encoding='utf-8')
-	assert '| baseline |' in markdown and '| optimized |' in markdown and 'speed-up' in markdown
+	assert '| baseline |' in markdown and '| optimized |' in markdown and 'speed-up' in markdown and 'calls at once' in markdown
 	assert (out_directory / 'results.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from facefusion.config import RunConfig
-from facefusion.inference.call_samples import RECORDER, isolated_times
+from facefusion.inference.call_samples import RECORDER, isolated_times, measured_parallelism
 from facefusion.inference.manager import InferenceManager
 from facefusion.inference.thread_plan import plan_threads
 from facefusion.testing.standin_models import write_standin_models
@@ -73,9 +73,14 @@ def test_recorded_calls_replay_alone(tmp_path: Path) -> None:
 	finally:
 		RECORDER.enabled = False
 	timings = isolated_times(1, repeats=2)
+	# two one-thread calls at once: more than one call's worth of throughput on two cores, never more than two (the
+	# replay is timed, so the bound is loose; the stand-in is a few milliseconds a call)
+	parallelism = measured_parallelism(2, 1, repeats=4)
 	RECORDER.reset()
 	assert [(timing.name, timing.stage, timing.calls, timing.items) for timing in timings] == [('inswapper_128', 'swap', 3, 3)]
 	assert timings[0].isolated_seconds_per_item > 0 and timings[0].run_seconds_per_item > 0
+	assert parallelism is not None and 0.3 < parallelism < 2.6
+	assert measured_parallelism(2, 1) is None
 
 
 def test_an_image_engine_gives_each_session_every_core(tmp_path: Path) -> None:

@@ -89,3 +89,33 @@ def isolated_times(thread_count: int, repeats: int = 5, names: Optional[List[str
 		per_item = float(np.median(timings)) / max(1, calls.sample_items)
 		results.append(IsolatedTime(calls.name, calls.stage, calls.calls, calls.items, calls.seconds / max(1, calls.items), per_item))
 	return results
+
+
+def measured_parallelism(workers: int, thread_count: int, repeats: int = 8) -> Optional[float]:
+	"""How many of the heaviest recorded model's calls the machine really runs at once: its largest feed replayed
+	on `workers` sessions in as many threads at the same time, against one call alone (same intra-op threads). On
+	ideal cores this is `workers`; shared caches, memory bandwidth and a virtual machine's neighbours make it less.
+	None when nothing was recorded."""
+	candidates = [calls for calls in RECORDER.models.values() if calls.sample]
+	if not candidates or workers < 1:
+		return None
+	heaviest = max(candidates, key=lambda calls: calls.seconds)
+	sessions = [replay_session(heaviest.path, thread_count) for _ in range(workers)]
+	for session in sessions:
+		session.run(None, heaviest.sample)
+
+	def run_calls(session: onnxruntime.InferenceSession, count: int) -> None:
+		for _ in range(count):
+			session.run(None, heaviest.sample)
+
+	started = time.perf_counter()
+	run_calls(sessions[0], repeats)
+	alone = (time.perf_counter() - started) / repeats
+	threads = [threading.Thread(target=run_calls, args=(session, repeats)) for session in sessions]
+	started = time.perf_counter()
+	for thread in threads:
+		thread.start()
+	for thread in threads:
+		thread.join()
+	together = (time.perf_counter() - started) / repeats
+	return workers * alone / together if together > 0 else None
