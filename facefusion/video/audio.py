@@ -30,7 +30,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Tuple, Union
 
 from facefusion import choices
 from facefusion.errors import FaceFusionError, ProcessingError
@@ -39,6 +39,9 @@ from facefusion.video import audio_timing, encoders, ffmpeg, isobmff
 from facefusion.video.io import temporary_path
 from facefusion.video.probe import VideoInfo, probe_audio, read_header
 from facefusion.video.side_streams import MOV_EXTENSIONS, SideStreams, prepare_side_streams
+
+if TYPE_CHECKING:
+	from facefusion.video.audio_ahead import AudioAhead, EncodedAudio
 
 # a trimmed span that starts this far into the audio is reached with a coarse input seek first, landing this much
 # before the cut (decoding two hours of audio to keep the last minute costs seconds; the cut stays exact)
@@ -157,34 +160,82 @@ def build_mux_command(video_path: Union[str, Path], span: Union[AudioSpan, Seque
 	asetpts moves every sample by the same offset, so each keeps its place relative to the picture. audio_delay
 	undoes what the muxer gets wrong (audio_timing.muxed_audio_delay)."""
 	spans = [span] if isinstance(span, AudioSpan) else list(span)
-	arguments = ['-y']
-	video_delay = spans[0].video_delay if spans else 0.0
-	if video_delay > 0:
-		arguments += ['-itsoffset', '{:.6f}'.format(video_delay)]
-	arguments += ['-i', str(video_path)]
-	# times in the audio filters count from the audio input's seek point (0 without one)
-	origin = 0.0
-	if spans:
-		if spans[0].start > SEEK_AFTER_SECONDS:
-			origin = spans[0].start - SEEK_MARGIN_SECONDS
-			arguments += ['-ss', '{:.6f}'.format(origin)]
-		arguments += ['-i', spans[0].path]
+	arguments = ['-y'] + _video_input_arguments(video_path, spans)
+	audio_input, origin = _audio_input_arguments(spans)
+	arguments += audio_input
 	side_inputs, side_outputs = side.arguments(2 if spans else 1) if side is not None else ([], [])
 	arguments += side_inputs + ['-map', '0:v:0']
 	for each in spans:
 		arguments += ['-map', '1:{}'.format(each.stream_index)]
 	arguments += ['-c:v', 'copy']
 	if spans:
-		arguments += ['-c:a', encoder] + encoders.audio_encoder_arguments(encoder, quality, str(output_path))
+		arguments += _audio_encoding_arguments(spans, origin, output_path, encoder, quality, volume, audio_delay)
+	arguments += _title_arguments(spans, output_path) + side_outputs
+	arguments += encoders.container_arguments('', str(output_path))
+	arguments.append(str(output_path))
+	return arguments
+
+
+def build_audio_ahead_command(spans: Sequence[AudioSpan], output_path: Union[str, Path], encoder: str, quality: int, volume: int, audio_delay: float = 0.0) -> List[str]:
+	"""The audio of build_mux_command alone, encoded the same way into a file of the output's container, so that
+	the mux after the last frame only has to copy it (build_copy_mux_command)."""
+	audio_input, origin = _audio_input_arguments(spans)
+	arguments = ['-y'] + audio_input
+	for each in spans:
+		arguments += ['-map', '0:{}'.format(each.stream_index)]
+	arguments += _audio_encoding_arguments(spans, origin, output_path, encoder, quality, volume, audio_delay)
+	arguments.append(str(output_path))
+	return arguments
+
+
+def build_copy_mux_command(video_path: Union[str, Path], spans: Sequence[AudioSpan], audio_path: Union[str, Path], audio_start: float, output_path: Union[str, Path], side: Optional[SideStreams] = None) -> List[str]:
+	"""build_mux_command's output from audio encoded ahead (build_audio_ahead_command): both streams copied.
+
+	Without -copyts ffmpeg moves each input to start at zero; -itsoffset by the audio file's own start time (ffmpeg's
+	'start:') puts its packets back where the encode placed them, priming and a late start included, so the muxer
+	writes the same timestamps and edit lists as the mux that encodes."""
+	arguments = ['-y'] + _video_input_arguments(video_path, spans)
+	arguments += ['-itsoffset', '{:.6f}'.format(audio_start), '-i', str(audio_path)]
+	side_inputs, side_outputs = side.arguments(2) if side is not None else ([], [])
+	arguments += side_inputs + ['-map', '0:v:0', '-map', '1:a', '-c:v', 'copy', '-c:a', 'copy']
+	arguments += _title_arguments(spans, output_path) + side_outputs
+	arguments += encoders.container_arguments('', str(output_path))
+	arguments.append(str(output_path))
+	return arguments
+
+
+def _video_input_arguments(video_path: Union[str, Path], spans: Sequence[AudioSpan]) -> List[str]:
+	video_delay = spans[0].video_delay if spans else 0.0
+	arguments = ['-itsoffset', '{:.6f}'.format(video_delay)] if video_delay > 0 else []
+	return arguments + ['-i', str(video_path)]
+
+
+def _audio_input_arguments(spans: Sequence[AudioSpan]) -> Tuple[List[str], float]:
+	"""The audio input, and the time its filters count from: the input's seek point (0 without one)."""
+	if not spans:
+		return [], 0.0
+	origin = 0.0
+	arguments: List[str] = []
+	if spans[0].start > SEEK_AFTER_SECONDS:
+		origin = spans[0].start - SEEK_MARGIN_SECONDS
+		arguments += ['-ss', '{:.6f}'.format(origin)]
+	return arguments + ['-i', spans[0].path], origin
+
+
+def _audio_encoding_arguments(spans: Sequence[AudioSpan], origin: float, output_path: Union[str, Path], encoder: str, quality: int, volume: int, audio_delay: float) -> List[str]:
+	arguments = ['-c:a', encoder] + encoders.audio_encoder_arguments(encoder, quality, str(output_path))
 	keeps_offsets = encoders.keeps_stream_offsets(str(output_path))
 	for position, each in enumerate(spans):
 		audio_filters = _audio_filters(each, origin, keeps_offsets, audio_delay, volume)
 		arguments += ['-af' if len(spans) == 1 else '-filter:a:{}'.format(position), ','.join(audio_filters)]
+	return arguments
+
+
+def _title_arguments(spans: Sequence[AudioSpan], output_path: Union[str, Path]) -> List[str]:
+	arguments: List[str] = []
+	for position, each in enumerate(spans):
 		if each.title and os.path.splitext(str(output_path))[1].lower() in MOV_EXTENSIONS:
 			arguments += ['-metadata:s:a:{}'.format(position), 'handler_name={}'.format(each.title)]
-	arguments += side_outputs
-	arguments += encoders.container_arguments('', str(output_path))
-	arguments.append(str(output_path))
 	return arguments
 
 
@@ -210,26 +261,34 @@ def _audio_filters(span: AudioSpan, origin: float, keeps_offsets: bool, audio_de
 	return audio_filters
 
 
-def mux_audio(video_path: Union[str, Path], span: Union[AudioSpan, Sequence[AudioSpan]], output_path: Union[str, Path], encoder: Optional[str], quality: int, volume: int, side: Optional[SideStreams] = None) -> Optional[str]:
+def mux_audio(video_path: Union[str, Path], span: Union[AudioSpan, Sequence[AudioSpan]], output_path: Union[str, Path], encoder: Optional[str], quality: int, volume: int, side: Optional[SideStreams] = None, ahead: Optional['AudioAhead'] = None) -> Optional[str]:
 	"""Mux once per encoder to try (the requested one, then the container default); returns the encoder that
 	worked, or None after warning when the audio cannot go into the container. A write that fails (a full disk,
 	an I/O error) raises ProcessingError instead: a video without its audio is not a result to keep silently.
-	The output appears under output_path only on success."""
+	The output appears under output_path only on success.
+
+	ahead: these spans' audio encoded while the frames were processed (audio_ahead.py); when it is there, the
+	first mux only copies it, and a mux that fails that way is tried again encoding."""
 	spans = [span] if isinstance(span, AudioSpan) else list(span)
-	resolved = encoders.resolve_audio_encoder(encoder, str(output_path))
-	attempts = [resolved]
+	# the encoder was chosen (and any substitution warned about) when the audio was encoded ahead
+	resolved = ahead.encoder if ahead is not None else encoders.resolve_audio_encoder(encoder, str(output_path))
+	encoded = ahead.result(spans, resolved) if ahead is not None and spans else None
+	attempts: List[Tuple[str, Optional['EncodedAudio']]] = ([(resolved, encoded)] if encoded is not None else []) + [(resolved, None)]
 	fallback = encoders.default_audio_encoder(os.path.splitext(str(output_path))[1])
-	if fallback not in attempts and spans:
-		attempts.append(fallback)
+	if fallback != resolved and spans:
+		attempts.append((fallback, None))
 	reasons = []
 	# the checks after a mux are separate ffmpeg runs that need not wait for each other: the silent video's packet
 	# count runs alongside the mux, the output's header read alongside its packet count
 	with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
 		expected_count = pool.submit(_video_packet_count, Path(video_path))
-		for attempt in attempts:
+		for attempt, copied in attempts:
 			temp_path = temporary_path(output_path, 'audio')
 			try:
-				command = build_mux_command(video_path, spans, temp_path, attempt, quality, volume, audio_timing.muxed_audio_delay(attempt, str(output_path)) if spans else 0.0, side)
+				if copied is not None:
+					command = build_copy_mux_command(video_path, spans, copied.path, copied.start_time, temp_path, side)
+				else:
+					command = build_mux_command(video_path, spans, temp_path, attempt, quality, volume, audio_timing.muxed_audio_delay(attempt, str(output_path)) if spans else 0.0, side)
 				result = ffmpeg.run_ffmpeg(command, what='Adding audio', check=False)
 				_raise_on_write_error(result.stderr, output_path)
 				if result.returncode == 0:
@@ -239,10 +298,13 @@ def mux_audio(video_path: Union[str, Path], span: Union[AudioSpan, Sequence[Audi
 						_check_complete(found, expected_count.result(), temp_path, output_path)
 						_replace(temp_path, output_path)
 						return attempt
-				reasons.append('{}: {}'.format(attempt, ffmpeg.summarize_error(result.stderr, result.returncode)))
+				reasons.append('{}{}: {}'.format(attempt, ' (encoded ahead)' if copied is not None else '', ffmpeg.summarize_error(result.stderr, result.returncode)))
 			finally:
 				if temp_path.exists():
 					temp_path.unlink()
+				if copied is not None and copied.path.exists():
+					# used once, whatever came of it: a retry encodes from the target
+					copied.path.unlink()
 	if spans:
 		get_logger().warning('Restoring audio failed (%s); the output is written WITHOUT audio', '; '.join(reasons))
 	else:
@@ -294,7 +356,7 @@ def _has_audio_stream(path: Path) -> bool:
 		return False
 
 
-def finalize_output(video_path: Union[str, Path], output_path: Union[str, Path], duration: float, target: Optional[VideoInfo] = None, trim_start: int = 0, source_paths: Sequence[str] = (), encoder: Optional[str] = None, quality: int = 80, volume: int = 100, trim_end: Optional[int] = None, audio_streams: str = 'all') -> AudioOutcome:
+def finalize_output(video_path: Union[str, Path], output_path: Union[str, Path], duration: float, target: Optional[VideoInfo] = None, trim_start: int = 0, source_paths: Sequence[str] = (), encoder: Optional[str] = None, quality: int = 80, volume: int = 100, trim_end: Optional[int] = None, audio_streams: str = 'all', ahead: Optional['AudioAhead'] = None) -> AudioOutcome:
 	"""Give the encoded silent video (a temporary file, e.g. VideoWriter.close()) its audio, the target's subtitles,
 	chapters and tags, and move it to output_path. The silent file is consumed: after this call it is either the
 	output or gone.
@@ -303,7 +365,10 @@ def finalize_output(video_path: Union[str, Path], output_path: Union[str, Path],
 	[trim_start, trim_end) of target gets: all of the target's audio (every stream, or the first with
 	audio_streams 'first'), its offsets kept, when that is every frame; the audio under those frames otherwise; an
 	audio source from its start, cut to duration. A failed write raises ProcessingError and leaves nothing under
-	output_path; audio that cannot be encoded into the container leaves the video without it (status 'failed')."""
+	output_path; audio that cannot be encoded into the container leaves the video without it (status 'failed').
+
+	ahead: the target's audio encoded while the frames were processed (audio_ahead.start_audio_ahead); the mux
+	copies it when it holds the spans decided here."""
 	video_path, output_path = Path(ffmpeg.local_path(video_path)), Path(ffmpeg.local_path(output_path))
 	try:
 		spans: List[AudioSpan] = []
@@ -332,7 +397,7 @@ def finalize_output(video_path: Union[str, Path], output_path: Union[str, Path],
 		# the target's clock against the output's: its frame trim_start plays at the first span's video_delay
 		video_delay = spans[0].video_delay if status == 'restored' else 0.0
 		with _side_streams(target, output_path, trim_start, duration, whole, video_delay) as side:
-			used = mux_audio(video_path, spans, output_path, encoder, quality, volume, side)
+			used = mux_audio(video_path, spans, output_path, encoder, quality, volume, side, ahead if status == 'restored' else None)
 		if used is None:
 			_finish_silent(video_path, output_path, target, trim_start, duration, whole, 0.0)
 			return AudioOutcome(False, None, 'failed')

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 	from facefusion.tracking.track import FrameReport
 	from facefusion.tracking.tracker import FaceTracker
 	from facefusion.types import Face, Frame, VisionFrame
+	from facefusion.video.audio_ahead import AudioAhead
 	from facefusion.video.routes import FrameReader
 
 # frames whose faces share one swapper call when batching across frames
@@ -63,6 +64,8 @@ class VideoRun:
 	preparation: Optional['Preparation'] = None
 	# the decoder started right after the probe (run_video), used instead of opening another
 	reader: Optional['FrameReader'] = None
+	# the target's audio, encoded while the frames are processed where it can be known in advance
+	audio_ahead: Optional['AudioAhead'] = None
 
 
 VideoStep = Callable[[VideoRun], None]
@@ -185,6 +188,9 @@ def run_video_job(job: VideoJob, engine: Engine, source_frames: List['VisionFram
 		if run.content_check is not None:
 			# whatever failed: its thread must not be inside a model call when the interpreter exits
 			run.content_check.stop()
+		if run.audio_ahead is not None:
+			# unused when the run failed: its process stops and its file goes
+			run.audio_ahead.discard()
 	log_stage_timings()
 	return run.final_note
 
@@ -290,6 +296,17 @@ def prepare_processors(run: VideoRun) -> None:
 	run.processors = build_processors(job.config, run.engine, run.reference_faces, run.source_frames)
 
 
+def encode_audio_ahead(run: VideoRun) -> None:
+	"""The target's audio starts encoding beside the frames (audio_ahead.py), so the mux after the last frame
+	only copies it."""
+	from facefusion.video.audio_ahead import start_audio_ahead
+	job, config = run.job, run.job.config
+	run.audio_ahead = start_audio_ahead(
+		job.info, job.paths.output_path, job.trim_start, job.trim_end, config.source_paths, config.output_audio_encoder,
+		config.output_audio_quality, config.output_audio_volume, config.output_audio_streams
+	)
+
+
 def process_frames(run: VideoRun) -> None:
 	job = run.job
 	if job.config.workflow_strategy == 'disk':
@@ -327,10 +344,10 @@ def target_pixel_format(job: VideoJob) -> Optional[str]:
 
 def add_audio(run: VideoRun) -> None:
 	"""Audio from the target (or an audio source) onto the silent video, then the move into the final name."""
-	run.final_note = finish_with_audio(run.job, run.silent_path, run.duration)
+	run.final_note = finish_with_audio(run.job, run.silent_path, run.duration, run.audio_ahead)
 
 
-def finish_with_audio(job: VideoJob, silent_path: Optional[Path], duration: float) -> Optional[str]:
+def finish_with_audio(job: VideoJob, silent_path: Optional[Path], duration: float, ahead: Optional['AudioAhead'] = None) -> Optional[str]:
 	"""The silent video of the whole trim range (one encode, or the joined segments) with the target's audio, under
 	the output's final name; returns what the last line must add (the audio could not be kept), or None."""
 	from facefusion.video import audio
@@ -340,7 +357,7 @@ def finish_with_audio(job: VideoJob, silent_path: Optional[Path], duration: floa
 			silent_path, job.paths.output_path, duration, target=job.info, trim_start=job.trim_start, trim_end=job.trim_end,
 			source_paths=config.source_paths,
 			encoder=config.output_audio_encoder, quality=config.output_audio_quality, volume=config.output_audio_volume,
-			audio_streams=config.output_audio_streams
+			audio_streams=config.output_audio_streams, ahead=ahead
 		)
 		if outcome.status == 'failed':
 			return 'the output has NO audio (it could not be encoded into {})'.format(os.path.splitext(str(job.paths.output_path))[1])
@@ -359,7 +376,7 @@ def release_for_next_segment(run: VideoRun) -> None:
 
 # the streamed check's verdict comes before the sessions are released: its last batch is judged after the last frame,
 # and would load the content models again under the strict memory strategy
-VIDEO_STEPS: Tuple[VideoStep, ...] = (prepare_and_check_content, process_frames, refuse_flagged_video, release, add_audio)
+VIDEO_STEPS: Tuple[VideoStep, ...] = (prepare_and_check_content, encode_audio_ahead, process_frames, refuse_flagged_video, release, add_audio)
 # a part of a split video (workflows/split_video.py): the driver checks the content once and adds the audio once
 SEGMENT_STEPS: Tuple[VideoStep, ...] = (prepare_processors, process_frames, release_for_next_segment)
 
