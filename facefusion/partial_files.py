@@ -27,11 +27,11 @@ from typing import List, Optional, Union
 
 from facefusion.logger import get_logger
 
-PARTIAL_LABELS = ('partial', 'audio')
+PARTIAL_LABELS = ('partial', 'audio', 'audio-ahead')
 STALE_UNNAMED_SECONDS = 600.0
-_MEDIA_PATTERN = re.compile(r'^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.(?:partial|audio)(?:\.[^.]+)?$')
+_MEDIA_PATTERN = re.compile(r'^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.(?:partial|audio|audio-ahead)(?:\.[^.]+)?$')
 _IMAGE_PATTERN = re.compile(r'^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$')
-_UNNAMED_MEDIA_PATTERN = re.compile(r'^\..+\.[0-9a-f]{8}\.(?:partial|audio)(?:\.[^.]+)?$')
+_UNNAMED_MEDIA_PATTERN = re.compile(r'^\..+\.[0-9a-f]{8}\.(?:partial|audio|audio-ahead)(?:\.[^.]+)?$')
 # tempfile.mkdtemp's random part: 8 characters of [a-z0-9_]
 _TEMP_FOLDER_PATTERN = re.compile(r'^(?P<stem>.*)\.(?P<pid>\d+)\.(?P<random>[a-z0-9_]{8})$')
 # when this process started, as the clock of file modification times sees it

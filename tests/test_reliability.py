@@ -178,7 +178,7 @@ def test_signal_cleans_up_like_ctrl_c(standin_models_dir: Path, data_dir: Path, 
 	try:
 		if strategy == 'memory':
 			# frames are being encoded: the hidden partial output exists
-			wait_for(lambda: any(output_directory.iterdir()), 'the partial output')
+			wait_for(lambda: any(path.name.endswith('.partial.mp4') for path in output_directory.iterdir()), 'the partial output')
 		else:
 			# frames are on disk in this run's temp folder
 			wait_for(lambda: any(temp_path.glob('facefusion/*/00000002.png')), 'the temp frames')
@@ -205,12 +205,14 @@ def test_next_run_removes_what_a_killed_run_left(run_cli: CliRunner, standin_mod
 	output_directory.mkdir()
 	process = start_cli(['headless-run', '-s', data_dir / 'biden.jpg', '-t', long_clip, '-o', output_directory / 'long.mp4', *SWAP_ARGUMENTS], standin_models_dir, tmp_path)
 	try:
-		wait_for(lambda: any(output_directory.iterdir()), 'the partial output')
+		wait_for(lambda: any(path.name.endswith('.partial.mp4') for path in output_directory.iterdir()), 'the partial output')
 	finally:
 		os.killpg(process.pid, signal.SIGKILL)
 		process.communicate()
 	left = list(output_directory.iterdir())
-	assert len(left) == 1 and left[0].name.startswith(f'.long.{process.pid}.') and left[0].name.endswith('.partial.mp4')
+	# the partial video, and the audio being encoded beside it if it had started
+	assert all(path.name.startswith(f'.long.{process.pid}.') for path in left), left
+	assert sorted(path.name.rsplit('.', 2)[-2] for path in left) in (['partial'], ['audio-ahead', 'partial']), left
 	# beside it: an image write of a dead process, an old-style partial (no pid) untouched for an hour, and files
 	# that are not stale: this process's own partial, a fresh old-style one, an unrelated hidden file
 	gone = dead_pid()
@@ -222,7 +224,7 @@ def test_next_run_removes_what_a_killed_run_left(run_cli: CliRunner, standin_mod
 	os.utime(stale[1], (hour_ago, hour_ago))
 	result = run_cli('headless-run', '-s', data_dir / 'obama.jpg', '-t', data_dir / 'biden.jpg', '-o', output_directory / 'swapped.jpg', *SWAP_ARGUMENTS, models_path=standin_models_dir)
 	assert result.returncode == 0, result.stderr
-	assert 'removed 3 stale partial files' in result.stderr
+	assert 'removed {} stale partial files'.format(len(left) + 2) in result.stderr
 	assert sorted(path.name for path in output_directory.iterdir()) == sorted([path.name for path in kept] + ['swapped.jpg'])
 
 

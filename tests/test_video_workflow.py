@@ -189,10 +189,13 @@ def test_ctrl_c_leaves_no_output(standin_models_dir: Path, data_dir: Path, tmp_p
 		env=cli_environment(standin_models_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
 	)
 	# wait until frames are being written (the partial file appears), then interrupt as Ctrl-C would
+	def writing() -> bool:
+		return any(path.name.endswith('.partial.mp4') for path in output_directory.iterdir())
+
 	deadline = time.time() + 60
-	while time.time() < deadline and not any(output_directory.iterdir()):
+	while time.time() < deadline and not writing():
 		time.sleep(0.1)
-	assert any(output_directory.iterdir()), 'the run never started writing'
+	assert writing(), 'the run never started writing'
 	process.send_signal(signal.SIGINT)
 	_, stderr = process.communicate(timeout=60)
 	assert process.returncode == 130, stderr
