@@ -16,33 +16,18 @@ Differences from 3.5.0, on purpose:
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple
 
 from facefusion.errors import FaceFusionError, ModelUnavailableError
 from facefusion.logger import get_logger
 from facefusion.models import hashing
+from facefusion.models.layout import PathLike, hash_path, model_path
 from facefusion.models.registry import ModelSpec, get_model, models_for_scope
-
-PathLike = Union[str, 'os.PathLike[str]']
 
 # seconds for connecting and for each read; long enough for a slow CDN, short enough that offline fails fast
 TIMEOUT_SECONDS = 10.0
-PART_SUFFIX = '.part'
-
-
-def model_path(models_path: PathLike, spec: ModelSpec) -> Path:
-	return Path(models_path) / spec.file_name
-
-
-def hash_path(models_path: PathLike, spec: ModelSpec) -> Path:
-	return Path(models_path) / spec.hash_file_name
-
-
-def part_path(path: Path) -> Path:
-	return path.with_name(path.name + PART_SUFFIX)
 
 
 def _missing_files(spec: ModelSpec, folder: Path) -> List[str]:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from facefusion import metadata
 from facefusion.logger import get_logger
 from facefusion.models import hashing
-from facefusion.models.download import PART_SUFFIX, hash_path, model_path, part_path
+from facefusion.models.layout import PART_SUFFIX, hash_path, model_path, part_path
 from facefusion.models.registry import ModelSpec, download_urls
 
 CHUNK_SIZE = 1 << 16

@@ -30,7 +30,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Protocol, Sequence, Tuple, Union
 
 from facefusion import choices
 from facefusion.errors import FaceFusionError, ProcessingError
@@ -39,9 +39,6 @@ from facefusion.video import audio_timing, encoders, ffmpeg, isobmff
 from facefusion.video.io import temporary_path
 from facefusion.video.probe import VideoInfo, probe_audio, read_header
 from facefusion.video.side_streams import MOV_EXTENSIONS, SideStreams, prepare_side_streams
-
-if TYPE_CHECKING:
-	from facefusion.video.audio_ahead import AudioAhead, EncodedAudio
 
 # a trimmed span that starts this far into the audio is reached with a coarse input seek first, landing this much
 # before the cut (decoding two hours of audio to keep the last minute costs seconds; the cut stays exact)
@@ -84,6 +81,24 @@ class AudioOutcome:
 	encoder: Optional[str]
 	# 'restored', 'replaced', 'no-audio' (nothing to restore), 'muted' (volume 0) or 'failed'
 	status: str
+
+
+@dataclass(frozen=True)
+class EncodedAudio:
+	"""Audio encoded ahead of the mux (audio_ahead.py): its file, the encoder, the spans it holds, and where ffmpeg
+	says it starts."""
+	path: Path
+	encoder: str
+	spans: Tuple[AudioSpan, ...]
+	start_time: float
+
+
+class AudioEncodedAhead(Protocol):
+	"""What the mux asks of audio encoded while the frames were processed (audio_ahead.AudioAhead)."""
+	encoder: str
+
+	def result(self, spans: Sequence[AudioSpan], encoder: str) -> Optional[EncodedAudio]:
+		...
 
 
 def find_audio_source(source_paths: Sequence[str]) -> Optional[str]:
@@ -261,7 +276,7 @@ def _audio_filters(span: AudioSpan, origin: float, keeps_offsets: bool, audio_de
 	return audio_filters
 
 
-def mux_audio(video_path: Union[str, Path], span: Union[AudioSpan, Sequence[AudioSpan]], output_path: Union[str, Path], encoder: Optional[str], quality: int, volume: int, side: Optional[SideStreams] = None, ahead: Optional['AudioAhead'] = None) -> Optional[str]:
+def mux_audio(video_path: Union[str, Path], span: Union[AudioSpan, Sequence[AudioSpan]], output_path: Union[str, Path], encoder: Optional[str], quality: int, volume: int, side: Optional[SideStreams] = None, ahead: Optional[AudioEncodedAhead] = None) -> Optional[str]:
 	"""Mux once per encoder to try (the requested one, then the container default); returns the encoder that
 	worked, or None after warning when the audio cannot go into the container. A write that fails (a full disk,
 	an I/O error) raises ProcessingError instead: a video without its audio is not a result to keep silently.
@@ -273,7 +288,7 @@ def mux_audio(video_path: Union[str, Path], span: Union[AudioSpan, Sequence[Audi
 	# the encoder was chosen (and any substitution warned about) when the audio was encoded ahead
 	resolved = ahead.encoder if ahead is not None else encoders.resolve_audio_encoder(encoder, str(output_path))
 	encoded = ahead.result(spans, resolved) if ahead is not None and spans else None
-	attempts: List[Tuple[str, Optional['EncodedAudio']]] = ([(resolved, encoded)] if encoded is not None else []) + [(resolved, None)]
+	attempts: List[Tuple[str, Optional[EncodedAudio]]] = ([(resolved, encoded)] if encoded is not None else []) + [(resolved, None)]
 	fallback = encoders.default_audio_encoder(os.path.splitext(str(output_path))[1])
 	if fallback != resolved and spans:
 		attempts.append((fallback, None))
@@ -356,7 +371,7 @@ def _has_audio_stream(path: Path) -> bool:
 		return False
 
 
-def finalize_output(video_path: Union[str, Path], output_path: Union[str, Path], duration: float, target: Optional[VideoInfo] = None, trim_start: int = 0, source_paths: Sequence[str] = (), encoder: Optional[str] = None, quality: int = 80, volume: int = 100, trim_end: Optional[int] = None, audio_streams: str = 'all', ahead: Optional['AudioAhead'] = None) -> AudioOutcome:
+def finalize_output(video_path: Union[str, Path], output_path: Union[str, Path], duration: float, target: Optional[VideoInfo] = None, trim_start: int = 0, source_paths: Sequence[str] = (), encoder: Optional[str] = None, quality: int = 80, volume: int = 100, trim_end: Optional[int] = None, audio_streams: str = 'all', ahead: Optional[AudioEncodedAhead] = None) -> AudioOutcome:
 	"""Give the encoded silent video (a temporary file, e.g. VideoWriter.close()) its audio, the target's subtitles,
 	chapters and tags, and move it to output_path. The silent file is consumed: after this call it is either the
 	output or gone.

@@ -18,14 +18,13 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 from facefusion.errors import FaceFusionError
 from facefusion.logger import get_logger
 from facefusion.video import audio_timing, encoders, ffmpeg
-from facefusion.video.audio import AudioSpan, build_audio_ahead_command, find_audio_source, target_audio_spans
+from facefusion.video.audio import AudioSpan, EncodedAudio, build_audio_ahead_command, find_audio_source, target_audio_spans
 from facefusion.video.io import temporary_path
 from facefusion.video.probe import VideoInfo, read_header
 from facefusion.video.side_streams import MOV_EXTENSIONS
@@ -35,15 +34,6 @@ AHEAD_NICENESS = 10
 # the encoders whose audio a copy puts exactly where the encoding mux does, in MP4 and MOV, with ffmpeg 5.1 and 9.0
 # (opus is not among them: a copied opus track that starts after the first frame loses its pre-skip)
 AHEAD_ENCODERS = ('aac', 'libmp3lame')
-
-
-@dataclass(frozen=True)
-class EncodedAudio:
-	"""Audio encoded ahead: its file, the encoder, the spans it holds, and where ffmpeg says it starts."""
-	path: Path
-	encoder: str
-	spans: Tuple[AudioSpan, ...]
-	start_time: float
 
 
 def plan_audio_spans(target: VideoInfo, output_path: Union[str, Path], trim_start: int, trim_end: Optional[int], source_paths: Sequence[str], volume: int, audio_streams: str) -> List[AudioSpan]:
