@@ -151,3 +151,32 @@ def test_gpu_extra_pins_one_cuda_major() -> None:
 	assert len(runtime) == 1 and re.search(r'<\s*\d', runtime[0])
 	assert any(requirement.startswith('cupy-cuda13x') for requirement in extras['gpu-cuda13'])
 	assert not any(requirement.startswith('onnxruntime-gpu') for requirement in extras['gpu-cuda13'])
+
+
+def test_preloaded_sessions_load_once_beside_the_callers_own(tmp_path: Path, debug_records: List[logging.LogRecord]) -> None:
+	"""A preload creates its sessions in a thread while the caller creates others; a session asked for by both loads
+	once and is the same object; a model that cannot load is reported by the caller's own get(), not by the preload."""
+	import threading
+
+	from facefusion.errors import ModelUnavailableError
+	from facefusion.testing.standin_models import write_standin_models
+	write_standin_models(tmp_path, ['inswapper_128', 'arcface_w600k_r50', 'nsfw_1'])
+	manager = InferenceManager(RunConfig(models_path=str(tmp_path)))
+	manager.preload(['inswapper_128', 'nsfw_1', 'fan_68_5'])
+	# the caller's own models meanwhile, and the preloaded one asked for from two threads at once
+	asked = {}
+	askers = [threading.Thread(target=lambda index=index: asked.__setitem__(index, manager.get('inswapper_128'))) for index in range(2)]
+	for asker in askers:
+		asker.start()
+	recognizer = manager.get('arcface_w600k_r50')
+	for asker in askers:
+		asker.join()
+	manager.wait_preloads()
+	assert asked[0] is asked[1] is manager.get('inswapper_128') and recognizer is manager.get('arcface_w600k_r50')
+	loads = [record.getMessage().split()[1] for record in debug_records if record.getMessage().startswith('session ')]
+	assert sorted(loads) == ['arcface_w600k_r50', 'inswapper_128', 'nsfw_1']
+	assert any('preloading fan_68_5 failed' in record.getMessage() for record in debug_records)
+	with pytest.raises(ModelUnavailableError):
+		manager.get('fan_68_5')
+	manager.release()
+	assert manager.sessions == {}

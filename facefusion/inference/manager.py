@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 
 from facefusion.config import PROJECT_DIR, RunConfig
 from facefusion.errors import ModelUnavailableError
@@ -20,6 +20,10 @@ class InferenceManager:
 		self.config = config
 		self.sessions: Dict[str, ModelSession] = {}
 		self.lock = threading.Lock()
+		# one lock per model being created: different models load at the same time (ONNX Runtime releases the GIL
+		# while it reads and optimises a graph), a model asked for twice loads once
+		self.creating: Dict[str, threading.Lock] = {}
+		self.preloads: List[threading.Thread] = []
 		self.cache_dir = PROJECT_DIR / '.caches'
 		# workers × intra-op threads ≤ cores on the CPU provider (the video's process stage sizes its workers by the
 		# same plan)
@@ -33,13 +37,42 @@ class InferenceManager:
 	def get(self, model_name: str) -> ModelSession:
 		with self.lock:
 			model_session = self.sessions.get(model_name)
-			if model_session is None:
-				path = self.model_file(model_name)
-				if not path.is_file():
-					raise ModelUnavailableError('model file ' + str(path) + ' is missing')
-				model_session = self.create(model_name, path)
+			if model_session is not None:
+				return model_session
+			creating = self.creating.setdefault(model_name, threading.Lock())
+		with creating:
+			with self.lock:
+				model_session = self.sessions.get(model_name)
+			if model_session is not None:
+				return model_session
+			path = self.model_file(model_name)
+			if not path.is_file():
+				raise ModelUnavailableError('model file ' + str(path) + ' is missing')
+			model_session = self.create(model_name, path)
+			with self.lock:
 				self.sessions[model_name] = model_session
 			return model_session
+
+	def preload(self, model_names: Sequence[str]) -> None:
+		"""Create these sessions in a thread of their own, in order, while the caller goes on with others (a real
+		inswapper_128 is 554 MB: seconds of loading that the source face's analysis need not wait for). A model that
+		fails to load is left to the caller's own get(), which raises the error where it belongs."""
+		def load() -> None:
+			for name in model_names:
+				try:
+					self.get(name)
+				except Exception as exception:
+					get_logger().debug('preloading %s failed (%s): it is loaded when it is needed', name, exception)
+
+		thread = threading.Thread(target=load, name='session-preload', daemon=True)
+		self.preloads.append(thread)
+		thread.start()
+
+	def wait_preloads(self) -> None:
+		"""Every preload finished (none may still be inside ONNX Runtime when the sessions go or the process ends)."""
+		for thread in self.preloads:
+			thread.join()
+		self.preloads = []
 
 	@property
 	def device_id(self) -> str:
@@ -88,6 +121,7 @@ class InferenceManager:
 		return self.config.face_swapper_use_trt or self.config.face_enhancer_use_trt or any(name in ('cuda', 'tensorrt') for name in self.config.execution_providers)
 
 	def release(self, model_names: Optional[Iterable[str]] = None) -> None:
+		self.wait_preloads()
 		with self.lock:
 			names = list(self.sessions) if model_names is None else [name for name in model_names if name in self.sessions]
 			for name in names:

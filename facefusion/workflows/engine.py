@@ -123,6 +123,18 @@ def build_processors(config: RunConfig, engine: Engine, reference_faces: Sequenc
 	return processors
 
 
+def preload_video_sessions(config: RunConfig, engine: Engine, target_path: str) -> None:
+	"""Start loading, in a thread of its own, the sessions a video run needs after the source face: the processors'
+	models (the swapper is the largest file of a run), then the content check's unless its verdict for this target is
+	known already (a batch-run's repeat, the UI). The source face's own models load meanwhile on the caller's thread."""
+	from facefusion.content_analyser import ContentAnalyser
+	from facefusion.processors import registry
+	names = registry.required_models(config.processors, config)
+	if not any(key[0] == str(target_path) for key in engine.content_analyser.video_results):
+		names += ContentAnalyser.required_models(config)
+	engine.inference.preload(list(dict.fromkeys(names)))
+
+
 def release_processors(config: RunConfig, engine: Engine, processors: Sequence['Processor']) -> None:
 	"""After a target: the processors drop their per-run state and --video-memory-strategy decides which sessions
 	go (strict: all, moderate: the processors', tolerant: none); a batch-run loads what it needs again lazily."""
