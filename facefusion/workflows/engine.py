@@ -123,14 +123,15 @@ def build_processors(config: RunConfig, engine: Engine, reference_faces: Sequenc
 	return processors
 
 
-def preload_video_sessions(config: RunConfig, engine: Engine, target_path: str) -> None:
-	"""Start loading, in a thread of its own, the sessions a video run needs after the source face: the processors'
-	models (the swapper is the largest file of a run), then the content check's unless its verdict for this target is
-	known already (a batch-run's repeat, the UI). The source face's own models load meanwhile on the caller's thread."""
+def preload_sessions(config: RunConfig, engine: Engine, content_target: Optional[str] = None) -> None:
+	"""Start loading, in a thread of its own, the sessions a run needs after the source face: the processors' models
+	(the swapper is the largest file of a run), then, given content_target, the content check's unless its verdict for
+	that target is known already (a batch-run's repeat, the UI). The source face's own models (and an image's content
+	check) load meanwhile on the caller's thread."""
 	from facefusion.content_analyser import ContentAnalyser
 	from facefusion.processors import registry
 	names = registry.required_models(config.processors, config)
-	if not any(key[0] == str(target_path) for key in engine.content_analyser.video_results):
+	if content_target is not None and not any(key[0] == content_target for key in engine.content_analyser.video_results):
 		names += ContentAnalyser.required_models(config)
 	engine.inference.preload(list(dict.fromkeys(names)))
 

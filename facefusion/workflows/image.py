@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 from facefusion import logger
 from facefusion.config import RunConfig
 from facefusion.errors import InputError, ProcessingError
-from facefusion.workflows.engine import Engine, build_processors, engine_for, needs_target_embeddings, release_processors, select_reference_faces
+from facefusion.workflows.engine import Engine, build_processors, engine_for, needs_target_embeddings, preload_sessions, release_processors, select_reference_faces
 from facefusion.workflows.job import JobPaths
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ def run_image(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = Non
 	logger.get_logger().info(f'processing image {paths.target_path} -> {paths.output_path}')
 	# one model call at a time: each gets every core
 	with engine_for(config, engine, concurrent_calls=1) as run_engine:
+		# the processors' sessions load while the content check and the source face run here
+		preload_sessions(config, run_engine)
 		run = ImageRun(config, paths, run_engine, source_frames, target_frame, target_alpha, target_original)
 		for step in IMAGE_STEPS:
 			step(run)

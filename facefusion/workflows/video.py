@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Tuple
 from facefusion import logger
 from facefusion.config import RunConfig
 from facefusion.errors import FaceFusionError, ProcessingError
-from facefusion.workflows.engine import Engine, build_processors, engine_for, needs_target_embeddings, preload_video_sessions, release_processors, select_reference_faces
+from facefusion.workflows.engine import Engine, build_processors, engine_for, needs_target_embeddings, preload_sessions, release_processors, select_reference_faces
 from facefusion.workflows.image import CONTENT_REFUSED_MESSAGE
 from facefusion.workflows.job import JobPaths, VideoJob, plan_video_job
 
@@ -105,7 +105,7 @@ def run_video(config: RunConfig, paths: JobPaths, engine: Optional[Engine] = Non
 				planned.result()
 			with engine_for(config, engine) as run_engine:
 				if early:
-					preload_video_sessions(config, run_engine, str(paths.target_path))
+					preload_sessions(config, run_engine, content_target=str(paths.target_path))
 				preparation = prepare_early(config, run_engine, source_frames) if early else None
 				target = planned.result()
 				note = run_video_job(target.job, run_engine, source_frames, preparation, target.reader)
