@@ -48,6 +48,24 @@ def test_gpu_providers_make_the_tracker_cues_ahead_where_a_core_is_spare(cores: 
 	assert plan.cue_workers == cue_workers
 
 
+@pytest.mark.parametrize('providers, size, threads', [
+	(['cpu'], (640, 360), 1), (['cpu'], (1024, 576), 1), (['cpu'], (1280, 720), 0), (['cpu'], (1920, 1080), 0), (['cuda'], (640, 360), 0)
+])
+def test_small_frames_encode_on_one_thread_on_the_cpu_provider(providers: list, size: tuple, threads: int) -> None:
+	from facefusion.inference.thread_plan import encoder_threads
+	assert encoder_threads(plan_threads(RunConfig(execution_providers=providers), cores=2), *size) == threads
+
+
+def test_a_video_job_carries_the_encoder_threads_to_the_writer(tmp_path: Path) -> None:
+	"""Planned from the target: a 320x240 clip on the CPU provider is encoded by one thread."""
+	from facefusion.testing.synthetic_video import make_synthetic_video
+	from facefusion.workflows.job import JobPaths, plan_video_job
+	target = tmp_path / 'clip.mp4'
+	make_synthetic_video(target, frame_count=5, audio=False)
+	job = plan_video_job(RunConfig(target_path=str(target), output_path=str(tmp_path / 'out.mp4')), JobPaths((), str(target), 'video', str(tmp_path / 'out.mp4')))
+	assert job.encoder_threads == 1
+
+
 def test_sessions_and_the_video_workers_follow_one_plan(tmp_path: Path) -> None:
 	write_standin_models(tmp_path, ['inswapper_128', 'arcface_w600k_r50'])
 	config = RunConfig(models_path=str(tmp_path))

@@ -41,6 +41,21 @@ class ThreadPlan:
 		return str(self.process_workers) + ' process workers × ' + pool + ' intra-op threads on ' + str(self.cores) + ' cores, decoder threads ' + decoder + ', cue workers ' + str(self.cue_workers)
 
 
+# up to this many pixels a frame, one x264 thread outruns what CPU models deliver (about 170 fps at 640x360 on one of
+# these cores, veryfast, CRF 10) and its frame threads only contend with the workers: on 2 cores at 360p, one
+# encoder thread made the whole run 8 % faster and saved 0.5 CPU s of 8. At 1080p one thread (16 fps) falls behind
+# even a 2-core pipeline with nearly free models, so larger frames keep ffmpeg's default. x264's output does not
+# depend on its thread count.
+SINGLE_THREAD_ENCODE_PIXELS = 1024 * 576
+
+
+def encoder_threads(plan: ThreadPlan, width: int, height: int) -> int:
+	"""ffmpeg's encoder threads for frames of this size under this plan: 1 on the CPU provider up to
+	SINGLE_THREAD_ENCODE_PIXELS, else 0 (ffmpeg's default: on a GPU provider the encoder must keep up with the
+	device)."""
+	return 1 if plan.intra_op_threads > 0 and width * height <= SINGLE_THREAD_ENCODE_PIXELS else 0
+
+
 def available_cores() -> int:
 	"""The cores this process may run on: FACEFUSION_CORES when set (a cluster worker's share of its machine, which
 	Ray does not pin), else the affinity mask where the platform has one (a container's share)."""

@@ -49,6 +49,8 @@ class VideoJob:
 	decoder_threads: int = 0
 	# threads making the tracker's per-frame cues ahead of the analysis (0: the analysis makes them), from the plan
 	cue_workers: int = 0
+	# ffmpeg's encoding threads (0: ffmpeg's default), from the plan and the encoded frame size
+	encoder_threads: int = 0
 
 	@property
 	def frame_count(self) -> int:
@@ -160,9 +162,13 @@ def plan_video_job(config: RunConfig, paths: JobPaths, info: Optional['VideoInfo
 			raise InputError(f'the trim range {trim_start}..{trim_end} holds no frame of {paths.target_path} ({info.frame_count} frames)')
 		geometry = plan_video_geometry(info, config.output_video_scale, config.output_video_fps)
 		routes = routes_future.result()
-	from facefusion.inference.thread_plan import plan_threads
+	from facefusion.inference.thread_plan import encoder_threads, plan_threads
 	thread_plan = plan_threads(config)
-	return VideoJob(config, paths, info, geometry, routes, trim_start, trim_end, thread_plan.process_workers, thread_plan.decoder_threads, thread_plan.cue_workers)
+	encoded_width, encoded_height = geometry.output_size or geometry.frame_size
+	return VideoJob(
+		config, paths, info, geometry, routes, trim_start, trim_end, thread_plan.process_workers, thread_plan.decoder_threads, thread_plan.cue_workers,
+		encoder_threads(thread_plan, encoded_width, encoded_height)
+	)
 
 
 def select_routes(config: RunConfig, paths: JobPaths) -> 'VideoRoutes':

@@ -501,7 +501,7 @@ def process_video_in_memory(
 	writer = VideoWriter(
 		job.paths.output_path, geometry.frame_size[0], geometry.frame_size[1], geometry.frame_fps, job.routes.encoder.encoder,
 		config.output_video_quality, config.output_video_preset, geometry.output_size, job.color_matrix,
-		output_fps=geometry.output_fps, source_pix_fmt=target_pixel_format(job)
+		output_fps=geometry.output_fps, source_pix_fmt=target_pixel_format(job), threads=job.encoder_threads or None
 	)
 	window_size = frame_window_size(config, steps.engine)
 
