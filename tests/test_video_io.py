@@ -211,6 +211,27 @@ def test_writer_round_trip_keeps_frames_fps_and_duration(clip: Callable[[str], S
 	assert max(mean_difference(first.pixels, second.pixels) for first, second in zip(source, back)) < 2.5
 
 
+def test_one_encoder_thread_writes_the_same_frames(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
+	"""The thread plan's single encoding thread (small frames, CPU providers): x264's output does not depend on its
+	threads, so the frames decode bit for bit as the default writer's; the colour conversion's filter threads are
+	limited too (a global option, before the input)."""
+	info = probe_video(str(clip('basic.mp4').path))
+	source = list(VideoReader(info))
+	decoded = []
+	for threads in (None, 1):
+		output = tmp_path / 'threads-{}.mp4'.format(threads)
+		writer = VideoWriter(output, info.display_width, info.display_height, info.fps_fraction, color_matrix=info.effective_color_matrix(), threads=threads)
+		if threads:
+			command = writer._command
+			assert command.index('-filter_threads') < command.index('-i') and command[command.index('-threads') + 1] == '1'
+		with writer:
+			for frame in source:
+				writer.write_frame(frame)
+		decoded.append([frame.pixels for frame in VideoReader(str(output))])
+	assert len(decoded[0]) == len(decoded[1]) == 50
+	assert all(np.array_equal(first, second) for first, second in zip(*decoded))
+
+
 def test_trim_is_frame_exact(clip: Callable[[str], SyntheticClip]) -> None:
 	for name in ('basic.mp4', 'late_video.mp4', 'vfr.mp4'):
 		info = probe_video(str(clip(name).path))

@@ -412,7 +412,11 @@ class VideoWriter:
 		video_filter, self.encoded_size = build_encode_filter(self.width, self.height, self.encoder, output_size, color_matrix, output_fps, self.pixel_format)
 		if self.encoded_size != (self.width, self.height) and output_size is None:
 			get_logger().info('Encoding %dx%d as %dx%d: %s needs even sizes, the edge row / column is repeated', self.width, self.height, self.encoded_size[0], self.encoded_size[1], self.pixel_format)
-		command = ffmpeg.base_command() + ['-y', '-f', 'rawvideo', '-pix_fmt', 'bgr24', '-s', '{}x{}'.format(self.width, self.height), '-r', self.fps, '-i', 'pipe:0']
+		command = ffmpeg.base_command()
+		if threads:
+			# the colour conversion's slice threads too (a global option), not only the encoder's
+			command += ['-filter_threads', str(threads)]
+		command += ['-y', '-f', 'rawvideo', '-pix_fmt', 'bgr24', '-s', '{}x{}'.format(self.width, self.height), '-r', self.fps, '-i', 'pipe:0']
 		command += ['-map', '0:v:0', '-an', '-vf', video_filter]
 		if threads:
 			command += ['-threads', str(threads)]
