@@ -27,7 +27,7 @@ from facefusion.workflows.worker_tasks import SegmentOutput, TaskResult, WorkerB
 
 def run_video_split(config: RunConfig, paths: JobPaths, backend: WorkerBackend) -> int:
 	from facefusion import vision
-	from facefusion.workflows.video import finish_with_audio, log_video_success
+	from facefusion.workflows.video import finish_with_audio, log_video_success, start_job_audio_ahead
 
 	start_time = time.perf_counter()
 	job = plan_video_job(config, paths)
@@ -35,12 +35,19 @@ def run_video_split(config: RunConfig, paths: JobPaths, backend: WorkerBackend) 
 		vision.read_image(source_path)
 	parts = plan_video_parts(job, backend)
 	logger.get_logger().info(f'processing video {paths.target_path} -> {paths.output_path} ({job.frame_count} frames) in {len(parts)} parts on {backend.describe()}')
-	outputs = render_parts(job, parts, backend)
+	# the audio is encoded while the workers render the parts, so the mux after the join only copies it
+	ahead = start_job_audio_ahead(job)
 	try:
-		silent_path = join_segments(job, outputs)
+		outputs = render_parts(job, parts, backend)
+		try:
+			silent_path = join_segments(job, outputs)
+		finally:
+			remove_segment_files(outputs)
+		note = finish_with_audio(job, silent_path, sum(output.duration for output in outputs), ahead)
 	finally:
-		remove_segment_files(outputs)
-	log_video_success(start_time, finish_with_audio(job, silent_path, sum(output.duration for output in outputs)))
+		if ahead is not None:
+			ahead.discard()
+	log_video_success(start_time, note)
 	return 0
 
 

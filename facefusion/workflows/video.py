@@ -301,9 +301,13 @@ def prepare_processors(run: VideoRun) -> None:
 def encode_audio_ahead(run: VideoRun) -> None:
 	"""The target's audio starts encoding beside the frames (audio_ahead.py), so the mux after the last frame
 	only copies it."""
+	run.audio_ahead = start_job_audio_ahead(run.job)
+
+
+def start_job_audio_ahead(job: VideoJob) -> Optional['AudioAhead']:
 	from facefusion.video.audio_ahead import start_audio_ahead
-	job, config = run.job, run.job.config
-	run.audio_ahead = start_audio_ahead(
+	config = job.config
+	return start_audio_ahead(
 		job.info, job.paths.output_path, job.trim_start, job.trim_end, config.source_paths, config.output_audio_encoder,
 		config.output_audio_quality, config.output_audio_volume, config.output_audio_streams
 	)
