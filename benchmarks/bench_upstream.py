@@ -139,6 +139,9 @@ def timed(command: Sequence[str], cwd: Path, environment: Dict[str, str], log_pa
 		code = subprocess.run(list(command), cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT).returncode
 	wall = time.perf_counter() - started
 	after = resource.getrusage(resource.RUSAGE_CHILDREN)
+	if code != 0:
+		# the next repeat writes the same log: a failing run's is kept beside it
+		shutil.copyfile(log_path, log_path.with_name(log_path.stem + '.failed-' + time.strftime('%H%M%S') + '.log'))
 	return Timing(wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, code)
 
 
