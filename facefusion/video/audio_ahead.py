@@ -21,7 +21,6 @@ import threading
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from facefusion.errors import FaceFusionError
 from facefusion.logger import get_logger
 from facefusion.video import audio_timing, encoders, ffmpeg
 from facefusion.video.audio import AudioSpan, EncodedAudio, build_audio_ahead_command, find_audio_source, target_audio_spans
@@ -90,8 +89,9 @@ class AudioAhead:
 				self.failure = 'the encoded file holds {} audio streams, not {}'.format(len(header.of_kind('Audio')), len(self.spans))
 				return
 			self.encoded = EncodedAudio(self.path, self.encoder, self.spans, header.start_time)
-		except (OSError, FaceFusionError) as exception:
-			self.failure = str(getattr(exception, 'message', None) or exception)
+		except Exception as exception:
+			# whatever it is, the mux encodes the audio itself; this thread must not end in a traceback
+			self.failure = str(getattr(exception, 'message', None) or exception) or type(exception).__name__
 
 	def result(self, spans: Sequence[AudioSpan], encoder: str) -> Optional[EncodedAudio]:
 		"""The encoded audio, once the encode is done, if it holds these spans with this encoder; else None."""
