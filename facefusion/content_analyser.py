@@ -122,6 +122,10 @@ class ContentAnalyser:
 		# results per (video path, start, end, fps), as 3.5.0 caches them
 		self.video_results: Dict[Tuple[str, Optional[int], Optional[int], Optional[float]], bool] = {}
 
+	def knows_video(self, video_path: Union[str, Path]) -> bool:
+		"""Whether a verdict on some range of this video is remembered already (a batch-run's repeat, the UI)."""
+		return any(key[0] == str(video_path) for key in self.video_results)
+
 	@staticmethod
 	def required_models(config: RunConfig) -> List[str]:
 		"""All three classifiers, whatever the config: the safeguard cannot be switched off."""

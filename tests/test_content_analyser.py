@@ -249,6 +249,7 @@ def test_streamed_check_samples_and_judges_as_the_scan(tmp_path: Path, name: str
 	np.testing.assert_allclose(streaming.seen, scanning.seen, atol=2.5)
 	# the verdict is remembered as analyse_video's own
 	assert streaming.video_results[(str(clip_path), start, end, fps)] is expected
+	assert streaming.knows_video(clip_path) and not streaming.knows_video(tmp_path / 'other.avi')
 
 
 def test_streamed_check_knows_a_refusal_early(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from typing import List, Optional, Sequence, Union
 
 from facefusion.logger import get_logger
 from facefusion.video import audio_timing, encoders, ffmpeg
-from facefusion.video.audio import AudioSpan, EncodedAudio, build_audio_ahead_command, find_audio_source, target_audio_spans
+from facefusion.video.audio import AudioSpan, EncodedAudio, build_audio_ahead_command, covers_whole_video, find_audio_source, target_audio_spans
 from facefusion.video.io import temporary_path
 from facefusion.video.probe import VideoInfo, read_header
 from facefusion.video.side_streams import MOV_EXTENSIONS
@@ -42,9 +42,9 @@ def plan_audio_spans(target: VideoInfo, output_path: Union[str, Path], trim_star
 		return []
 	if os.path.splitext(str(output_path))[1].lower() not in MOV_EXTENSIONS:
 		return []
-	if trim_start > 0 or trim_end is None or trim_end < target.frame_count:
+	# finalize_output's own test of the whole target: then the spans do not depend on the duration
+	if trim_end is None or not covers_whole_video(target, trim_start, trim_end, 0.0) or not encoders.keeps_stream_offsets(str(output_path)):
 		return []
-	# the whole target: the spans do not depend on the duration (finalize_output decides 'whole' the same way)
 	spans = target_audio_spans(target, trim_start, 0.0, whole=True, streams=audio_streams)
 	return [span for span in spans if span.duration is None or span.duration > 0]
 

@@ -131,7 +131,7 @@ def preload_sessions(config: RunConfig, engine: Engine, content_target: Optional
 	from facefusion.content_analyser import ContentAnalyser
 	from facefusion.processors import registry
 	names = registry.required_models(config.processors, config)
-	if content_target is not None and not any(key[0] == content_target for key in engine.content_analyser.video_results):
+	if content_target is not None and not engine.content_analyser.knows_video(content_target):
 		names += ContentAnalyser.required_models(config)
 	engine.inference.preload(list(dict.fromkeys(names)))
 
