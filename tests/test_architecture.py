@@ -91,3 +91,37 @@ def test_layers_depend_one_way() -> None:
 			continue
 		assert not [target for target in targets if target.startswith(top)], module
 	assert not [target for target in graph['facefusion.gpu.array_ops'] if target.startswith('facefusion.processors')]
+
+
+def direct_process_starts(path: Path) -> List[str]:
+	"""The calls in a module that start a child process with subprocess itself (subprocess.Popen / run / call /
+	check_call / check_output), as 'line: name'."""
+	starts = ('Popen', 'run', 'call', 'check_call', 'check_output')
+	found = []
+	for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+		if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in starts:
+			owner = node.func.value
+			if isinstance(owner, ast.Name) and owner.id == 'subprocess':
+				found.append('{}: subprocess.{}'.format(node.lineno, node.func.attr))
+	return found
+
+
+def test_direct_process_start_finder_sees_one(tmp_path: Path) -> None:
+	module = tmp_path / 'module.py'
+	module.write_text('import subprocess\nsubprocess.run(["true"])\nprocess = subprocess.Popen(["true"])\n', encoding='utf-8')
+	assert direct_process_starts(module) == ['2: subprocess.run', '3: subprocess.Popen']
+
+
+def test_child_processes_start_through_child_process() -> None:
+	"""The engine starts its children through facefusion.child_process, which hands each a copy of the environment
+	(a child inheriting it can fail to start while another thread edits it). The test harnesses are single-threaded
+	scripts of their own and may call subprocess directly."""
+	offenders = {}
+	for path in PACKAGE_DIR.rglob('*.py'):
+		name = module_name(path)
+		if name == 'facefusion.child_process' or name.startswith('facefusion.testing'):
+			continue
+		starts = direct_process_starts(path)
+		if starts:
+			offenders[name] = starts
+	assert offenders == {}

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
+from facefusion import child_process
 from facefusion.config import PROJECT_DIR
 
 ENTRY_POINT = PROJECT_DIR / 'facefusion.py'
@@ -85,10 +86,10 @@ class JobRunner:
 				raise JobRefused('a job is already running; press Stop or wait for it to finish')
 			command = [sys.executable, str(ENTRY_POINT), 'headless-run', *arguments]
 			leader, follower = open_terminal()
-			environment = dict(self.environment or os.environ)
+			environment = dict(self.environment or child_process.environment_snapshot())
 			environment.setdefault('PYTHONIOENCODING', 'utf-8')
 			try:
-				self.process = subprocess.Popen(
+				self.process = child_process.popen(
 					command, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, cwd=self.cwd, env=environment,
 					start_new_session=True
 				)

@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
+from facefusion import child_process
 from facefusion.logger import get_logger
 from facefusion.video import audio_timing, encoders, ffmpeg
 from facefusion.video.audio import AudioSpan, EncodedAudio, build_audio_ahead_command, covers_whole_video, find_audio_source, target_audio_spans
@@ -78,7 +79,7 @@ class AudioAhead:
 				if self.stopped:
 					return
 				get_logger().debug('ffmpeg (audio ahead): %s', ' '.join(command[1:]))
-				self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+				self.process = child_process.popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 			lower_priority(self.process.pid)
 			_, stderr = self.process.communicate()
 			if self.process.returncode != 0:

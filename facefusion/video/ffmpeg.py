@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Deque, FrozenSet, List, Optional, Sequence
 
+from facefusion import child_process
 from facefusion.errors import FaceFusionError, ProcessingError
 from facefusion.logger import get_logger
 
@@ -146,7 +147,7 @@ def run_ffmpeg(arguments: Sequence[str], what: str, quiet: bool = True, timeout:
 	command += [str(argument) for argument in arguments]
 	get_logger().debug('ffmpeg: %s', ' '.join(command[1:]))
 	try:
-		completed = subprocess.run(command, input=input_bytes, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, stdin=None if input_bytes is not None else subprocess.DEVNULL)
+		completed = child_process.run(command, input=input_bytes, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, stdin=None if input_bytes is not None else subprocess.DEVNULL)
 	except subprocess.TimeoutExpired:
 		raise ProcessingError('{} failed: ffmpeg did not finish within {:.0f} s'.format(what, timeout))
 	except OSError as exception:

@@ -33,6 +33,7 @@ from typing import IO, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from facefusion import child_process
 from facefusion.errors import InputError, ProcessingError
 from facefusion.logger import get_logger
 from facefusion.partial_files import partial_media_name
@@ -186,7 +187,7 @@ class VideoReader:
 			command = self._command()
 			get_logger().debug('ffmpeg: %s', ' '.join(command[1:]))
 			try:
-				self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+				self._process = child_process.popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
 			except OSError as exception:
 				raise ProcessingError('Reading {} failed: ffmpeg could not be started ({})'.format(self.info.path, exception))
 			_grow_pipe(self._process.stdout)
@@ -436,7 +437,7 @@ class VideoWriter:
 		if self._process is None:
 			get_logger().debug('ffmpeg: %s', ' '.join(self._command[1:]))
 			try:
-				self._process = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0)
+				self._process = child_process.popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0)
 			except OSError as exception:
 				raise ProcessingError('Encoding {} failed: ffmpeg could not be started ({})'.format(self.output_path.name, exception))
 			_grow_pipe(self._process.stdin)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
+from facefusion import child_process
 from facefusion.errors import InputError
 from facefusion.logger import get_logger
 from facefusion.video import ffmpeg, isobmff
@@ -380,7 +381,7 @@ def scan_packets(path: str, video_index: int, audio_index: Optional[int]) -> Pac
 	if audio_index is not None:
 		arguments += ['-map', '0:{}'.format(audio_index)]
 	arguments += ['-c', 'copy', '-f', 'framecrc', '-']
-	process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+	process = child_process.popen(arguments, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 	collector = ffmpeg.StderrCollector(process.stderr)
 	time_bases: Dict[int, Fraction] = {}
 	video_pts = array.array('q')

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from facefusion import logger
+from facefusion import child_process, logger
 from facefusion.errors import ProcessingError
 from facefusion.workflows.worker_tasks import TaskResult, TaskRunner, WorkerTask
 
@@ -134,6 +134,8 @@ class DevicePool:
 			worker.connection.close()
 
 	def start_worker(self, device_id: str, cores: List[int]) -> DeviceWorker:
+		# a spawned worker inherits the environment as it is at that instant (see child_process)
+		child_process.settle_environment()
 		context = multiprocessing.get_context('spawn')
 		driver_end, worker_end = context.Pipe(duplex=True)
 		process = context.Process(target=device_worker_main, args=(device_id, cores, self.log_level, logger.warned_keys(), worker_end), name=f'facefusion-device-{device_id}', daemon=True)
