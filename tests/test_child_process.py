@@ -92,3 +92,21 @@ def test_the_callers_environment_is_passed_as_given() -> None:
 		del os.environ['FACEFUSION_TEST_ONLY_HERE']
 	assert given == ['given', 'None']
 	assert inherited == ['None', 'inherited']
+
+
+def test_settle_environment_finishes_the_environment_editing_imports() -> None:
+	"""In a fresh interpreter (where neither has loaded): afterwards both are loaded and the environment is as it
+	was before them, so a spawned worker inherits a settled one."""
+	code = (
+		"import os, sys\n"
+		"from facefusion import child_process\n"
+		"before = dict(os.environ)\n"
+		"loaded = [name for name in child_process.ENVIRONMENT_EDITING_MODULES if name in sys.modules]\n"
+		"child_process.settle_environment()\n"
+		"print(loaded, all(name in sys.modules for name in child_process.ENVIRONMENT_EDITING_MODULES), os.environ.get('OPENBLAS_MAIN_FREE'))\n"
+	)
+	environment = child_process.environment_snapshot()
+	environment.pop('OPENBLAS_MAIN_FREE', None)
+	environment['PYTHONPATH'] = str(Path(__file__).resolve().parents[1])
+	output = child_process.run([sys.executable, '-c', code], env=environment, stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
+	assert output == '[] True None'

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from facefusion import logger
+from facefusion import child_process, logger
 from facefusion.config import RunConfig
 from facefusion.errors import InputError, ProcessingError
 from facefusion.workflows.worker_tasks import SegmentOutput, TaskResult, WorkerTask
@@ -99,6 +99,8 @@ def connect_backend(config: RunConfig) -> 'RayBackend':
 		node_ip = os.environ.get('FACEFUSION_RAY_NODE_IP')
 		if node_ip:
 			options['_node_ip_address'] = node_ip
+	# Ray starts processes of its own that inherit the environment as it is then (see child_process)
+	child_process.settle_environment()
 	for attempt in range(1, CLIENT_CONNECT_ATTEMPTS + 1):
 		try:
 			ray.init(**options)
