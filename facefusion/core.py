@@ -77,6 +77,13 @@ def cli(argv: Optional[Sequence[str]] = None) -> int:
 		report(INTERRUPTED_MESSAGE)
 		return EXIT_INTERRUPTED
 	except Exception as exception:
+		interrupt = interrupts.interrupt_behind(exception)
+		if isinstance(interrupt, interrupts.SignalInterrupt):
+			report(interrupt.message)
+			return interrupt.exit_code
+		if interrupt is not None:
+			report(INTERRUPTED_MESSAGE)
+			return EXIT_INTERRUPTED
 		if config is not None and config.log_level == 'debug':
 			traceback.print_exc()
 		report(f'unexpected error: {type(exception).__name__}: {exception} (run with --log-level debug for details)')

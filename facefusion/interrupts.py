@@ -1,12 +1,26 @@
 """SIGTERM and SIGHUP handled like Ctrl-C: they raise a KeyboardInterrupt subclass in the main thread, so every
 cleanup path Ctrl-C takes runs (partial outputs and temp frames removed, ffmpeg children stopped), and the command
-exits with 128 + the signal number and one line."""
+exits with 128 + the signal number and one line.
+
+A signal is never raised inside the import machinery: an exception raised in importlib's own code between taking
+and releasing a lock (the global import lock, a module's lock) leaks it, and the next import on any thread waits
+forever; the run then hung instead of stopping (SIGTERM in the first tenth of a second, about one
+run in forty). Such a signal is delivered again a moment later, once the lock is free. Ctrl-C gets the same
+handler (raising KeyboardInterrupt, as Python's own does) unless the process was started with SIGINT ignored.
+"""
 from __future__ import annotations
 
+import _imp
+import os
 import signal
+import threading
 from types import FrameType
 from typing import Dict, Optional
 
+# how long a signal that came while the import lock was held waits before it is delivered again
+REDELIVERY_SECONDS = 0.01
+# where importlib's own code runs (the frozen bootstrap modules)
+IMPORT_MACHINERY = ('<frozen importlib._bootstrap>', '<frozen importlib._bootstrap_external>')
 # what SIGTERM (kill, a service manager, a job scheduler) and SIGHUP (the terminal closed) are reported as
 SIGNAL_MESSAGES: Dict[str, str] = {
 	'SIGTERM': 'terminated (SIGTERM); no partial output was written',
@@ -38,9 +52,35 @@ def install_signal_handlers() -> None:
 		signum = getattr(signal, name, None)
 		if signum is not None:
 			signal.signal(signum, raise_signal_interrupt)
+	# an ignored SIGINT (nohup, a device worker whose driver decides) stays ignored
+	if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+		signal.signal(signal.SIGINT, raise_keyboard_interrupt)
+
+
+def inside_import_machinery(frame: Optional[FrameType]) -> bool:
+	"""Whether the main thread was stopped in importlib's own code (its lock bookkeeping), or some thread holds the
+	global import lock. The code of a module being imported is not that: an interrupt there fails the import
+	cleanly."""
+	return _imp.lock_held() or (frame is not None and frame.f_code.co_filename in IMPORT_MACHINERY)
+
+
+def deliver_again_later(signum: int) -> None:
+	timer = threading.Timer(REDELIVERY_SECONDS, os.kill, (os.getpid(), signum))
+	timer.daemon = True
+	timer.start()
+
+
+def raise_keyboard_interrupt(signum: int, frame: Optional[FrameType]) -> None:
+	if inside_import_machinery(frame):
+		deliver_again_later(signum)
+		return
+	raise KeyboardInterrupt
 
 
 def raise_signal_interrupt(signum: int, frame: Optional[FrameType]) -> None:
+	if inside_import_machinery(frame):
+		deliver_again_later(signum)
+		return
 	# a second TERM / HUP must not cut the cleanup short (SIGKILL still ends the process); a handler that does
 	# nothing rather than SIG_IGN, which a child started during the cleanup would inherit
 	for name in SIGNAL_MESSAGES:
@@ -52,3 +92,16 @@ def raise_signal_interrupt(signum: int, frame: Optional[FrameType]) -> None:
 
 def ignore_signal(signum: int, frame: Optional[FrameType]) -> None:
 	pass
+
+
+def interrupt_behind(error: BaseException) -> Optional[KeyboardInterrupt]:
+	"""The Ctrl-C / SIGTERM that caused error, if any: an extension module whose initialisation was interrupted
+	reports ImportError('initialization failed') with the interrupt as its cause."""
+	seen = set()
+	cause: Optional[BaseException] = error
+	while cause is not None and id(cause) not in seen:
+		if isinstance(cause, KeyboardInterrupt):
+			return cause
+		seen.add(id(cause))
+		cause = cause.__cause__ or cause.__context__
+	return None
