@@ -25,8 +25,6 @@ from facefusion.errors import FaceFusionError
 if TYPE_CHECKING:
 	from facefusion.workflows.engine import Engine
 
-INTERRUPTED_MESSAGE = 'interrupted by the user; no partial output was written'
-EXIT_INTERRUPTED = 130
 
 
 
@@ -70,20 +68,12 @@ def cli(argv: Optional[Sequence[str]] = None) -> int:
 	except FaceFusionError as error:
 		report(error.message)
 		return error.exit_code
-	except interrupts.SignalInterrupt as interrupt:
-		report(interrupt.message)
-		return interrupt.exit_code
-	except KeyboardInterrupt:
-		report(INTERRUPTED_MESSAGE)
-		return EXIT_INTERRUPTED
+	except KeyboardInterrupt as interrupt:
+		return report_interrupt(interrupt)
 	except Exception as exception:
 		interrupt = interrupts.interrupt_behind(exception)
-		if isinstance(interrupt, interrupts.SignalInterrupt):
-			report(interrupt.message)
-			return interrupt.exit_code
 		if interrupt is not None:
-			report(INTERRUPTED_MESSAGE)
-			return EXIT_INTERRUPTED
+			return report_interrupt(interrupt)
 		if config is not None and config.log_level == 'debug':
 			traceback.print_exc()
 		report(f'unexpected error: {type(exception).__name__}: {exception} (run with --log-level debug for details)')
@@ -97,6 +87,12 @@ def exit_code_of(request: SystemExit) -> int:
 		return request.code
 	print(request.code, file=sys.stderr)
 	return 1
+
+
+def report_interrupt(interrupt: KeyboardInterrupt) -> int:
+	message, exit_code = interrupts.outcome(interrupt)
+	report(message)
+	return exit_code
 
 
 def report(message: str) -> None:

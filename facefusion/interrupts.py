@@ -15,12 +15,15 @@ import os
 import signal
 import threading
 from types import FrameType
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 # how long a signal that came while the import lock was held waits before it is delivered again
 REDELIVERY_SECONDS = 0.01
 # where importlib's own code runs (the frozen bootstrap modules)
 IMPORT_MACHINERY = ('<frozen importlib._bootstrap>', '<frozen importlib._bootstrap_external>')
+# Ctrl-C's line and exit code (128 + SIGINT)
+INTERRUPTED_MESSAGE = 'interrupted by the user; no partial output was written'
+EXIT_INTERRUPTED = 130
 # what SIGTERM (kill, a service manager, a job scheduler) and SIGHUP (the terminal closed) are reported as
 SIGNAL_MESSAGES: Dict[str, str] = {
 	'SIGTERM': 'terminated (SIGTERM); no partial output was written',
@@ -105,3 +108,10 @@ def interrupt_behind(error: BaseException) -> Optional[KeyboardInterrupt]:
 		seen.add(id(cause))
 		cause = cause.__cause__ or cause.__context__
 	return None
+
+
+def outcome(interrupt: KeyboardInterrupt) -> Tuple[str, int]:
+	"""The line a stopped command reports, and its exit code."""
+	if isinstance(interrupt, SignalInterrupt):
+		return interrupt.message, interrupt.exit_code
+	return INTERRUPTED_MESSAGE, EXIT_INTERRUPTED

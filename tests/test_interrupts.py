@@ -13,7 +13,7 @@ from facefusion import child_process, core, interrupts
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
-HELD_LOCK_SCRIPT = '''
+HELD_LOCK_SCRIPT = """
 import _imp, os, signal, sys, time
 from facefusion import interrupts
 interrupts.install_signal_handlers()
@@ -31,7 +31,7 @@ try:
 	print('never raised', flush=True)
 except KeyboardInterrupt as interrupt:
 	print('raised after release', type(interrupt).__name__, flush=True)
-'''
+"""
 
 
 def run_script(code: str, *arguments: str) -> subprocess.CompletedProcess:
@@ -85,3 +85,32 @@ def test_cli_reports_an_interrupted_import_as_the_interrupt(monkeypatch: pytest.
 	assert core.cli(['headless-run', '-s', 'a.jpg', '-t', 'b.jpg', '-o', 'c.jpg']) == exit_code
 	error = capsys.readouterr().err
 	assert message in error and 'unexpected error' not in error
+
+
+EARLY_SIGNAL_SCRIPT = """
+import os, runpy, signal, sys
+SIGNAL = getattr(signal, sys.argv[1])
+class SignalOnCoreImport:
+	# stands for a signal that comes while the engine's modules load: sent the moment facefusion.core is looked for
+	def find_spec(self, name, path, target=None):
+		if name == 'facefusion.core':
+			os.kill(os.getpid(), SIGNAL)
+			for _ in range(1000):
+				pass
+		return None
+sys.meta_path.insert(0, SignalOnCoreImport())
+sys.argv = [sys.argv[2], '--version']
+runpy.run_path(sys.argv[0], run_name='__main__')
+print('ran on', flush=True)
+"""
+
+
+@pytest.mark.parametrize('signal_name, exit_code, line', [
+	('SIGTERM', 143, '[FACEFUSION] terminated (SIGTERM); no partial output was written'),
+	('SIGINT', 130, '[FACEFUSION] interrupted by the user; no partial output was written'),
+])
+def test_a_signal_while_the_engine_loads_stops_with_one_line(signal_name: str, exit_code: int, line: str) -> None:
+	result = run_script(EARLY_SIGNAL_SCRIPT, signal_name, str(PROJECT_DIR / 'facefusion.py'))
+	assert result.returncode == exit_code
+	assert result.stderr.strip().splitlines() == [line]
+	assert 'ran on' not in result.stdout
