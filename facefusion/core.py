@@ -31,11 +31,16 @@ if TYPE_CHECKING:
 def main() -> None:
 	# like 3.5.0: one OpenMP thread per library, since parallelism comes from our own workers and ORT's pools;
 	# an explicit value in the environment is respected
-	os.environ.setdefault('OMP_NUM_THREADS', '1')
-	# before the first frame is allocated: freed frame buffers are reused instead of faulted in again
-	allocator.keep_freed_memory()
-	interrupts.install_signal_handlers()
-	exit_now(cli())
+	try:
+		os.environ.setdefault('OMP_NUM_THREADS', '1')
+		# before the first frame is allocated: freed frame buffers are reused instead of faulted in again
+		allocator.keep_freed_memory()
+		interrupts.install_signal_handlers()
+		code = cli()
+	except KeyboardInterrupt as interrupt:
+		# a signal held back while the engine's modules loaded can land here, before cli() handles its own
+		code = report_interrupt(interrupt)
+	exit_now(code)
 
 
 def exit_now(code: int) -> None:
@@ -46,6 +51,9 @@ def exit_now(code: int) -> None:
 	import threading
 	if any(thread.is_alive() and not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
 		sys.exit(code)
+	# the command is over: a signal from here on has nothing left to stop, and must not turn its exit code into a
+	# traceback
+	interrupts.ignore_signals()
 	logging.shutdown()
 	for stream in (sys.stdout, sys.stderr):
 		try:

@@ -97,6 +97,14 @@ def ignore_signal(signum: int, frame: Optional[FrameType]) -> None:
 	pass
 
 
+def ignore_signals() -> None:
+	"""Ctrl-C, SIGTERM and SIGHUP do nothing from now on (the process is about to end on its own)."""
+	for name in ('SIGINT', *SIGNAL_MESSAGES):
+		signum = getattr(signal, name, None)
+		if signum is not None:
+			signal.signal(signum, ignore_signal)
+
+
 def interrupt_behind(error: BaseException) -> Optional[KeyboardInterrupt]:
 	"""The Ctrl-C / SIGTERM that caused error, if any: an extension module whose initialisation was interrupted
 	reports ImportError('initialization failed') with the interrupt as its cause."""

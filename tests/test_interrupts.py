@@ -88,16 +88,26 @@ def test_cli_reports_an_interrupted_import_as_the_interrupt(monkeypatch: pytest.
 
 
 EARLY_SIGNAL_SCRIPT = """
-import os, runpy, signal, sys
+import importlib.util, os, runpy, signal, sys
 SIGNAL = getattr(signal, sys.argv[1])
 class SignalOnCoreImport:
-	# stands for a signal that comes while the engine's modules load: sent the moment facefusion.core is looked for
+	# stands for a signal that comes while the engine's modules load: sent as facefusion.core starts to execute
 	def find_spec(self, name, path, target=None):
-		if name == 'facefusion.core':
-			os.kill(os.getpid(), SIGNAL)
-			for _ in range(1000):
-				pass
-		return None
+		if name != 'facefusion.core':
+			return None
+		sys.meta_path.remove(self)
+		spec = importlib.util.find_spec(name)
+		real = spec.loader
+		class SignallingLoader:
+			def create_module(self, spec):
+				return real.create_module(spec)
+			def exec_module(self, module):
+				os.kill(os.getpid(), SIGNAL)
+				for _ in range(1000):
+					pass
+				real.exec_module(module)
+		spec.loader = SignallingLoader()
+		return spec
 sys.meta_path.insert(0, SignalOnCoreImport())
 sys.argv = [sys.argv[2], '--version']
 runpy.run_path(sys.argv[0], run_name='__main__')
