@@ -11,11 +11,13 @@ handler (raising KeyboardInterrupt, as Python's own does) unless the process was
 from __future__ import annotations
 
 import _imp
+import contextlib
 import os
 import signal
 import threading
+from dataclasses import dataclass, field
 from types import FrameType
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 # how long a signal that came while the import lock was held waits before it is delivered again
 REDELIVERY_SECONDS = 0.01
@@ -29,6 +31,17 @@ SIGNAL_MESSAGES: Dict[str, str] = {
 	'SIGTERM': 'terminated (SIGTERM); no partial output was written',
 	'SIGHUP': 'the terminal hung up (SIGHUP); no partial output was written'
 }
+
+
+@dataclass
+class HeldSignals:
+	"""The signals that came while held() blocks were open (the handlers run on the main thread only)."""
+	depth: int = 0
+	pending: List[int] = field(default_factory=list)
+
+
+# the one registry of held signals, for the process
+HELD = HeldSignals()
 
 
 class SignalInterrupt(KeyboardInterrupt):
@@ -67,6 +80,34 @@ def inside_import_machinery(frame: Optional[FrameType]) -> bool:
 	return _imp.lock_held() or (frame is not None and frame.f_code.co_filename in IMPORT_MACHINERY)
 
 
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+	"""Ctrl-C, SIGTERM and SIGHUP wait until the block ends, and are raised then: for a step that must not stop half
+	done (starting a worker process, whose start-up data would be cut off and make it print a traceback)."""
+	HELD.depth += 1
+	try:
+		yield
+	finally:
+		HELD.depth -= 1
+		if HELD.depth == 0 and HELD.pending:
+			pending = list(dict.fromkeys(HELD.pending))
+			HELD.pending.clear()
+			for signum in pending:
+				os.kill(os.getpid(), signum)
+
+
+def must_wait(signum: int, frame: Optional[FrameType]) -> bool:
+	"""Whether a signal that just came must wait (held, or inside the import machinery); it is then delivered again
+	when the wait is over."""
+	if HELD.depth > 0:
+		HELD.pending.append(signum)
+		return True
+	if inside_import_machinery(frame):
+		deliver_again_later(signum)
+		return True
+	return False
+
+
 def deliver_again_later(signum: int) -> None:
 	timer = threading.Timer(REDELIVERY_SECONDS, os.kill, (os.getpid(), signum))
 	timer.daemon = True
@@ -74,15 +115,13 @@ def deliver_again_later(signum: int) -> None:
 
 
 def raise_keyboard_interrupt(signum: int, frame: Optional[FrameType]) -> None:
-	if inside_import_machinery(frame):
-		deliver_again_later(signum)
+	if must_wait(signum, frame):
 		return
 	raise KeyboardInterrupt
 
 
 def raise_signal_interrupt(signum: int, frame: Optional[FrameType]) -> None:
-	if inside_import_machinery(frame):
-		deliver_again_later(signum)
+	if must_wait(signum, frame):
 		return
 	# a second TERM / HUP must not cut the cleanup short (SIGKILL still ends the process); a handler that does
 	# nothing rather than SIG_IGN, which a child started during the cleanup would inherit

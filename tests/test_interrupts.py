@@ -2,6 +2,7 @@
 import lock and the run hung on the next import of another thread (a SIGTERM in the first tenth of a second of a
 video run, about one run in forty). They now wait until the lock is free. An interrupted extension-module import
 (ImportError 'initialization failed', caused by the interrupt) is reported as the interrupt, not as an error."""
+import os
 import signal
 import subprocess
 import sys
@@ -124,3 +125,64 @@ def test_a_signal_while_the_engine_loads_stops_with_one_line(signal_name: str, e
 	assert result.returncode == exit_code
 	assert result.stderr.strip().splitlines() == [line]
 	assert 'ran on' not in result.stdout
+
+
+HELD_BLOCK_SCRIPT = """
+import os, signal, sys, time
+from facefusion import interrupts
+interrupts.install_signal_handlers()
+try:
+	with interrupts.held():
+		os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+		os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+		for _ in range(40):
+			time.sleep(0.005)
+		print('not raised inside', flush=True)
+	time.sleep(5)
+	print('never raised', flush=True)
+except KeyboardInterrupt as interrupt:
+	print('raised at the end of the block', type(interrupt).__name__, flush=True)
+"""
+
+
+@pytest.mark.parametrize('signal_name, raised', [('SIGTERM', 'SignalInterrupt'), ('SIGINT', 'KeyboardInterrupt')])
+def test_held_signals_wait_for_the_end_of_the_block(signal_name: str, raised: str) -> None:
+	"""Twice the same signal inside the block: raised once, when the block ends (not lost, not doubled)."""
+	result = run_script(HELD_BLOCK_SCRIPT, signal_name)
+	assert result.stdout.splitlines() == ['not raised inside', 'raised at the end of the block ' + raised], result.stderr
+	assert result.returncode == 0
+
+
+def signal_sets(pid: int) -> dict:
+	"""SigBlk / SigIgn of a process, as sets of signal numbers."""
+	sets = {}
+	with open('/proc/{}/status'.format(pid), encoding='utf-8') as status:
+		for line in status:
+			key, _, value = line.partition(':')
+			if key in ('SigBlk', 'SigIgn'):
+				bits = int(value.strip(), 16)
+				sets[key] = {number + 1 for number in range(64) if bits >> number & 1}
+	return sets
+
+
+@pytest.mark.skipif(not Path('/proc/self/status').exists(), reason='reads /proc')
+def test_device_workers_start_with_ctrl_c_held_and_end_up_ignoring_it() -> None:
+	"""From its first instant a worker has SIGINT blocked (a Ctrl-C to the terminal's process group during its
+	start-up printed a traceback from the middle of Python's start); once running it ignores SIGINT, unblocked, so
+	that its own ffmpeg children get the usual mask. The first worker is the one the resource tracker used to expose."""
+	import time
+
+	from facefusion.workflows.device_pool import DevicePool
+	pool = DevicePool(['0', '1'], log_level='error')
+	try:
+		pool.start()
+		first = [signal_sets(worker.process.pid) for worker in pool.workers]
+		deadline = time.monotonic() + 60
+		while time.monotonic() < deadline and not all(signal.SIGINT in signal_sets(worker.process.pid)['SigIgn'] for worker in pool.workers):
+			time.sleep(0.05)
+		later = [signal_sets(worker.process.pid) for worker in pool.workers]
+	finally:
+		pool.close()
+	assert all(signal.SIGINT in sets['SigBlk'] or signal.SIGINT in sets['SigIgn'] for sets in first), first
+	assert all(signal.SIGINT in sets['SigIgn'] and signal.SIGINT not in sets['SigBlk'] for sets in later), later
+	assert signal.SIGINT not in signal_sets(os.getpid())['SigBlk']

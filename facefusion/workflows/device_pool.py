@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from facefusion import child_process, logger
+from facefusion import child_process, interrupts, logger
 from facefusion.errors import ProcessingError
 from facefusion.workflows.worker_tasks import TaskResult, TaskRunner, WorkerTask
 
@@ -38,10 +38,13 @@ def split_cores(cores: Sequence[int], workers: int) -> List[List[int]]:
 
 def device_worker_main(device_id: str, cores: List[int], log_level: str, warned: List[str], connection: Connection) -> None:
 	"""A worker process: tasks in, ('frames', n) and ('done', TaskResult) out, until the driver sends None."""
-	from facefusion.interrupts import install_signal_handlers
-	# the driver decides what Ctrl-C means (it stops the workers with SIGTERM, which takes the cleanup paths)
+	# the driver decides what Ctrl-C means (it stops the workers with SIGTERM, which takes the cleanup paths); the
+	# worker was started with SIGINT blocked (start_worker), so a Ctrl-C during its start-up was held, and is dropped
+	# now that it is ignored
 	signal.signal(signal.SIGINT, signal.SIG_IGN)
-	install_signal_handlers()
+	if hasattr(signal, 'pthread_sigmask'):
+		signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+	interrupts.install_signal_handlers()
 	# the driver shows one progress bar for all workers
 	os.environ['TQDM_DISABLE'] = '1'
 	if cores and hasattr(os, 'sched_setaffinity'):
@@ -66,6 +69,9 @@ def device_worker_main(device_id: str, cores: List[int], log_level: str, warned:
 	except (KeyboardInterrupt, EOFError, BrokenPipeError):
 		pass
 	finally:
+		# the worker's work is over: a SIGTERM the driver sends now (it saw the worker still busy) must not turn the
+		# release and the exit into a traceback
+		interrupts.ignore_signals()
 		runner.close()
 
 
@@ -139,7 +145,24 @@ class DevicePool:
 		context = multiprocessing.get_context('spawn')
 		driver_end, worker_end = context.Pipe(duplex=True)
 		process = context.Process(target=device_worker_main, args=(device_id, cores, self.log_level, logger.warned_keys(), worker_end), name=f'facefusion-device-{device_id}', daemon=True)
-		process.start()
+		# started with SIGINT blocked (this thread's mask, which the worker inherits; the driver still gets a Ctrl-C
+		# through its other threads or once unblocked): a Ctrl-C to the terminal's process group while the worker
+		# starts up would otherwise print the worker's traceback from the middle of Python's start
+		masks = hasattr(signal, 'pthread_sigmask')
+		if masks:
+			# the first start would start multiprocessing's resource tracker, which unblocks SIGINT on its way out
+			# instead of restoring the mask: started first, here
+			from multiprocessing import resource_tracker
+			resource_tracker.ensure_running()
+		previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masks else None
+		try:
+			# and the driver's own interrupt waits for the start to finish: cut off, it leaves the worker reading half
+			# its start-up data (a traceback from the middle of Python's start)
+			with interrupts.held():
+				process.start()
+		finally:
+			if previous is not None:
+				signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 		worker_end.close()
 		return DeviceWorker(device_id, cores, process, driver_end)
 
