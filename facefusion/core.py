@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 	from facefusion.workflows.engine import Engine
 
 
-
-
 def main() -> None:
 	# like 3.5.0: one OpenMP thread per library, since parallelism comes from our own workers and ORT's pools;
 	# an explicit value in the environment is respected
