@@ -20,7 +20,7 @@ from tqdm import tqdm
 from facefusion import metadata
 from facefusion.logger import get_logger
 from facefusion.models import hashing
-from facefusion.models.layout import PART_SUFFIX, hash_path, model_path, part_path
+from facefusion.models.layout import hash_path, model_path, part_path
 from facefusion.models.registry import ModelSpec, download_urls
 
 CHUNK_SIZE = 1 << 16
@@ -107,7 +107,7 @@ def _is_host_failure(error: BaseException) -> bool:
 
 
 def _write_atomically(path: Path, content: bytes) -> None:
-	temporary = path.with_name(path.name + PART_SUFFIX)
+	temporary = part_path(path)
 	temporary.write_bytes(content)
 	os.replace(temporary, path)
 
