@@ -503,7 +503,6 @@ def test_gpu_routes_fall_back_to_cpu_with_one_warning() -> None:
 	assert video_routes.select_decoder('cpu').backend == 'ffmpeg'
 
 
-
 def stored_yuv420_planes(path: Path, width: int, height: int) -> np.ndarray:
 	"""The video's samples as stored, a row per frame (Y, then U and V), read without any colour conversion."""
 	import subprocess
@@ -514,9 +513,9 @@ def stored_yuv420_planes(path: Path, width: int, height: int) -> np.ndarray:
 def test_untouched_pixels_come_back_through_the_decoder_and_the_writer(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
 	"""What keeps a colour step from showing between a pasted face and the rest of the picture: frames decoded to
 	BGR and encoded again unchanged (losslessly, so only the two colour conversions count) give back the stored
-	samples. On this clip 0.08 % of the luma samples and 0.15 % of the chroma samples move, nearly all by one level
-	(the few larger moves are colours outside the RGB cube, clipped). swscale's fast defaults moved 96 % of the luma
-	samples (12 % by two or more); exact rounding without full chroma interpolation, 61 %."""
+	samples. On this clip 0.08 % of the luma samples move, and 0.15 % of the chroma samples move by more than one
+	level (most of those are colours outside the RGB cube, which BGR clips). swscale's fast defaults moved 96 % of
+	the luma samples (12 % by two or more); exact rounding without full chroma interpolation, 61 %."""
 	path = clip('basic.mp4').path
 	info = probe_video(str(path))
 	output = tmp_path / 'lossless.mp4'
