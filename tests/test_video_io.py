@@ -514,8 +514,8 @@ def test_untouched_pixels_come_back_through_the_decoder_and_the_writer(clip: Cal
 	"""What keeps a colour step from showing between a pasted face and the rest of the picture: frames decoded to
 	BGR and encoded again unchanged (losslessly, so only the two colour conversions count) give back the stored
 	samples. On this clip 0.08 % of the luma samples move, and 0.15 % of the chroma samples move by more than one
-	level (most of those are colours outside the RGB cube, which BGR clips). swscale's fast defaults moved 96 % of
-	the luma samples (12 % by two or more); exact rounding without full chroma interpolation, 61 %."""
+	level. swscale's fast defaults moved 96 % of the luma samples (12 % by two or more); exact rounding without full
+	chroma interpolation, 61 %."""
 	path = clip('basic.mp4').path
 	info = probe_video(str(path))
 	output = tmp_path / 'lossless.mp4'
