@@ -34,18 +34,21 @@ def environment_snapshot() -> Dict[str, str]:
 	return dict(os.environ)
 
 
-def popen(command: Command, **options: Any) -> subprocess.Popen:
-	"""subprocess.Popen with the environment passed as a copy (the caller's env=, or a snapshot of this one's)."""
+def with_environment(options: Dict[str, Any]) -> Dict[str, Any]:
+	"""The options with env= set: the caller's, or a snapshot of this process's environment."""
 	if options.get('env') is None:
 		options['env'] = environment_snapshot()
-	return subprocess.Popen(command, **options)
+	return options
+
+
+def popen(command: Command, **options: Any) -> subprocess.Popen:
+	"""subprocess.Popen with the environment passed as a copy (the caller's env=, or a snapshot of this one's)."""
+	return subprocess.Popen(command, **with_environment(options))
 
 
 def run(command: Command, **options: Any) -> subprocess.CompletedProcess:
 	"""subprocess.run with the environment passed as a copy, like popen."""
-	if options.get('env') is None:
-		options['env'] = environment_snapshot()
-	return subprocess.run(command, **options)
+	return subprocess.run(command, **with_environment(options))
 
 
 def settle_environment() -> None:
