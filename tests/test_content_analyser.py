@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from facefusion.config import RunConfig
-from facefusion.content_analyser import ContentAnalyser, StreamedVideoCheck, letterbox_frame, prepare_frame
+from facefusion.content_analyser import NSFW_MODELS, ContentAnalyser, StreamedVideoCheck, letterbox_frame, prepare_batch, prepare_frame
 from facefusion.errors import InputError
 from facefusion.inference.manager import InferenceManager
 from facefusion.types import VisionFrame
@@ -119,6 +119,22 @@ def test_prepare_frame_is_rgb_scaled_and_normalised() -> None:
 	clip = prepare_frame(gray_frame(BRIGHT), 448, clip_mean, clip_std)
 	for channel in range(3):
 		assert clip[channel, 224, 224] == pytest.approx((BRIGHT / 255 - clip_mean[channel]) / clip_std[channel], abs=1e-5)
+
+
+def test_prepared_inputs_equal_the_float_arithmetic_bit_for_bit() -> None:
+	"""The table lookup must give exactly (RGB / 255 - mean) / std in float32, as 3.5.0 computes it on the whole frame,
+	for every model's constants, in a single frame and in a batch."""
+	generator = np.random.default_rng(7)
+	frames = [generator.integers(0, 256, (360, 640, 3), dtype=np.uint8), generator.integers(0, 256, (500, 300, 3), dtype=np.uint8)]
+	for model in NSFW_MODELS:
+		expected = []
+		for frame in frames:
+			rgb = letterbox_frame(frame, model.size)[:, :, ::-1].astype(np.float32) / 255
+			normalised = (rgb - np.asarray(model.mean, dtype=np.float32)) / np.asarray(model.std, dtype=np.float32)
+			expected.append(normalised.transpose(2, 0, 1))
+		for frame, reference in zip(frames, expected):
+			assert np.array_equal(prepare_frame(frame, model.size, model.mean, model.std), reference)
+		assert np.array_equal(prepare_batch(frames, model.size, model.mean, model.std), np.stack(expected))
 
 
 def test_safe_models_pass_and_flagged_models_refuse(tmp_path: Path) -> None:
