@@ -6,18 +6,19 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 import numpy as np
 import pytest
 
+from facefusion import child_process
 from facefusion.errors import FaceFusionError, InputError, ProcessingError
 from facefusion.testing import synthetic_video
 from facefusion.testing.synthetic_video import SyntheticClip
 from facefusion.video import encoders, ffmpeg, isobmff, temp_frames
 from facefusion.video import routes as video_routes
 from facefusion.video.io import VideoReader, VideoWriter, plan_video_geometry, read_video_frame
-from facefusion.video.probe import parse_rotation, probe_video
+from facefusion.video.probe import MediaHeader, PacketScan, parse_rotation, probe_video, read_header, scan_packets, scan_with_header
 
 from conftest import clip_maker
 
@@ -60,6 +61,52 @@ def test_probe_sees_a_late_video_stream(clip: Callable[[str], SyntheticClip]) ->
 	assert info.video_start_time == pytest.approx(0.5, abs=1e-3)
 	assert info.audio_start_time == pytest.approx(0.0, abs=1e-3)
 	assert info.audio_start_offset == pytest.approx(-0.5, abs=1e-3)
+
+
+def same_scan(first: PacketScan, second: PacketScan) -> bool:
+	plain = ('video_time_base', 'video_end', 'audio_start', 'audio_end', 'audio_last', 'returncode')
+	# the error lines as a user reads them: each run's own '[mov @ 0x55...]' addresses left out
+	errors = [[ffmpeg.clean_line(line) for line in scan.stderr.splitlines()] for scan in (first, second)]
+	return np.array_equal(first.video_pts, second.video_pts) and all(getattr(first, name) == getattr(second, name) for name in plain) and errors[0] == errors[1]
+
+
+def test_one_ffmpeg_run_reads_the_header_and_the_packets(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:
+	"""The probe's one run gives the header ``ffmpeg -i`` prints and the packets (and errors) of a scan by stream
+	index, also where a still picture comes first, a second audio track follows or the file is cut short; and
+	probe_video starts no second run for them."""
+	basic = clip('basic.mp4').path
+	still_first = tmp_path / 'still_first.mkv'
+	cover = tmp_path / 'cover.png'
+	ffmpeg.run_ffmpeg(['-y', '-f', 'lavfi', '-i', 'color=c=red:size=64x64', '-frames:v', '1', str(cover)], what='Writing a still')
+	ffmpeg.run_ffmpeg(['-y', '-i', str(cover), '-i', str(basic), '-i', str(basic), '-map', '0', '-map', '1:v', '-map', '1:a', '-map', '2:a', '-c', 'copy', str(still_first)], what='Remuxing')
+	indexed = tmp_path / 'indexed.mp4'
+	ffmpeg.run_ffmpeg(['-y', '-i', str(basic), '-c', 'copy', '-movflags', '+faststart', str(indexed)], what='Remuxing')
+	cut = tmp_path / 'cut.mp4'
+	cut.write_bytes(indexed.read_bytes()[:indexed.stat().st_size * 2 // 3])
+	for path in (basic, clip('vfr.mp4').path, clip('late_video.mp4').path, still_first, cut):
+		headers: List[MediaHeader] = []
+		combined = scan_with_header(str(path), headers.append)
+		assert combined is not None, path
+		header = read_header(str(path))
+		assert combined.header == header and headers == [header], path
+		video, audio = header.first('Video'), header.first('Audio')
+		assert combined.mapping == {0: video.index, **({1: audio.index} if audio else {})}, path
+		assert same_scan(combined.scan, scan_packets(str(path), video.index, audio.index if audio else None)), path
+	assert ffmpeg.has_error_lines(scan_with_header(str(cut), headers.append).scan.stderr)
+	runs: List[List[str]] = []
+	popen = child_process.popen
+
+	def counted_popen(arguments: List[str], *args: object, **kwargs: object) -> object:
+		runs.append([str(argument) for argument in arguments])
+		return popen(arguments, *args, **kwargs)
+	child_process.popen = counted_popen
+	try:
+		info = probe_video(str(still_first))
+	finally:
+		child_process.popen = popen
+	assert info.video_stream_index == 0 and [stream.index for stream in info.audio_streams] == [2, 3]
+	# one run for the header and the packets, and one short decode per audio track for where its sound starts
+	assert sum('framecrc' in run and '-frames:a' not in run for run in runs) == 1
 
 
 def test_mp4_track_ends_come_from_the_edit_list(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
-from typing import Deque, FrozenSet, List, Optional, Sequence
+from typing import Deque, FrozenSet, List, Optional, Sequence, Tuple
 
 from facefusion import child_process
 from facefusion.errors import FaceFusionError, ProcessingError
@@ -195,7 +195,15 @@ class StderrCollector:
 
 	def _drain(self) -> None:
 		for raw_line in iter(self._stream.readline, b''):
-			self.lines.append(raw_line.decode(errors='replace').rstrip())
+			self.take(raw_line.decode(errors='replace').rstrip())
+		self.ended()
+
+	def take(self, line: str) -> None:
+		"""One line as it comes (a subclass may sort them)."""
+		self.lines.append(line)
+
+	def ended(self) -> None:
+		"""The stream is closed: every line was taken."""
 
 	def join(self, timeout: float = 5.0) -> None:
 		if self._thread is not None:
@@ -203,6 +211,20 @@ class StderrCollector:
 
 	def text(self) -> str:
 		return '\n'.join(self.lines)
+
+
+# '-loglevel level+info' tags each line with its level after the contexts: '[h264 @ 0x55...] [error] ...'
+_LEVEL_TAG_PATTERN = re.compile(r'^((?:\[[^\]]*@ 0x[0-9a-f]+\] )*)\[(trace|debug|verbose|info|warning|error|fatal|panic)\] ')
+ERROR_LEVELS = frozenset(('error', 'fatal', 'panic'))
+
+
+def split_log_level(line: str) -> Tuple[Optional[str], str]:
+	"""(level, the line as ffmpeg prints it without the level flag) for a line logged at -loglevel level+...; level
+	None for a line without a tag (the continuation of a message that spans lines)."""
+	match = _LEVEL_TAG_PATTERN.match(line)
+	if match is None:
+		return None, line
+	return match.group(2), match.group(1) + line[match.end():]
 
 
 def has_error_lines(stderr: str) -> bool:

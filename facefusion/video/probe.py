@@ -1,15 +1,20 @@
 """What a video file holds, read with ffmpeg alone (no ffprobe: the bundled ffmpeg comes without it).
 
-Two passes, both cheap:
+One ffmpeg run, cheap, gives both parts (scan_with_header), and a short decode per audio track starts as soon as the
+header is read:
 
-1. ``ffmpeg -i <file>`` prints a header: container duration and start, and per stream the codec, pixel format,
-   colour tags, size, frame rate, rotation (display matrix), audio sample rate and channels.
+1. The header ffmpeg prints for its input, as ``ffmpeg -i <file>`` shows it: container duration and start, and per
+   stream the codec, pixel format, colour tags, size, frame rate, rotation (display matrix), audio sample rate and
+   channels. The run logs at ``level+info``, so the header's lines and the error lines are told apart by their tags.
 2. A stream-copy pass (``-c copy -f framecrc``, demux only, no decoding: about 1 s per GB) lists every video
    packet and the audio packets with their exact timestamps. From it come the exact frame count, the true
    presentation time of every frame (used to seek to a trim start frame-exactly, also in VFR files), the exact
    frame rate, whether the rate is variable, and the start times of the video and audio streams, which 3.5.0
    ignored and so shifted or cut the audio. In MP4 / MOV files a stream ends where its edit list says (isobmff),
    which ffmpeg versions do not all carry into the packets.
+
+Where that run prints no header (an unreadable file) or maps other streams than the header's first ones, the two
+parts are read by two runs as before (read_header, scan_packets), and read_header's error is what the user sees.
 
 Nothing here depends on how a version words its log: the header is read only for what every version prints alike
 (the display matrix's 'rotation of X degrees' has the same sign in 5.1, 7.0 and 9.0, whether labelled 'displaymatrix'
@@ -29,7 +34,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from facefusion import child_process
 from facefusion.errors import InputError
@@ -375,6 +380,59 @@ class PacketScan:
 	audio_last: Optional[float] = None
 
 
+class PacketTally:
+	"""The framecrc lines of a stream-copy pass, counted as they come: output stream 0 is the video, 1 the audio."""
+
+	def __init__(self) -> None:
+		self.time_bases: Dict[int, Fraction] = {}
+		self.video_pts = array.array('q')
+		self.video_end_ticks: Optional[int] = None
+		self.audio_start_ticks: Optional[int] = None
+		self.audio_end_ticks: Optional[int] = None
+		self.audio_last_ticks: Optional[int] = None
+
+	def add(self, raw_line: bytes) -> None:
+		if raw_line.startswith(b'#'):
+			time_base_match = re.match(rb'#tb (\d+): (\d+)/(\d+)', raw_line)
+			if time_base_match:
+				self.time_bases[int(time_base_match.group(1))] = Fraction(int(time_base_match.group(2)), int(time_base_match.group(3)))
+			return
+		fields = raw_line.split(b',')
+		if len(fields) < 6:
+			return
+		stream, pts, duration = int(fields[0]), int(fields[2]), int(fields[3])
+		flags = 1
+		for extra in fields[6:]:
+			extra = extra.strip()
+			if extra.startswith(b'F=0x'):
+				flags = int(extra[4:], 16)
+		if pts == _NOPTS or flags & _DISCARD_FLAG:
+			return
+		if stream == 0:
+			self.video_pts.append(pts)
+			self.video_end_ticks = pts + duration if self.video_end_ticks is None else max(self.video_end_ticks, pts + duration)
+		else:
+			self.audio_start_ticks = pts if self.audio_start_ticks is None else min(self.audio_start_ticks, pts)
+			self.audio_end_ticks = pts + duration if self.audio_end_ticks is None else max(self.audio_end_ticks, pts + duration)
+			self.audio_last_ticks = pts if self.audio_last_ticks is None else max(self.audio_last_ticks, pts)
+
+	def scan(self, stderr: str, returncode: int) -> PacketScan:
+		# numpy only now: the probe starts before the engine's imports are done, and its first ffmpeg need not wait
+		import numpy as np
+		video_time_base = self.time_bases.get(0, Fraction(1, 1000))
+		audio_time_base = self.time_bases.get(1, Fraction(1, 1000))
+		return PacketScan(
+			video_pts=np.sort(np.frombuffer(self.video_pts, dtype=np.int64)) if self.video_pts else np.zeros(0, dtype=np.int64),
+			video_time_base=video_time_base,
+			video_end=float(self.video_end_ticks * video_time_base) if self.video_end_ticks is not None else None,
+			audio_start=float(self.audio_start_ticks * audio_time_base) if self.audio_start_ticks is not None else None,
+			audio_end=float(self.audio_end_ticks * audio_time_base) if self.audio_end_ticks is not None else None,
+			stderr=stderr,
+			returncode=returncode,
+			audio_last=float(self.audio_last_ticks * audio_time_base) if self.audio_last_ticks is not None else None
+		)
+
+
 def scan_packets(path: str, video_index: int, audio_index: Optional[int]) -> PacketScan:
 	"""List packet timestamps with a stream copy to framecrc (demux only). Timestamps stay the file's own (-copyts)."""
 	arguments = ffmpeg.base_command() + ['-copyts', '-i', path, '-map', '0:{}'.format(video_index)]
@@ -383,52 +441,87 @@ def scan_packets(path: str, video_index: int, audio_index: Optional[int]) -> Pac
 	arguments += ['-c', 'copy', '-f', 'framecrc', '-']
 	process = child_process.popen(arguments, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 	collector = ffmpeg.StderrCollector(process.stderr)
-	time_bases: Dict[int, Fraction] = {}
-	video_pts = array.array('q')
-	video_end_ticks: Optional[int] = None
-	audio_start_ticks: Optional[int] = None
-	audio_end_ticks: Optional[int] = None
-	audio_last_ticks: Optional[int] = None
+	tally = PacketTally()
 	for raw_line in process.stdout:
-		if raw_line.startswith(b'#'):
-			time_base_match = re.match(rb'#tb (\d+): (\d+)/(\d+)', raw_line)
-			if time_base_match:
-				time_bases[int(time_base_match.group(1))] = Fraction(int(time_base_match.group(2)), int(time_base_match.group(3)))
-			continue
-		fields = raw_line.split(b',')
-		if len(fields) < 6:
-			continue
-		stream, pts, duration = int(fields[0]), int(fields[2]), int(fields[3])
-		flags = 1
-		for extra in fields[6:]:
-			extra = extra.strip()
-			if extra.startswith(b'F=0x'):
-				flags = int(extra[4:], 16)
-		if pts == _NOPTS or flags & _DISCARD_FLAG:
-			continue
-		if stream == 0:
-			video_pts.append(pts)
-			video_end_ticks = pts + duration if video_end_ticks is None else max(video_end_ticks, pts + duration)
-		else:
-			audio_start_ticks = pts if audio_start_ticks is None else min(audio_start_ticks, pts)
-			audio_end_ticks = pts + duration if audio_end_ticks is None else max(audio_end_ticks, pts + duration)
-			audio_last_ticks = pts if audio_last_ticks is None else max(audio_last_ticks, pts)
+		tally.add(raw_line)
 	process.wait()
 	collector.join()
-	# numpy only now: the probe starts before the engine's imports are done, and its first ffmpeg need not wait
-	import numpy as np
-	video_time_base = time_bases.get(0, Fraction(1, 1000))
-	audio_time_base = time_bases.get(1, Fraction(1, 1000))
-	return PacketScan(
-		video_pts=np.sort(np.frombuffer(video_pts, dtype=np.int64)) if video_pts else np.zeros(0, dtype=np.int64),
-		video_time_base=video_time_base,
-		video_end=float(video_end_ticks * video_time_base) if video_end_ticks is not None else None,
-		audio_start=float(audio_start_ticks * audio_time_base) if audio_start_ticks is not None else None,
-		audio_end=float(audio_end_ticks * audio_time_base) if audio_end_ticks is not None else None,
-		stderr=collector.text(),
-		returncode=process.returncode,
-		audio_last=float(audio_last_ticks * audio_time_base) if audio_last_ticks is not None else None
-	)
+	return tally.scan(collector.text(), process.returncode)
+
+
+class HeaderLog(ffmpeg.StderrCollector):
+	"""Drains the stderr of a run at -loglevel level+info: the input's header as ``ffmpeg -i`` prints it (every line
+	up to the output's), handed to on_header as soon as it is whole; the input stream behind each output stream; and
+	the error lines (text()), as a run at -loglevel error prints them."""
+
+	def __init__(self, stream: object, path: str, on_header: Callable[[MediaHeader], None]) -> None:
+		self.path = path
+		self.on_header = on_header
+		self.header_lines: List[str] = []
+		self.header: Optional[MediaHeader] = None
+		self.header_done = False
+		# output stream index -> input stream index, from 'Stream mapping:'
+		self.mapping: Dict[int, int] = {}
+		# last: the collector starts draining at once
+		super().__init__(stream)
+
+	def take(self, line: str) -> None:
+		level, line = ffmpeg.split_log_level(line)
+		if level in ffmpeg.ERROR_LEVELS:
+			self.lines.append(line)
+		if self.header_done:
+			mapping_match = re.match(r'\s*Stream #0:(\d+)\S* -> #0:(\d+)', line)
+			if mapping_match:
+				self.mapping[int(mapping_match.group(2))] = int(mapping_match.group(1))
+		# 9.x prints the mapping before the output's streams, 5.1 after them: either one ends the input's header
+		elif line.startswith('Output #0') or line.startswith('Stream mapping:'):
+			self.ended()
+		else:
+			self.header_lines.append(line)
+
+	def ended(self) -> None:
+		if self.header_done:
+			return
+		self.header_done = True
+		if not any(line.startswith('Input #0') for line in self.header_lines):
+			return
+		try:
+			header = parse_header('\n'.join(self.header_lines), self.path)
+		except Exception as exception:
+			# read_header reads it again and raises what is wrong; this thread must go on draining the pipe
+			get_logger().debug('probe: the header of the scan did not parse (%s)', exception)
+			return
+		self.header = header
+		try:
+			self.on_header(header)
+		except Exception as exception:
+			get_logger().debug('probe: the header callback failed (%s)', exception)
+
+
+@dataclass
+class HeaderScan:
+	header: MediaHeader
+	scan: PacketScan
+	# output stream index -> input stream index: 0 the video, 1 the audio when there is some
+	mapping: Dict[int, int]
+
+
+def scan_with_header(path: str, on_header: Callable[[MediaHeader], None]) -> Optional[HeaderScan]:
+	"""The header and the packet scan of the first video and the first audio stream from one ffmpeg run (one
+	process start instead of two, and the scan no longer waits for the header); on_header gets the header as soon
+	as it is read, while the packets still come. None when the run printed no header (an unreadable file, or an
+	ffmpeg that does not know the level flag): read_header then says why."""
+	arguments = ffmpeg.base_command('level+info') + ['-nostats', '-copyts', '-i', path, '-map', '0:V:0', '-map', '0:a:0?', '-c', 'copy', '-f', 'framecrc', '-']
+	process = child_process.popen(arguments, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+	log = HeaderLog(process.stderr, path, on_header)
+	tally = PacketTally()
+	for raw_line in process.stdout:
+		tally.add(raw_line)
+	process.wait()
+	log.join()
+	if log.header is None:
+		return None
+	return HeaderScan(log.header, tally.scan(log.text(), process.returncode), log.mapping)
 
 
 def apply_container_ends(path: str, format_name: str, video_index: int, audio_index: Optional[int], scan: PacketScan) -> PacketScan:
@@ -532,19 +625,33 @@ def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
 	"""Everything the video workflow needs to know about a target. ``decode_count`` forces an exact frame count by
 	decoding (slow; for files whose packets are not frames, e.g. field-coded interlaced streams)."""
 	path = os.path.abspath(str(path))
-	header = read_header(path)
-	video = header.first('Video')
-	if video is None:
-		raise InputError('{} has no video stream'.format(os.path.basename(path)))
-	audio = header.first('Audio')
-	facts = _parse_video_details(video)
-	if not facts['width'] or not facts['height']:
-		raise InputError('{} has a video stream of unknown size (codec {})'.format(os.path.basename(path), video.codec))
-	# where each audio stream's first decoded sample plays needs only the header: asked beside the packet scan, two
-	# ffmpeg runs at once instead of one after the other
 	with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-		decoded_starts = {stream.index: pool.submit(decoded_audio_start, path, stream.index) for stream in header.of_kind('Audio')}
-		scan = scan_packets(path, video.index, audio.index if audio else None)
+		decoded_starts: Dict[int, 'concurrent.futures.Future[Optional[float]]'] = {}
+
+		def ask_audio_starts(header: MediaHeader) -> None:
+			# where each audio stream's first decoded sample plays needs only the header: asked while the packets are
+			# still being listed, two ffmpeg runs at once instead of one after the other
+			if header.first('Video') is None:
+				return
+			for stream in header.of_kind('Audio'):
+				if stream.index not in decoded_starts:
+					decoded_starts[stream.index] = pool.submit(decoded_audio_start, path, stream.index)
+		combined = scan_with_header(path, ask_audio_starts) if os.path.isfile(path) else None
+		header = combined.header if combined is not None else read_header(path)
+		video = header.first('Video')
+		if video is None:
+			raise InputError('{} has no video stream'.format(os.path.basename(path)))
+		audio = header.first('Audio')
+		facts = _parse_video_details(video)
+		if not facts['width'] or not facts['height']:
+			raise InputError('{} has a video stream of unknown size (codec {})'.format(os.path.basename(path), video.codec))
+		ask_audio_starts(header)
+		expected_mapping = {0: video.index, **({1: audio.index} if audio else {})}
+		if combined is not None and combined.mapping == expected_mapping:
+			scan = combined.scan
+		else:
+			# the combined run mapped other streams than the header's first ones (or printed no header): listed by index
+			scan = scan_packets(path, video.index, audio.index if audio else None)
 		scan = apply_container_ends(path, header.format_name, video.index, audio.index if audio else None, scan)
 		audio_starts = {index: future.result() for index, future in decoded_starts.items()}
 	header_rate = facts['tbr'] or facts['fps'] or 25.0
