@@ -4,9 +4,14 @@
 #
 #   bash benchmarks/gpu_check.sh [OUTPUT_DIR]        (default: $OUT, else /tmp/facefusion-gpu-check)
 #
+# Through the device tool: `bash benchmarks/pack_gpu_carry.sh` here first (a static ffmpeg, about 50 MB, once), then
+# one run of `bash benchmarks/gpu_check.sh` there with carry [".gpu-carry"], GPU_CHECK_ALLOW_SKIPS=1 where no
+# onnxruntime-gpu can be had (the CUDA-provider tests then skip and are listed), and a timeout that leaves a rerun.
+#
 # 1. installs what it needs without a network: wheels carried in .wheels/ or .whl/ (pip download ... -d .whl),
 #    into a private folder; onnxruntime-gpu cannot be fetched there, so the CUDA / TensorRT providers are reported
-#    as missing rather than installed
+#    as missing rather than installed; an ffmpeg, else the static one benchmarks/pack_gpu_carry.sh packs into
+#    .gpu-carry (carry it: the lent machine's image lists no ffmpeg)
 # 2. reports the machine: GPU, driver, Python packages, ONNX Runtime providers, the engine's own device probe
 # 3. compiles the CUDA kernels with NVRTC, then runs every test marked `gpu` (pytest -m gpu tests)
 # 4. runs benchmarks/bench_gpu_ops.py: CuPy against NumPy / OpenCV at 1080p (warp, pre, post, paste), IO binding on
@@ -44,6 +49,31 @@ for wheel_dir in .wheels .whl; do
 	fi
 done
 
+# ffmpeg: the engine's own search (FACEFUSION_FFMPEG, PATH, imageio-ffmpeg), else the static build that
+# benchmarks/pack_gpu_carry.sh packed into .gpu-carry (the lent machine's image lists none); without one every video
+# step below fails, so the table says so at the top
+CARRY_DIR="${GPU_CARRY_DIR:-.gpu-carry}"
+ffmpeg_path=$(python_value "from facefusion.video.ffmpeg import find_ffmpeg; print(find_ffmpeg())")
+if [ -z "$ffmpeg_path" ] && [ -f "$CARRY_DIR/ffmpeg.xz" ]; then
+	# beside, not under, the output folder: a lent machine sends that folder back, and 173 MB is over its limits
+	unpacked="${TMPDIR:-/tmp}/facefusion-gpu-check/ffmpeg"
+	mkdir -p "$(dirname "$unpacked")"
+	if "$PYTHON" -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$CARRY_DIR/ffmpeg.xz" "$unpacked.partial" 2>"$OUTPUT_DIR/ffmpeg-unpack.log" \
+		&& chmod +x "$unpacked.partial" && mv "$unpacked.partial" "$unpacked"; then
+		export FACEFUSION_FFMPEG="$unpacked"
+		ffmpeg_path=$FACEFUSION_FFMPEG
+	else
+		row 'carried ffmpeg' 'FAILED' "could not unpack $CARRY_DIR/ffmpeg.xz (see ffmpeg-unpack.log)"
+	fi
+fi
+if [ -n "$ffmpeg_path" ]; then
+	ffmpeg_version=$("$ffmpeg_path" -hide_banner -version 2>/dev/null | sed -n 1p)
+	ffmpeg_hwaccels=$("$ffmpeg_path" -hide_banner -hwaccels 2>/dev/null | tail -n +2 | tr -s '\n' ' ')
+	row 'ffmpeg' 'present' "${ffmpeg_path}: ${ffmpeg_version:-no version}; hwaccels: ${ffmpeg_hwaccels:-none}"
+else
+	row 'ffmpeg' 'missing' 'none found: run benchmarks/pack_gpu_carry.sh where the session runs and carry .gpu-carry; the video steps fail'
+fi
+
 # --- 2. the machine --------------------------------------------------------------------------------------------
 gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -n 1)
 if [ -n "$gpu" ]; then row 'GPU' 'present' "$gpu"; else row 'GPU' 'missing' 'nvidia-smi found no device'; fi
@@ -69,7 +99,9 @@ elif echo "$compile_result" | grep -qi 'no module named'; then
 else
 	row 'CUDA kernels compile (NVRTC)' 'FAILED' "${compile_result:-could not run}"
 fi
-if python_value "import pytest; print('ok')" | grep -q ok; then
+if [ "${GPU_CHECK_STEPS:-all}" = 'machine' ]; then
+	: # the machine report alone (how the test suite checks the ffmpeg step quickly)
+elif python_value "import pytest; print('ok')" | grep -q ok; then
 	"$PYTHON" -m pytest -m gpu -q -rs -p no:cacheprovider tests >"$OUTPUT_DIR/pytest-gpu.log" 2>&1
 	status=$?
 	summary=$(grep -E '[0-9]+ (passed|failed|skipped|error|deselected)' "$OUTPUT_DIR/pytest-gpu.log" | tail -n 1)
@@ -93,7 +125,7 @@ else
 	row 'pytest' 'unavailable' 'pytest is not installed: carry its wheel in .whl/'
 fi
 
-# GPU_CHECK_STEPS=tests stops after the tests, gpu-tests after the GPU-marked ones (how the test suite checks the
+# GPU_CHECK_STEPS=machine stops after the machine report, tests after the tests, gpu-tests after the GPU-marked ones (how the test suite checks the
 # script's verdict quickly)
 if [ "${GPU_CHECK_STEPS:-all}" != 'all' ]; then SKIP_BENCHMARKS=1; else SKIP_BENCHMARKS=0; fi
 

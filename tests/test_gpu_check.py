@@ -1,7 +1,9 @@
 """benchmarks/gpu_check.sh must not report success over GPU tests that did not run on the machine."""
 from __future__ import annotations
 
+import lzma
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,3 +24,25 @@ def test_gpu_check_fails_and_lists_skips_when_gpu_tests_did_not_run(tmp_path: Pa
 	assert 'gpu tests that did not run on this machine' in result.stdout
 	assert 'SKIPPED' in result.stdout
 	assert '| pytest -m gpu | passed |' not in result.stdout
+
+
+def test_gpu_check_unpacks_the_carried_ffmpeg_when_none_is_found(tmp_path: Path) -> None:
+	"""A lent machine without ffmpeg gets the one pack_gpu_carry.sh packed: unpacked outside the output folder (which
+	goes back), used for every later step, and named in the table. Here a real ffmpeg is packed, and the engine's own
+	search is made to find none (FACEFUSION_FFMPEG naming a file that does not exist)."""
+	from facefusion.video.ffmpeg import find_ffmpeg
+	carry = tmp_path / 'carry'
+	carry.mkdir()
+	with open(find_ffmpeg(), 'rb') as binary, lzma.open(carry / 'ffmpeg.xz', 'wb', preset=0) as packed:
+		shutil.copyfileobj(binary, packed)
+	output = tmp_path / 'out'
+	environment = dict(os.environ, GPU_CHECK_STEPS='machine', GPU_CARRY_DIR=str(carry), TMPDIR=str(tmp_path), FACEFUSION_FFMPEG=str(tmp_path / 'no-ffmpeg'))
+	result = subprocess.run(['bash', str(ROOT / 'benchmarks' / 'gpu_check.sh'), str(output)], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+	unpacked = tmp_path / 'facefusion-gpu-check' / 'ffmpeg'
+	assert f'| ffmpeg | present | {unpacked}: ffmpeg version' in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+	assert unpacked.read_bytes() == Path(find_ffmpeg()).read_bytes()
+	assert not any(path.name.startswith('ffmpeg') and path.suffix != '.log' for path in output.rglob('*'))
+	# and none carried, none found: the table says so before anything fails on it
+	(carry / 'ffmpeg.xz').unlink()
+	result = subprocess.run(['bash', str(ROOT / 'benchmarks' / 'gpu_check.sh'), str(output)], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+	assert '| ffmpeg | missing |' in result.stdout
