@@ -543,8 +543,10 @@ def process_video_in_memory(
 		]
 	pipeline = StagePipeline(decoded_windows(), stages, queue_size=max(2, 8 // window_size))
 	try:
-		# the encoder starts while the first window is decoded, analysed and processed
+		# the encoder starts while the first window is decoded, analysed and processed; the stages start before the
+		# progress bar, whose first import of tqdm (50 ms here) then overlaps the first window instead of delaying it
 		writer.start()
+		pipeline.start()
 		with frame_progress(job.frame_count, 'processing') as progress:
 			for window in pipeline:
 				for frame in window:
