@@ -94,19 +94,23 @@ def test_one_ffmpeg_run_reads_the_header_and_the_packets(clip: Callable[[str], S
 		assert same_scan(combined.scan, scan_packets(str(path), video.index, audio.index if audio else None)), path
 	assert ffmpeg.has_error_lines(scan_with_header(str(cut), headers.append).scan.stderr)
 	runs: List[List[str]] = []
-	popen = child_process.popen
+	popen, run = child_process.popen, child_process.run
 
-	def counted_popen(arguments: List[str], *args: object, **kwargs: object) -> object:
-		runs.append([str(argument) for argument in arguments])
-		return popen(arguments, *args, **kwargs)
-	child_process.popen = counted_popen
+	def counted(start: Callable[..., object]) -> Callable[..., object]:
+		def counting(arguments: List[str], *args: object, **kwargs: object) -> object:
+			runs.append([str(argument) for argument in arguments])
+			return start(arguments, *args, **kwargs)
+		return counting
+	child_process.popen, child_process.run = counted(popen), counted(run)
 	try:
 		info = probe_video(str(still_first))
 	finally:
-		child_process.popen = popen
+		child_process.popen, child_process.run = popen, run
 	assert info.video_stream_index == 0 and [stream.index for stream in info.audio_streams] == [2, 3]
-	# one run for the header and the packets, and one short decode per audio track for where its sound starts
+	# one run for the header and the packets, and one short decode per audio track for where its sound starts (the
+	# first one asked by its place, before the header is read)
 	assert sum('framecrc' in run and '-frames:a' not in run for run in runs) == 1
+	assert sorted(run[run.index('-map') + 1] for run in runs if '-frames:a' in run) == ['0:3', '0:a:0']
 
 
 def test_mp4_track_ends_come_from_the_edit_list(clip: Callable[[str], SyntheticClip], tmp_path: Path) -> None:

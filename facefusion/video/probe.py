@@ -1,7 +1,7 @@
 """What a video file holds, read with ffmpeg alone (no ffprobe: the bundled ffmpeg comes without it).
 
-One ffmpeg run, cheap, gives both parts (scan_with_header), and a short decode per audio track starts as soon as the
-header is read:
+One ffmpeg run, cheap, gives both parts (scan_with_header); beside it, a short decode per audio track finds where
+its sound starts (the first track's from the start, the others' as soon as the header names them):
 
 1. The header ffmpeg prints for its input, as ``ffmpeg -i <file>`` shows it: container duration and start, and per
    stream the codec, pixel format, colour tags, size, frame rate, rotation (display matrix), audio sample rate and
@@ -34,7 +34,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union
 
 from facefusion import child_process
 from facefusion.errors import InputError
@@ -555,10 +555,12 @@ def _container_end(timings: List[isobmff.TrackTiming], index: Optional[int], han
 	return end
 
 
-def decoded_audio_start(path: str, audio_index: int) -> Optional[float]:
-	"""When the first decoded audio sample plays (file timestamps). Differs from the first packet's time when the
-	codec drops a pre-skip the container does not flag (opus in webm / mkv: about 6.5 ms)."""
-	arguments = ['-copyts', '-i', path, '-map', '0:{}'.format(audio_index), '-frames:a', '1', '-f', 'framecrc', '-']
+def decoded_audio_start(path: str, audio_stream: Union[int, str]) -> Optional[float]:
+	"""When the first decoded audio sample of a stream (its index, or a specifier such as 'a:0') plays, in file
+	timestamps; None where there is no such stream or it does not decode. Differs from the first packet's time when
+	the codec drops a pre-skip the container does not flag (opus in webm / mkv: about 6.5 ms), or when damaged first
+	packets do not decode."""
+	arguments = ['-copyts', '-i', path, '-map', '0:{}'.format(audio_stream), '-frames:a', '1', '-f', 'framecrc', '-']
 	result = ffmpeg.run_ffmpeg(arguments, what='Reading the audio start of {}'.format(os.path.basename(path)), check=False)
 	time_base_match = re.search(rb'#tb 0: (\d+)/(\d+)', result.stdout)
 	packet_match = re.search(rb'^0,\s*-?\d+,\s*(-?\d+),', result.stdout, flags=re.MULTILINE)
@@ -627,15 +629,20 @@ def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
 	path = os.path.abspath(str(path))
 	with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
 		decoded_starts: Dict[int, 'concurrent.futures.Future[Optional[float]]'] = {}
+		# where the first audio track's first decoded sample plays, asked at once beside the header and the packets
+		# (by its place, 'a:0', as the header is not read yet): nearly every video has sound, and asking after the header
+		# put one more ffmpeg start (0.1 s) before the decoder's; a file without sound only answers None
+		first_audio_start = pool.submit(decoded_audio_start, path, 'a:0') if os.path.isfile(path) else None
 
 		def ask_audio_starts(header: MediaHeader) -> None:
-			# where each audio stream's first decoded sample plays needs only the header: asked while the packets are
-			# still being listed, two ffmpeg runs at once instead of one after the other
+			# the other audio tracks' starts need their indices from the header: asked while the packets are still
+			# being listed
 			if header.first('Video') is None:
 				return
-			for stream in header.of_kind('Audio'):
+			for position, stream in enumerate(header.of_kind('Audio')):
 				if stream.index not in decoded_starts:
-					decoded_starts[stream.index] = pool.submit(decoded_audio_start, path, stream.index)
+					asked = first_audio_start if position == 0 and first_audio_start is not None else None
+					decoded_starts[stream.index] = asked or pool.submit(decoded_audio_start, path, stream.index)
 		combined = scan_with_header(path, ask_audio_starts) if os.path.isfile(path) else None
 		header = combined.header if combined is not None else read_header(path)
 		video = header.first('Video')
