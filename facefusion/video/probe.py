@@ -640,9 +640,12 @@ def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
 			if header.first('Video') is None:
 				return
 			for position, stream in enumerate(header.of_kind('Audio')):
-				if stream.index not in decoded_starts:
-					asked = first_audio_start if position == 0 and first_audio_start is not None else None
-					decoded_starts[stream.index] = asked or pool.submit(decoded_audio_start, path, stream.index)
+				if stream.index in decoded_starts:
+					continue
+				if position == 0 and first_audio_start is not None:
+					decoded_starts[stream.index] = first_audio_start
+				else:
+					decoded_starts[stream.index] = pool.submit(decoded_audio_start, path, stream.index)
 		combined = scan_with_header(path, ask_audio_starts) if os.path.isfile(path) else None
 		header = combined.header if combined is not None else read_header(path)
 		video = header.first('Video')
