@@ -137,20 +137,27 @@ def test_every_tensorrt_swapper_session_goes_through_the_profiled_builder(tmp_pa
 	assert session.run_batch({'target': np.zeros((2, 3, 128, 128), np.float32), 'source': np.zeros((2, 512), np.float32)})[0].shape == (2, 3, 128, 128)
 
 
-def test_gpu_extra_pins_one_cuda_major() -> None:
-	"""PyPI's onnxruntime-gpu is a CUDA 12 build: CuPy must be the CUDA 12 wheel in the same extra (two CUDA runtimes
-	in one process break IO binding's shared pointers), and the onnxruntime-gpu range is bounded."""
-	import re
+# which CUDA major PyPI's onnxruntime-gpu wheels are built for (their [cuda] extra's nvidia-cuda-runtime, read from
+# each release's metadata on 2026-12-01): 1.21 to 1.26 CUDA 12, 1.27 on CUDA 13; 1.20 has no [cuda] extra at all
+ONNXRUNTIME_GPU_CUDA_MAJORS = {'1.20.2': None, '1.21.0': 12, '1.24.4': 12, '1.26.0': 12, '1.27.0': 13, '1.28.0': 13, '1.31.1': 13}
 
+
+def test_gpu_extras_pair_onnxruntime_and_cupy_of_one_cuda_major() -> None:
+	"""Each GPU extra admits only onnxruntime-gpu releases built for the CUDA major of its CuPy wheel (two CUDA runtimes
+	in one process break IO binding's shared pointers), only releases whose [cuda,cudnn] extras bring the libraries,
+	and no future major of onnxruntime-gpu."""
 	import tomllib
+	from packaging.requirements import Requirement
 	extras = tomllib.loads((Path(__file__).resolve().parent.parent / 'pyproject.toml').read_text(encoding='utf-8'))['project']['optional-dependencies']
-	gpu = extras['gpu']
-	cupy = [requirement for requirement in gpu if requirement.startswith('cupy-cuda')]
-	runtime = [requirement for requirement in gpu if requirement.startswith('onnxruntime-gpu')]
-	assert cupy == [next(requirement for requirement in cupy if requirement.startswith('cupy-cuda12x'))]
-	assert len(runtime) == 1 and re.search(r'<\s*\d', runtime[0])
-	assert any(requirement.startswith('cupy-cuda13x') for requirement in extras['gpu-cuda13'])
-	assert not any(requirement.startswith('onnxruntime-gpu') for requirement in extras['gpu-cuda13'])
+	for name, cuda_major in (('gpu', 13), ('gpu-cuda13', 13), ('gpu-cuda12', 12)):
+		requirements = [Requirement(text) for text in extras[name]]
+		cupy = [requirement.name for requirement in requirements if requirement.name.startswith('cupy-cuda')]
+		assert cupy == ['cupy-cuda{}x'.format(cuda_major)], name
+		runtime = next(requirement for requirement in requirements if requirement.name == 'onnxruntime-gpu')
+		assert runtime.extras == {'cuda', 'cudnn'}, name
+		admitted = {version for version in ONNXRUNTIME_GPU_CUDA_MAJORS if runtime.specifier.contains(version)}
+		assert admitted and all(ONNXRUNTIME_GPU_CUDA_MAJORS[version] == cuda_major for version in admitted), (name, admitted)
+		assert not runtime.specifier.contains('2.0.0'), name
 
 
 def test_preloaded_sessions_load_once_beside_the_callers_own(tmp_path: Path, debug_records: List[logging.LogRecord]) -> None:
