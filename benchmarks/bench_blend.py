@@ -249,7 +249,10 @@ def main() -> None:
 	looks = measure_looks(swaps)
 	levels = sweep_levels(swaps)
 	costs = time_paste(arguments.repeats)
-	gpu_costs = time_paste(arguments.repeats, on_gpu=True) if arguments.gpu else []
+	from facefusion.gpu.device import detect_device
+	device = detect_device()
+	# a compositor asked for the GPU where there is none pastes with NumPy: those times must not be labelled GPU
+	gpu_costs = time_paste(arguments.repeats, on_gpu=True) if arguments.gpu and device.available else []
 	video_models = standin_models(Path(arguments.models_dir + '-heavy'), 'heavy') if arguments.heavy else models_dir
 	with tempfile.TemporaryDirectory() as work_dir:
 		video = [] if arguments.skip_video else time_video(video_models, Path(work_dir))
@@ -257,6 +260,9 @@ def main() -> None:
 	report = markdown(looks, levels, costs, video)
 	if gpu_costs:
 		report += '\n' + cost_table(gpu_costs, 'GPU (CuPy)')
+	elif arguments.gpu:
+		report += '\nThe paste on the GPU (CuPy) was not timed: ' + device.describe() + '.\n'
+
 	(output_dir / 'looks.md').write_text(report, encoding='utf-8')
 	(output_dir / 'looks.json').write_text(json.dumps({'looks': looks, 'levels': levels, 'costs': costs, 'gpu_costs': gpu_costs, 'video': video, 'settings': {name: asdict(settings) for name, settings in SETTINGS.items()}}, indent=1), encoding='utf-8')
 	print(report)
