@@ -157,6 +157,13 @@ if "$PYTHON" benchmarks/bench_pipeline.py --standins small --resolution 1080p --
 else
 	row 'pipeline 1080p end to end' 'FAILED' "$(tail -n 1 "$OUTPUT_DIR/pipeline.log")"
 fi
+# what a variant fell back from (NVDEC, NVENC, CUDA, TensorRT): its fps above is then not that route's
+fallbacks=$(for log in "$OUTPUT_DIR"/pipeline/logs/*.log; do
+	[ -f "$log" ] || continue
+	variant=$(basename "$log" .log)
+	grep -hE '^\[FACEFUSION\] .*(unavailable|not available)' "$log" | sed "s/^\[FACEFUSION\] /${variant%-*}: /"
+done | sort -u | head -n 8 | tr '|' '/' | sed 's/$/;/' | tr '\n' ' ')
+if [ -n "$fallbacks" ]; then row 'pipeline fallbacks' 'warned' "$fallbacks"; fi
 
 fi
 
