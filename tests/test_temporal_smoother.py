@@ -3,6 +3,7 @@ signals and clips whose truth is known exactly (no detector involved)."""
 from __future__ import annotations
 
 import math
+from typing import List
 
 import cv2
 import numpy as np
@@ -156,6 +157,26 @@ def test_scene_cut_score_margins(cut_clip: MemoryClip) -> None:
 	pan_scores = scores[1:22] + scores[23:]
 	print(f'\nscene-cut score: cut {scores[22]:.2f}, largest within a shot {max(pan_scores):.2f} (threshold 1)')
 	assert scores[22] > 1.3 and max(pan_scores) < 0.5
+
+
+def test_a_large_frame_is_judged_as_from_its_whole_area(monkeypatch: pytest.MonkeyPatch) -> None:
+	"""1080p frames are subsampled before the thumbnail's area average: the cut still fires on its frame only, and
+	every score stays within 0.05 of what the average over every pixel gives (a cut needs 1)."""
+	from facefusion.tracking import smoother
+	clip = make_memory_clip(width=1920, height=1080, frame_count=24, cut_at=14, sprites=(Sprite(enter_frame=3, slide_frames=8, centre_start=(375.0, 140.0), centre_end=(270.0, 140.0), scale=0.16),))
+
+	def scores_of(frames: List[np.ndarray]) -> List[float]:
+		detector = SceneCutDetector()
+		scores = []
+		for frame in frames:
+			detector.update(frame)
+			scores.append(scene_cut_score(*detector.last_scores))
+		return scores
+	subsampled = scores_of(clip.frames)
+	monkeypatch.setattr(smoother, 'SIGNATURE_SAMPLES', 10 ** 6)
+	whole = scores_of(clip.frames)
+	assert [index for index, score in enumerate(subsampled) if score >= 1.0] == clip.cut_frames == [14]
+	assert max(abs(first - second) for first, second in zip(subsampled, whole)) < 0.05
 
 
 # ---------------------------------------------------------------- metrics and the clip's ground truth

@@ -30,6 +30,8 @@ DEFAULT_FPS = 30.0
 
 # the scene-cut signature: a small frame is enough to compare colour distributions and coarse structure
 SIGNATURE_SIZE = (64, 36)
+# frame pixels per thumbnail pixel and side that the area average keeps at least (frames below 1024×576 keep all)
+SIGNATURE_SAMPLES = 8
 HUE_BINS = 16
 SATURATION_BINS = 4
 VALUE_BINS = 8
@@ -242,7 +244,11 @@ class FrameSignature:
 
 
 def frame_signature(frame: VisionFrame) -> FrameSignature:
-	small = cv2.resize(frame, SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)
+	# a thumbnail pixel needs no more than SIGNATURE_SAMPLES² of the frame's: a large frame is subsampled before the
+	# area average (1080p: every third pixel, 1.7 ms instead of 5.5 here, scores within 0.02 of the full average's)
+	step = max(1, min(frame.shape[1] // (SIGNATURE_SIZE[0] * SIGNATURE_SAMPLES), frame.shape[0] // (SIGNATURE_SIZE[1] * SIGNATURE_SAMPLES)))
+	source = np.ascontiguousarray(frame[::step, ::step]) if step > 1 else frame
+	small = cv2.resize(source, SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)
 	hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
 	# hue and saturation together say "which colours", value on its own says "how bright": a cut changes either
 	colour = cv2.calcHist([hsv], [0, 1], None, [HUE_BINS, SATURATION_BINS], [0, 180, 0, 256]).ravel()
