@@ -262,7 +262,6 @@ def main() -> None:
 		report += '\n' + cost_table(gpu_costs, 'GPU (CuPy)')
 	elif arguments.gpu:
 		report += '\nThe paste on the GPU (CuPy) was not timed: ' + device.describe() + '.\n'
-
 	(output_dir / 'looks.md').write_text(report, encoding='utf-8')
 	(output_dir / 'looks.json').write_text(json.dumps({'looks': looks, 'levels': levels, 'costs': costs, 'gpu_costs': gpu_costs, 'video': video, 'settings': {name: asdict(settings) for name, settings in SETTINGS.items()}}, indent=1), encoding='utf-8')
 	print(report)
