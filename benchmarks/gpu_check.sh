@@ -125,8 +125,8 @@ else
 	row 'pytest' 'unavailable' 'pytest is not installed: carry its wheel in .whl/'
 fi
 
-# GPU_CHECK_STEPS=machine stops after the machine report, tests after the tests, gpu-tests after the GPU-marked ones (how the test suite checks the
-# script's verdict quickly)
+# GPU_CHECK_STEPS=machine stops after the machine report, tests after the tests, gpu-tests after the GPU-marked ones
+# (how the test suite checks the script's verdict quickly)
 if [ "${GPU_CHECK_STEPS:-all}" != 'all' ]; then SKIP_BENCHMARKS=1; else SKIP_BENCHMARKS=0; fi
 
 # --- 4. benchmark ----------------------------------------------------------------------------------------------

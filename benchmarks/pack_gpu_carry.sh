@@ -28,11 +28,13 @@ if [ -n "$extra_libraries" ]; then
 	echo "pack_gpu_carry: $source_binary links to libraries the GPU machine may lack ($(echo "$extra_libraries" | wc -l) beyond the C library); a static build is needed" >&2
 	exit 1
 fi
-if [ ! -f "$CARRY_DIR/ffmpeg.xz" ] || [ "$source_binary" -nt "$CARRY_DIR/ffmpeg.xz" ]; then
+version=$("$source_binary" -hide_banner -version | sed -n 1p)
+# packed again when the archive is missing or holds another build (its version is kept beside it)
+if [ ! -f "$CARRY_DIR/ffmpeg.xz" ] || [ "$(cat "$CARRY_DIR/ffmpeg.version" 2>/dev/null)" != "$version" ]; then
 	# written under a temporary name: an interrupted pack must not leave a truncated archive under the final one
 	xz -T0 -6 -c "$source_binary" >"$CARRY_DIR/ffmpeg.xz.partial"
 	mv "$CARRY_DIR/ffmpeg.xz.partial" "$CARRY_DIR/ffmpeg.xz"
+	echo "$version" >"$CARRY_DIR/ffmpeg.version"
 fi
-"$source_binary" -hide_banner -version | sed -n 1p >"$CARRY_DIR/ffmpeg.version"
 echo "pack_gpu_carry: $CARRY_DIR/ffmpeg.xz ($(du -h "$CARRY_DIR/ffmpeg.xz" | cut -f1), $(cat "$CARRY_DIR/ffmpeg.version"))"
 echo "pack_gpu_carry: working tree plus carry: $(( ( $( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 du -cb 2>/dev/null | tail -n 1 | cut -f1) + $(du -cb "$CARRY_DIR" | tail -n 1 | cut -f1) ) / 1048576 )) MiB of the 64 MiB a call may carry"

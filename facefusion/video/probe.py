@@ -632,7 +632,9 @@ def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
 		# where the first audio track's first decoded sample plays, asked at once beside the header and the packets
 		# (by its place, 'a:0', as the header is not read yet): nearly every video has sound, and asking after the header
 		# put one more ffmpeg start (0.1 s) before the decoder's; a file without sound only answers None
-		first_audio_start = pool.submit(decoded_audio_start, path, 'a:0') if os.path.isfile(path) else None
+		# a missing file goes straight to read_header, which says so
+		readable = os.path.isfile(path)
+		first_audio_start = pool.submit(decoded_audio_start, path, 'a:0') if readable else None
 
 		def ask_audio_starts(header: MediaHeader) -> None:
 			# the other audio tracks' starts need their indices from the header: asked while the packets are still
@@ -646,7 +648,7 @@ def probe_video(path: str, decode_count: bool = False) -> VideoInfo:
 					decoded_starts[stream.index] = first_audio_start
 				else:
 					decoded_starts[stream.index] = pool.submit(decoded_audio_start, path, stream.index)
-		combined = scan_with_header(path, ask_audio_starts) if os.path.isfile(path) else None
+		combined = scan_with_header(path, ask_audio_starts) if readable else None
 		header = combined.header if combined is not None else read_header(path)
 		video = header.first('Video')
 		if video is None:
