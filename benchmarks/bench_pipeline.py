@@ -90,6 +90,8 @@ class RunResult:
 	quality: Optional[Dict[str, Any]] = None
 	# the thread plan and each model's per-item time in the run against its isolated time (CPU provider runs)
 	models: Optional[Dict[str, Any]] = None
+	# the part of cpu_s spent in child processes (ffmpeg)
+	child_cpu_s: float = 0.0
 
 
 # ---- the child: one command line, measured -------------------------------------------------------------------------
@@ -110,8 +112,13 @@ def read_peak_rss_mib() -> float:
 
 def cpu_seconds() -> float:
 	own = resource.getrusage(resource.RUSAGE_SELF)
+	return own.ru_utime + own.ru_stime + child_cpu_seconds()
+
+
+def child_cpu_seconds() -> float:
+	"""CPU of the child processes the run waited for: its ffmpeg decoders, encoder, probes and muxes."""
 	children = resource.getrusage(resource.RUSAGE_CHILDREN)
-	return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+	return children.ru_utime + children.ru_stime
 
 
 def run_worker(json_path: str, cli_arguments: Sequence[str]) -> int:
@@ -125,13 +132,15 @@ def run_worker(json_path: str, cli_arguments: Sequence[str]) -> int:
 	RECORDER.reset()
 	RECORDER.enabled = True
 	cpu_start = cpu_seconds()
+	child_cpu_start = child_cpu_seconds()
 	start = time.perf_counter()
 	exit_code = core.cli(list(cli_arguments))
 	wall = time.perf_counter() - start
 	cpu = cpu_seconds() - cpu_start
+	child_cpu = child_cpu_seconds() - child_cpu_start
 	RECORDER.enabled = False
 	stages = {stage: {'seconds': total.seconds, 'calls': total.calls, 'items': total.items} for stage, total in STAGE_TIMER.snapshot().items()}
-	report = {'exit_code': exit_code, 'wall_s': wall, 'cpu_s': cpu, 'peak_rss_mib': read_peak_rss_mib(), 'stages': stages, 'quality': quality_of_run(), 'models': model_times(cli_arguments)}
+	report = {'exit_code': exit_code, 'wall_s': wall, 'cpu_s': cpu, 'child_cpu_s': child_cpu, 'peak_rss_mib': read_peak_rss_mib(), 'stages': stages, 'quality': quality_of_run(), 'models': model_times(cli_arguments)}
 	Path(json_path).write_text(json.dumps(report), encoding='utf-8')
 	return exit_code
 
@@ -317,7 +326,7 @@ def run_child(variant: Variant, repeat: int, arguments: Sequence[str], output_pa
 		variant=variant.name, repeat=repeat, exit_code=exit_code, wall_s=report['wall_s'], process_wall_s=process_wall,
 		cpu_s=report['cpu_s'], peak_rss_mib=report['peak_rss_mib'], peak_tree_rss_mib=sampler.peak_mib,
 		output_frames=probe_frame_count(output_path), stages=report['stages'], log_path=str(log_path), quality=report.get('quality'),
-		models=report.get('models')
+		models=report.get('models'), child_cpu_s=report.get('child_cpu_s', 0.0)
 	)
 
 
@@ -389,20 +398,40 @@ def model_floor(own: Sequence[RunResult], wall: float) -> Dict[str, Any]:
 	model_seconds = sum(call['items'] * call['isolated_seconds_per_item'] for call in models['calls'])
 	floor = model_seconds / parallel
 	cpu = statistics.median(run.cpu_s for run in own)
+	ffmpeg_cpu = statistics.median(run.child_cpu_s for run in own)
+	threads = plan['intra_op_threads']
 	swap = [call for call in models['calls'] if call['stage'] == 'swap' and call['items']]
 	swap_main = max(swap, key=lambda call: call['items'] * call['isolated_seconds_per_item']) if swap else None
+	# the calls' own CPU in the run, where one intra-op thread makes it measurable (call_samples)
+	cpu_measured = all(call.get('run_cpu_seconds_per_item') is not None for call in models['calls'])
+	model_cpu_in_run = sum(call['items'] * call['run_cpu_seconds_per_item'] for call in models['calls']) if cpu_measured else None
+	model_cpu_alone = model_seconds * threads
 	return {
 		'plan': plan,
 		'swap_run_ms': swap_main['run_seconds_per_item'] * 1000 if swap_main else None,
 		'swap_isolated_ms': swap_main['isolated_seconds_per_item'] * 1000 if swap_main else None,
+		'swap_run_cpu_ms': swap_main['run_cpu_seconds_per_item'] * 1000 if swap_main and cpu_measured else None,
+		'swap_isolated_cpu_ms': swap_main['isolated_cpu_seconds_per_item'] * 1000 if swap_main and cpu_measured else None,
+		# alone, but with as many calls at once as the run makes: the cost of sharing the caches and memory bus
+		'swap_together_cpu_ms': swap_main['isolated_cpu_seconds_per_item'] * 1000 * nominal / parallel if swap_main and cpu_measured else None,
+		'calls_at_once_nominal': nominal,
 		'model_floor_s': floor,
 		'floor_ratio': wall / floor if floor > 0 else None,
 		'parallelism': parallel,
 		# the CPU seconds the run spent outside its model calls (at their isolated cost), and how busy it kept the
 		# cores: with every core busy, the wall time cannot fall below (model + other CPU) / cores, however the work
 		# is ordered
-		'other_cpu_s': max(0.0, cpu - model_seconds * plan['intra_op_threads']),
+		'other_cpu_s': max(0.0, cpu - model_cpu_alone),
 		'cores_busy': cpu / (wall * plan['cores']) if wall > 0 and plan.get('cores') else None,
+		# where the CPU went: the model calls alone and in the run, the ffmpeg processes, and the rest of the engine
+		'model_cpu_alone_s': model_cpu_alone,
+		'model_cpu_in_run_s': model_cpu_in_run,
+		'ffmpeg_cpu_s': ffmpeg_cpu,
+		'engine_other_cpu_s': max(0.0, cpu - ffmpeg_cpu - (model_cpu_in_run if model_cpu_in_run is not None else model_cpu_alone)),
+		'idle_core_s': max(0.0, wall * plan['cores'] - cpu) if plan.get('cores') else None,
+		# the floor with the decode and encode added on the same cores: what the wall would come to if everything of
+		# the engine's own beside the model calls were free
+		'floor_with_ffmpeg_s': floor + ffmpeg_cpu / (parallel * threads) if floor > 0 else None,
 	}
 
 
@@ -453,6 +482,30 @@ def markdown_report(results: Dict[str, Any]) -> str:
 				f"| {summary['name']} | {plan_text} | {format_optional(summary.get('swap_run_ms'), '.1f')} | {format_optional(summary.get('swap_isolated_ms'), '.1f')} | "
 				f"{format_optional(swap_ratio, '.2f')} | {format_optional(summary.get('parallelism'), '.2f')} | {format_optional(summary.get('model_floor_s'), '.2f')} | "
 				f"{format_optional(summary.get('floor_ratio'), '.2f')} | {format_optional(summary.get('other_cpu_s'), '.1f')} | {format_optional(summary.get('cores_busy'), '.0%')} |"
+			)
+		lines += [
+			'',
+			"Where the CPU went (seconds; core time = cores × wall). The swapper CPU per item is the calling thread's, which",
+			'is the whole call with one intra-op thread (else not measured, -): alone, and alone with as many calls at once as',
+			'the run makes (the replay above), against the run, it says whether a call does more work in the run than the',
+			'shared caches explain, or only waits longer for a core. The floor with ffmpeg adds the decode and encode to the',
+			'model floor on the same cores: the wall if the rest of the engine cost nothing.',
+			'',
+			'| variant | core time | model calls alone | model calls in run | ffmpeg | rest of the engine | idle | swapper CPU ms / item in run | alone | alone, in parallel | run / in parallel | floor with ffmpeg (s) | wall / floor with ffmpeg |',
+			'|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+		]
+		for summary in summaries:
+			plan = summary.get('plan') or {}
+			core_time = summary['wall_s'] * plan['cores'] if plan.get('cores') else None
+			cpu_ratio = summary['swap_run_cpu_ms'] / summary['swap_together_cpu_ms'] if summary.get('swap_run_cpu_ms') and summary.get('swap_together_cpu_ms') else None
+			with_ffmpeg = summary.get('floor_with_ffmpeg_s')
+			lines.append(
+				f"| {summary['name']} | {format_optional(core_time, '.1f')} | {format_optional(summary.get('model_cpu_alone_s'), '.1f')} | "
+				f"{format_optional(summary.get('model_cpu_in_run_s'), '.1f')} | {format_optional(summary.get('ffmpeg_cpu_s'), '.1f')} | "
+				f"{format_optional(summary.get('engine_other_cpu_s'), '.1f')} | {format_optional(summary.get('idle_core_s'), '.1f')} | "
+				f"{format_optional(summary.get('swap_run_cpu_ms'), '.1f')} | {format_optional(summary.get('swap_isolated_cpu_ms'), '.1f')} | "
+				f"{format_optional(summary.get('swap_together_cpu_ms'), '.1f')} | {format_optional(cpu_ratio, '.2f')} | "
+				f"{format_optional(with_ffmpeg, '.2f')} | {format_optional(summary['wall_s'] / with_ffmpeg if with_ffmpeg else None, '.2f')} |"
 			)
 	stages = list(summaries[0]['stages'])
 	lines += [

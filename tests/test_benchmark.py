@@ -94,6 +94,16 @@ def test_bench_pipeline_writes_reports(standin_models_dir: Path, tmp_path: Path,
 	plan = optimized['plan']
 	assert 0 < optimized['parallelism'] <= max(1, min(plan['process_workers'], plan['cores'] // plan['intra_op_threads']))
 	assert optimized['model_floor_s'] > 0 and optimized['other_cpu_s'] >= 0 and 0 < optimized['cores_busy']
+	# where the CPU went: ffmpeg decoded and encoded in child processes, so the floor with it is above the model floor
+	assert 0 < optimized['ffmpeg_cpu_s'] < optimized['cpu_s']
+	assert optimized['floor_with_ffmpeg_s'] > optimized['model_floor_s']
+	assert optimized['engine_other_cpu_s'] >= 0 and optimized['idle_core_s'] >= 0
+	if plan['intra_op_threads'] == 1:
+		assert optimized['model_cpu_in_run_s'] > 0 and optimized['swap_run_cpu_ms'] > 0
+		assert optimized['swap_together_cpu_ms'] >= optimized['swap_isolated_cpu_ms'] > 0
+	else:
+		assert optimized['model_cpu_in_run_s'] is None and optimized['swap_run_cpu_ms'] is None
 	markdown = (out_directory / 'results.md').read_text(encoding='utf-8')
 	assert '| baseline |' in markdown and '| optimized |' in markdown and 'speed-up' in markdown and 'calls at once' in markdown
+	assert 'floor with ffmpeg' in markdown
 	assert (out_directory / 'results.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

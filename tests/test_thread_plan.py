@@ -91,6 +91,8 @@ def test_recorded_calls_replay_alone(tmp_path: Path) -> None:
 	finally:
 		RECORDER.enabled = False
 	timings = isolated_times(1, repeats=2)
+	# with a pool of intra-op threads the caller's CPU is only a part of the call's: not reported
+	pooled = isolated_times(2, repeats=1)
 	# two one-thread calls at once: more than one call's worth of throughput on two cores, never more than two (the
 	# replay is timed, so the bound is loose; the stand-in is a few milliseconds a call). The suite's other worker
 	# may be running a whole engine meanwhile (measured: 0.12 then), so a replay that missed is taken again, up to
@@ -103,6 +105,10 @@ def test_recorded_calls_replay_alone(tmp_path: Path) -> None:
 	RECORDER.reset()
 	assert [(timing.name, timing.stage, timing.calls, timing.items) for timing in timings] == [('inswapper_128', 'swap', 3, 3)]
 	assert timings[0].isolated_seconds_per_item > 0 and timings[0].run_seconds_per_item > 0
+	# one intra-op thread computes on the caller: its CPU is the call's, never more than the call's wall time
+	assert 0 < timings[0].run_cpu_seconds_per_item <= timings[0].run_seconds_per_item * 1.05 + 1e-3
+	assert 0 < timings[0].isolated_cpu_seconds_per_item <= timings[0].isolated_seconds_per_item * 1.05 + 1e-3
+	assert pooled[0].run_cpu_seconds_per_item is None and pooled[0].isolated_cpu_seconds_per_item is None
 	assert parallelism is not None and 0.3 < parallelism < 2.6
 	assert measured_parallelism(2, 1) is None
 

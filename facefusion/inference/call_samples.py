@@ -1,7 +1,12 @@
 """What the models really ran in a run, per model: calls, items, seconds, and the feed of the largest call (kept
 only while recording is on; the benchmark turns it on). Afterwards `isolated_times` replays each kept feed alone,
 one call at a time, on a session built the same way: the per-item time each model has with the machine to itself,
-against which the run's own per-item time and the run's model floor are judged."""
+against which the run's own per-item time and the run's model floor are judged.
+
+Besides wall seconds, each call's CPU seconds on the calling thread are kept. With one intra-op thread ONNX Runtime
+computes on the caller, so those are the call's whole CPU time: in the run against alone they tell whether a call
+costs more work (threads fighting over caches or spinning) or only waits longer for a core that other work holds.
+With more intra-op threads the pool's share is missed, and the figures are left out (`cpu_measured`)."""
 from __future__ import annotations
 
 import threading
@@ -22,6 +27,8 @@ class ModelCalls:
 	calls: int = 0
 	items: int = 0
 	seconds: float = 0.0
+	# CPU seconds of the calling thread (all of the call's CPU with one intra-op thread)
+	cpu_seconds: float = 0.0
 	# the feed of the largest call, copied
 	sample: Dict[str, np.ndarray] = field(default_factory=dict)
 	sample_items: int = 0
@@ -33,12 +40,13 @@ class CallRecorder:
 		self.lock = threading.Lock()
 		self.models: Dict[str, ModelCalls] = {}
 
-	def record(self, name: str, path: Path, stage: str, feed: Dict[str, np.ndarray], items: int, seconds: float) -> None:
+	def record(self, name: str, path: Path, stage: str, feed: Dict[str, np.ndarray], items: int, seconds: float, cpu_seconds: float = 0.0) -> None:
 		with self.lock:
 			calls = self.models.setdefault(name, ModelCalls(name, path, stage))
 			calls.calls += 1
 			calls.items += items
 			calls.seconds += seconds
+			calls.cpu_seconds += cpu_seconds
 			if items > calls.sample_items:
 				calls.sample = {key: np.array(value, copy=True) for key, value in feed.items()}
 				calls.sample_items = items
@@ -59,6 +67,9 @@ class IsolatedTime:
 	items: int
 	run_seconds_per_item: float
 	isolated_seconds_per_item: float
+	# the calling thread's CPU per item, in the run and alone; None unless one intra-op thread did all the work
+	run_cpu_seconds_per_item: Optional[float] = None
+	isolated_cpu_seconds_per_item: Optional[float] = None
 
 
 def replay_session(path: Path, thread_count: int) -> onnxruntime.InferenceSession:
@@ -74,7 +85,8 @@ def replay_session(path: Path, thread_count: int) -> onnxruntime.InferenceSessio
 
 def isolated_times(thread_count: int, repeats: int = 5, names: Optional[List[str]] = None) -> List[IsolatedTime]:
 	"""Each recorded model's largest feed replayed alone on the CPU provider with thread_count intra-op threads
-	(the run's plan): the median of repeats calls after one warm-up, per item."""
+	(the run's plan): the median of repeats calls after one warm-up, per item (wall, and CPU where it is measured)."""
+	cpu_measured = thread_count == 1
 	results: List[IsolatedTime] = []
 	for calls in list(RECORDER.models.values()):
 		if names is not None and calls.name not in names or not calls.sample:
@@ -82,12 +94,20 @@ def isolated_times(thread_count: int, repeats: int = 5, names: Optional[List[str
 		session = replay_session(calls.path, thread_count)
 		session.run(None, calls.sample)
 		timings = []
+		cpu_timings = []
 		for _ in range(repeats):
 			started = time.perf_counter()
+			cpu_started = time.thread_time()
 			session.run(None, calls.sample)
+			cpu_timings.append(time.thread_time() - cpu_started)
 			timings.append(time.perf_counter() - started)
-		per_item = float(np.median(timings)) / max(1, calls.sample_items)
-		results.append(IsolatedTime(calls.name, calls.stage, calls.calls, calls.items, calls.seconds / max(1, calls.items), per_item))
+		sample_items = max(1, calls.sample_items)
+		items = max(1, calls.items)
+		results.append(IsolatedTime(
+			calls.name, calls.stage, calls.calls, calls.items, calls.seconds / items, float(np.median(timings)) / sample_items,
+			calls.cpu_seconds / items if cpu_measured else None,
+			float(np.median(cpu_timings)) / sample_items if cpu_measured else None
+		))
 	return results
 
 

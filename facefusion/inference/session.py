@@ -90,10 +90,11 @@ class ModelSession:
 		first = next(iter(feed.values()), None)
 		items = int(first.shape[0]) if getattr(first, 'ndim', 0) else 1
 		started = time.perf_counter()
+		cpu_started = time.thread_time()
 		with STAGE_TIMER.measure(self.stage, items):
 			outputs = self.session.run(None, feed)
 		if RECORDER.enabled:
-			RECORDER.record(self.name, self.path, self.stage, feed, items, time.perf_counter() - started)
+			RECORDER.record(self.name, self.path, self.stage, feed, items, time.perf_counter() - started, time.thread_time() - cpu_started)
 		return outputs
 
 	def run_batch(self, feed: Dict[str, BatchInput]) -> List[np.ndarray]:
