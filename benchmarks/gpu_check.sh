@@ -18,6 +18,7 @@
 #    ONNX Runtime's CPU provider fed from host and from CuPy arrays
 # 4a. runs benchmarks/bench_blend.py --gpu: the paste per face (feather, multi-band, colour match) on CPU and GPU
 # 4b. runs the whole pipeline on a 1080p clip (small stand-ins) with CPU decoding and with the NVDEC route
+# 4c. runs the heavy stand-ins on the CPU provider: the swapper in the run against alone, wall against model floor
 # 5. prints a short markdown table (also in OUTPUT_DIR/summary.md) with every GPU test that skipped; exits 1 when a
 #    check failed, 2 when GPU tests were skipped or none ran (GPU_CHECK_ALLOW_SKIPS=1 accepts skips), else 0
 set -u
@@ -164,6 +165,23 @@ fallbacks=$(for log in "$OUTPUT_DIR"/pipeline/logs/*.log; do
 	grep -hE '^\[FACEFUSION\] .*(unavailable|not available)' "$log" | sed "s/^\[FACEFUSION\] /${variant%-*}: /"
 done | sort -u | head -n 8 | tr '|' '/' | sed 's/$/;/' | tr '\n' ' ')
 if [ -n "$fallbacks" ]; then row 'pipeline fallbacks' 'warned' "$fallbacks"; fi
+
+# --- 4c. cores used once, on this machine's cores: the heavy stand-ins (a swapper that costs like the real one) on
+# the CPU provider, 360p, 250 frames; the swapper per item in the run against alone, and the wall against the model
+# floor, with as many cores as a GPU host has (a 2-core machine spends a sixth of its time on ffmpeg alone) -------
+if "$PYTHON" benchmarks/bench_pipeline.py --standins heavy --resolution 360p --frames 250 --variants optimized --quality off \
+	--out "$OUTPUT_DIR/cores" >"$OUTPUT_DIR/cores.log" 2>&1; then
+	# the row of the "thread plan" table, then the "floor with ffmpeg" one: plan, swapper run / isolated, wall / floor
+	row 'cores used once (CPU provider, heavy, 360p)' 'ran' "$(awk -F' *[|] *' '
+		/^\| variant \| thread plan/ {table = 1; next}
+		/^\| variant \| core time/ {table = 2; next}
+		!/^\|/ {table = 0}
+		table == 1 && /^\| [a-z]/ {printf "plan %s, swapper ms / item %s in run against %s alone (%s), wall / model floor %s; ", $3, $4, $5, $6, $9}
+		table == 2 && /^\| [a-z]/ {printf "ffmpeg %s CPU s, rest of the engine %s, wall / floor with ffmpeg %s", $6, $7, $14}
+	' "$OUTPUT_DIR/cores/results.md")"
+else
+	row 'cores used once (CPU provider, heavy, 360p)' 'FAILED' "$(tail -n 1 "$OUTPUT_DIR/cores.log")"
+fi
 
 fi
 
