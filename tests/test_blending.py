@@ -356,3 +356,45 @@ def test_host_mask_product_is_numpys_broadcast(shape: tuple) -> None:
 	expected = values * mask[..., None]
 	assert product.shape == expected.shape and product.dtype == np.float32
 	assert np.array_equal(product, expected) and np.array_equal(np.signbit(product), np.signbit(expected))
+
+
+def test_host_multi_band_blend_is_the_array_module_steps_bit_for_bit(group: RecordedSwap) -> None:
+	"""The host's in-place OpenCV multi-band paste gives what paste_face's array-module steps give (the difference
+	where the mask reaches, multi_band_delta, the float32 sum rounded half to even), on the recorded swap's own paste
+	boxes and on random ones whose masks reach 0 and 1 and whose crops leave 0..255. A sum rounded straight to
+	uint8 fails this: it lands on the other side of a .5 now and then."""
+	from facefusion.gpu import kernels
+	from facefusion.gpu.blending import multi_band_blend_host, multi_band_delta, times_mask
+
+	def array_module_steps(region: np.ndarray, box_crop: np.ndarray, box_mask: np.ndarray, levels: int) -> np.ndarray:
+		base = region.astype(np.float32)
+		difference = times_mask(box_crop - base, (box_mask > 0).astype(np.float32))
+		return np.clip(np.rint(base + multi_band_delta(difference, box_mask, levels)), 0, 255).astype(np.uint8)
+
+	cases = []
+	for job in tinted(group):
+		box = blending_box(group.frame, job)
+		x1, y1, x2, y2 = box
+		matrix = kernels.paste_matrix_for(job.affine, box)
+		size = (x2 - x1, y2 - y1)
+		box_mask = np.clip(cv2.warpAffine(np.ascontiguousarray(job.combined_mask(), dtype=np.float32), matrix, size), 0, 1)
+		box_crop = cv2.warpAffine(np.ascontiguousarray(job.crop, dtype=np.float32), matrix, size, borderMode=cv2.BORDER_REPLICATE)
+		cases.append((group.frame[y1:y2, x1:x2], box_crop, box_mask))
+	generator = np.random.default_rng(7)
+	for height, width in ((37, 53), (64, 64), (181, 240), (300, 211)):
+		region = generator.integers(0, 256, (height, width, 3), dtype=np.uint8)
+		box_crop = (generator.random((height, width, 3), dtype=np.float32) * 300 - 20).astype(np.float32)
+		box_mask = np.clip(generator.random((height, width), dtype=np.float32) * 2 - 0.5, 0, 1)
+		cases.append((region, box_crop, box_mask))
+	assert len(cases) > 4
+	for region, box_crop, box_mask in cases:
+		for levels in sorted({1, 2, 3, levels_for_box(region.shape[1], region.shape[0])}):
+			expected = array_module_steps(region, box_crop, box_mask, levels)
+			blended = multi_band_blend_host(region, box_crop, box_mask, levels)
+			assert blended.dtype == np.uint8 and blended.shape == region.shape
+			assert np.array_equal(blended, expected), (region.shape, levels, int(np.count_nonzero(blended != expected)))
+
+
+def blending_box(frame: np.ndarray, job: PasteJob) -> tuple:
+	from facefusion.face_helper import paste_box
+	return paste_box(frame.shape, (int(job.crop.shape[1]), int(job.crop.shape[0])), job.affine)

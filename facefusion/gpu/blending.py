@@ -332,6 +332,45 @@ def multi_band_delta(difference: Array, mask: Array, levels: int, reference: boo
 	return result.astype(xp.float32, copy=False)
 
 
+def multi_band_blend_host(region: np.ndarray, box_crop: np.ndarray, box_mask: np.ndarray, levels: int) -> np.ndarray:
+	"""The multi-band paste of a 3-channel uint8 region on the host: the numbers of the array-module steps in
+	paste_face (the difference where the mask reaches, multi_band_delta, the rounded sum), bit for bit, with OpenCV
+	writing in place where a buffer is not needed again, and with neither a float copy of the region nor NumPy's
+	rounding passes. A face that fills a 1080p frame (a 1295×1080 box): 33 against 62 ms on one of these cores.
+	Returns the blended region (uint8)."""
+	import cv2
+
+	def spread(mask: np.ndarray) -> np.ndarray:
+		# OpenCV's products take a mask with the values' channels
+		return cv2.merge([mask] * 3)
+	shape = region.shape
+	difference = cv2.subtract(box_crop.reshape(shape), region, dtype=cv2.CV_32F)
+	# where the mask is 0 the difference is 0 (times 0.0, as times_mask gives it): the replicated border of the crop
+	# must not bleed in at coarse levels
+	reach = cv2.threshold(box_mask, 0, 1, cv2.THRESH_BINARY)[1]
+	cv2.multiply(difference, spread(reach), dst=difference)
+	pyramid = [difference]
+	masks = [box_mask]
+	for _ in range(levels - 1):
+		pyramid.append(cv2.pyrDown(pyramid[-1]))
+		masks.append(cv2.pyrDown(masks[-1]))
+	# finest level first, each Laplacian (times its mask) in place of its Gaussian, which the next finer level has
+	# already used
+	for level in range(levels - 1):
+		gaussian = pyramid[level]
+		cv2.subtract(gaussian, cv2.pyrUp(pyramid[level + 1], dstsize=(gaussian.shape[1], gaussian.shape[0])), dst=gaussian)
+		cv2.multiply(gaussian, spread(masks[level]), dst=gaussian)
+	collapsed = cv2.multiply(pyramid[-1], spread(masks[-1]))
+	for level in range(levels - 2, -1, -1):
+		weighted = pyramid[level]
+		upsampled = cv2.pyrUp(collapsed, dstsize=(weighted.shape[1], weighted.shape[0]))
+		collapsed = cv2.add(upsampled, weighted, dst=upsampled)
+	# the float32 sum first, then its rounding (half to even, saturated, as NumPy's rint and clip give): a sum straight
+	# to uint8 is not rounded to float32 first and lands on the other side of a .5 now and then
+	cv2.add(region, collapsed, dst=collapsed, dtype=cv2.CV_32F)
+	return cv2.add(collapsed, 0.0, dtype=cv2.CV_8U)
+
+
 # ---- the paste -----------------------------------------------------------------------------------------------------
 
 def warp_to_box(values: Array, matrix: np.ndarray, size: Tuple[int, int], border: str, reference: bool) -> Array:
@@ -365,9 +404,14 @@ def paste_face(
 		return kernels.paste_into(frame, xp.ascontiguousarray(crop), mask, affine, box, reference=reference)
 	paste_matrix = kernels.paste_matrix_for(affine, box)
 	size = (x2 - x1, y2 - y1)
-	box_mask = xp.clip(warp_to_box(xp.ascontiguousarray(mask, dtype=xp.float32), paste_matrix, size, 'constant', reference), 0, 1)
+	box_mask = warp_to_box(xp.ascontiguousarray(mask, dtype=xp.float32), paste_matrix, size, 'constant', reference)
+	# in place: the warp's output is a fresh array
+	xp.clip(box_mask, 0, 1, out=box_mask)
 	box_crop = warp_to_box(xp.ascontiguousarray(crop), paste_matrix, size, 'replicate', reference)
 	region = frame[y1:y2, x1:x2]
+	if settings.mode == 'multi-band' and not settings.linear_light and not reference and not is_device_array(frame) and region.ndim == 3 and region.shape[2] == 3 and region.dtype == np.uint8:
+		frame[y1:y2, x1:x2] = multi_band_blend_host(region, box_crop, box_mask, levels_for_box(size[0], size[1], settings.levels))
+		return frame
 	if settings.linear_light:
 		base, swapped = srgb_to_linear(region), srgb_to_linear(box_crop)
 	else:
