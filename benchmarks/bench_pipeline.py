@@ -439,6 +439,14 @@ def format_optional(value: Optional[float], pattern: str) -> str:
 	return '-' if value is None else format(value, pattern)
 
 
+def optional_ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
+	return numerator / denominator if numerator and denominator else None
+
+
+def table_row(cells: Sequence[str]) -> str:
+	return '| ' + ' | '.join(cells) + ' |'
+
+
 def relative_to_project(text: str) -> str:
 	"""Reports name files relative to the project, so they read the same on every machine."""
 	return text.replace(str(PROJECT_DIR) + '/', '')
@@ -477,12 +485,11 @@ def markdown_report(results: Dict[str, Any]) -> str:
 		for summary in summaries:
 			plan = summary.get('plan') or {}
 			plan_text = f"{plan.get('process_workers', '-')} × {plan.get('intra_op_threads', '-')} on {plan.get('cores', '-')}" if plan else '-'
-			swap_ratio = summary['swap_run_ms'] / summary['swap_isolated_ms'] if summary.get('swap_run_ms') and summary.get('swap_isolated_ms') else None
-			lines.append(
-				f"| {summary['name']} | {plan_text} | {format_optional(summary.get('swap_run_ms'), '.1f')} | {format_optional(summary.get('swap_isolated_ms'), '.1f')} | "
-				f"{format_optional(swap_ratio, '.2f')} | {format_optional(summary.get('parallelism'), '.2f')} | {format_optional(summary.get('model_floor_s'), '.2f')} | "
-				f"{format_optional(summary.get('floor_ratio'), '.2f')} | {format_optional(summary.get('other_cpu_s'), '.1f')} | {format_optional(summary.get('cores_busy'), '.0%')} |"
-			)
+			lines.append(table_row([summary['name'], plan_text] + [format_optional(value, pattern) for value, pattern in (
+				(summary.get('swap_run_ms'), '.1f'), (summary.get('swap_isolated_ms'), '.1f'),
+				(optional_ratio(summary.get('swap_run_ms'), summary.get('swap_isolated_ms')), '.2f'), (summary.get('parallelism'), '.2f'),
+				(summary.get('model_floor_s'), '.2f'), (summary.get('floor_ratio'), '.2f'), (summary.get('other_cpu_s'), '.1f'), (summary.get('cores_busy'), '.0%')
+			)]))
 		lines += [
 			'',
 			"Where the CPU went (seconds; core time = cores × wall). The swapper CPU per item is the calling thread's, which",
@@ -497,16 +504,13 @@ def markdown_report(results: Dict[str, Any]) -> str:
 		for summary in summaries:
 			plan = summary.get('plan') or {}
 			core_time = summary['wall_s'] * plan['cores'] if plan.get('cores') else None
-			cpu_ratio = summary['swap_run_cpu_ms'] / summary['swap_together_cpu_ms'] if summary.get('swap_run_cpu_ms') and summary.get('swap_together_cpu_ms') else None
-			with_ffmpeg = summary.get('floor_with_ffmpeg_s')
-			lines.append(
-				f"| {summary['name']} | {format_optional(core_time, '.1f')} | {format_optional(summary.get('model_cpu_alone_s'), '.1f')} | "
-				f"{format_optional(summary.get('model_cpu_in_run_s'), '.1f')} | {format_optional(summary.get('ffmpeg_cpu_s'), '.1f')} | "
-				f"{format_optional(summary.get('engine_other_cpu_s'), '.1f')} | {format_optional(summary.get('idle_core_s'), '.1f')} | "
-				f"{format_optional(summary.get('swap_run_cpu_ms'), '.1f')} | {format_optional(summary.get('swap_isolated_cpu_ms'), '.1f')} | "
-				f"{format_optional(summary.get('swap_together_cpu_ms'), '.1f')} | {format_optional(cpu_ratio, '.2f')} | "
-				f"{format_optional(with_ffmpeg, '.2f')} | {format_optional(summary['wall_s'] / with_ffmpeg if with_ffmpeg else None, '.2f')} |"
-			)
+			lines.append(table_row([summary['name']] + [format_optional(value, pattern) for value, pattern in (
+				(core_time, '.1f'), (summary.get('model_cpu_alone_s'), '.1f'), (summary.get('model_cpu_in_run_s'), '.1f'), (summary.get('ffmpeg_cpu_s'), '.1f'),
+				(summary.get('engine_other_cpu_s'), '.1f'), (summary.get('idle_core_s'), '.1f'), (summary.get('swap_run_cpu_ms'), '.1f'),
+				(summary.get('swap_isolated_cpu_ms'), '.1f'), (summary.get('swap_together_cpu_ms'), '.1f'),
+				(optional_ratio(summary.get('swap_run_cpu_ms'), summary.get('swap_together_cpu_ms')), '.2f'), (summary.get('floor_with_ffmpeg_s'), '.2f'),
+				(optional_ratio(summary['wall_s'], summary.get('floor_with_ffmpeg_s')), '.2f')
+			)]))
 	stages = list(summaries[0]['stages'])
 	lines += [
 		'',
