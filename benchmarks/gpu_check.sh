@@ -11,7 +11,8 @@
 # 1. installs what it needs without a network: wheels carried in .wheels/ or .whl/ (pip download ... -d .whl),
 #    into a private folder; onnxruntime-gpu cannot be fetched there, so the CUDA / TensorRT providers are reported
 #    as missing rather than installed; an ffmpeg, else the static one benchmarks/pack_gpu_carry.sh packs into
-#    .gpu-carry (carry it: the lent machine's image lists no ffmpeg)
+#    .gpu-carry (carry it: the lent machine's image lists no ffmpeg), and the Python packages it packs there
+#    (PyNvVideoCodec, for the NVDEC route)
 # 2. reports the machine: GPU, driver, Python packages, ONNX Runtime providers, the engine's own device probe
 # 3. compiles the CUDA kernels with NVRTC, then runs every test marked `gpu` (pytest -m gpu tests)
 # 4. runs benchmarks/bench_gpu_ops.py: CuPy against NumPy / OpenCV at 1080p (warp, pre, post, paste), IO binding on
@@ -74,6 +75,17 @@ if [ -n "$ffmpeg_path" ]; then
 else
 	row 'ffmpeg' 'missing' 'none found: run benchmarks/pack_gpu_carry.sh where the session runs and carry .gpu-carry; the video steps fail'
 fi
+# Python packages the image lacks (PyNvVideoCodec for the NVDEC route), packed by pack_gpu_carry.sh for the lent
+# machine's Python: unpacked beside the output folder too, and put first on the path
+if [ -f "$CARRY_DIR/python-packages.tar.xz" ]; then
+	site="${TMPDIR:-/tmp}/facefusion-gpu-check/site"
+	if rm -rf "$site" && mkdir -p "$site" && "$PYTHON" -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], **({'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}))" "$CARRY_DIR/python-packages.tar.xz" "$site" 2>"$OUTPUT_DIR/packages-unpack.log"; then
+		export PYTHONPATH="$site:$PYTHONPATH"
+		row 'carried Python packages' 'unpacked' "$(cd "$site" && ls -d -- */ | grep -v -e '\.dist-info/$' -e '\./$' -e '\.libs/$' | tr -d '/' | tr '\n' ' ')into $site"
+	else
+		row 'carried Python packages' 'FAILED' "could not unpack $CARRY_DIR/python-packages.tar.xz (see packages-unpack.log)"
+	fi
+fi
 
 # --- 2. the machine --------------------------------------------------------------------------------------------
 gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -n 1)
@@ -88,6 +100,9 @@ row 'ONNX Runtime providers' "${providers:+present}" "${providers:-onnxruntime m
 if ! echo "$providers" | grep -q CUDAExecutionProvider; then
 	row 'ORT CUDA / TensorRT' 'unavailable' 'CPU onnxruntime only: CUDA IO binding and TensorRT tests skip'
 fi
+# installed is not enough: its import asks the driver for the video libraries
+nvdec_decoder=$(python_value "from facefusion.video.routes import pynvvideocodec_status; ok, reason = pynvvideocodec_status(); print(('present: ' if ok else 'missing: ') + reason)")
+row 'PyNvVideoCodec (NVDEC route)' "${nvdec_decoder%%:*}" "${nvdec_decoder#*: }"
 probe=$(python_value "from facefusion.gpu.device import detect_device; print(detect_device().describe())")
 row 'engine device probe' "$(echo "$probe" | grep -q 'no usable' && echo unavailable || echo ok)" "${probe:-probe failed to run}"
 

@@ -46,3 +46,28 @@ def test_gpu_check_unpacks_the_carried_ffmpeg_when_none_is_found(tmp_path: Path)
 	(carry / 'ffmpeg.xz').unlink()
 	result = subprocess.run(['bash', str(ROOT / 'benchmarks' / 'gpu_check.sh'), str(output)], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
 	assert '| ffmpeg | missing |' in result.stdout
+
+
+def test_gpu_check_puts_the_carried_python_packages_first_on_the_path(tmp_path: Path) -> None:
+	"""The packages pack_gpu_carry.sh packs (PyNvVideoCodec, which the lent machine's image lacks) are unpacked
+	outside the output folder, and the NVDEC row reports what their import gives. Here a small package of that name
+	that imports is packed."""
+	import tarfile
+	carry = tmp_path / 'carry'
+	package = tmp_path / 'build' / 'PyNvVideoCodec'
+	package.mkdir(parents=True)
+	(package / '__init__.py').write_text('OutputColorType = None\n')
+	carry.mkdir()
+	with tarfile.open(carry / 'python-packages.tar.xz', 'w:xz') as archive:
+		archive.add(package, arcname='PyNvVideoCodec')
+	output = tmp_path / 'out'
+	environment = dict(os.environ, GPU_CHECK_STEPS='machine', GPU_CARRY_DIR=str(carry), TMPDIR=str(tmp_path))
+	result = subprocess.run(['bash', str(ROOT / 'benchmarks' / 'gpu_check.sh'), str(output)], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+	site = tmp_path / 'facefusion-gpu-check' / 'site'
+	assert f'| carried Python packages | unpacked | PyNvVideoCodec into {site} |' in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+	assert '| PyNvVideoCodec (NVDEC route) | present | PyNvVideoCodec |' in result.stdout
+	assert (site / 'PyNvVideoCodec' / '__init__.py').is_file() and not any(output.rglob('__init__.py'))
+	# without the carried packages the row says what is missing
+	(carry / 'python-packages.tar.xz').unlink()
+	result = subprocess.run(['bash', str(ROOT / 'benchmarks' / 'gpu_check.sh'), str(output)], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+	assert '| PyNvVideoCodec (NVDEC route) | missing | PyNvVideoCodec is not installed |' in result.stdout, result.stdout[-2000:]

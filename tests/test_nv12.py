@@ -91,3 +91,34 @@ def test_nvdec_reader_decodes_in_order_and_falls_back_loudly_mid_video(tmp_path:
 		difference = np.abs(frame.pixels.astype(np.int16) - reference.pixels.astype(np.int16))
 		assert difference.max() <= 3 and difference.mean() < 0.1, (int(difference.max()), float(difference.mean()))
 	assert len(warnings) == 1 and 'NVDEC failed at frame 6' in warnings[0] and 'on the CPU' in warnings[0]
+
+
+def nvdec_ready() -> bool:
+	from facefusion.gpu.device import gpu_available
+	from facefusion.video import routes
+	return gpu_available() and routes.cuda_driver_status()[0] and routes.pynvvideocodec_status()[0]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not nvdec_ready(), reason='needs a PyNvVideoCodec that loads, CuPy and a CUDA device')
+def test_nvdec_decodes_a_real_clip_as_the_cpu_route_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+	"""The real decoder on the device: every frame of the range, in order, with no fall back, within the
+	conversion's rounding of the CPU route's frames (the same matrix, chroma repeated over 2x2 on both)."""
+	from facefusion.video import routes
+	from facefusion.video.io import VideoReader
+	from facefusion.video.probe import probe_video
+	clip = tmp_path / 'clip.mp4'
+	subprocess.run([find_ffmpeg(), '-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25', '-frames:v', '30', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', str(clip)], check=True)
+	warnings: list = []
+	monkeypatch.setattr(routes, '_warn_once', warnings.append)
+	info = probe_video(str(clip))
+	assert routes.select_decoder('nvdec').route == 'nvdec'
+	reader = routes.PyNvVideoReader(info, 3, 30, device_id=0, color_matrix='bt709')
+	frames = list(reader)
+	with VideoReader(info, 3, 30, color_matrix='bt709') as cpu_reader:
+		expected = list(cpu_reader)
+	assert warnings == [] and reader.fallback is None
+	assert [frame.index for frame in frames] == [frame.index for frame in expected] == list(range(3, 30))
+	for frame, reference in zip(frames, expected):
+		difference = np.abs(frame.pixels.astype(np.int16) - reference.pixels.astype(np.int16))
+		assert difference.max() <= 3 and difference.mean() < 0.1, (frame.index, int(difference.max()), float(difference.mean()))

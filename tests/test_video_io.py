@@ -554,6 +554,31 @@ def test_gpu_routes_fall_back_to_cpu_with_one_warning() -> None:
 	assert video_routes.select_decoder('cpu').backend == 'ffmpeg'
 
 
+def test_pynvvideocodec_counts_as_there_only_when_it_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+	"""An installed PyNvVideoCodec whose import fails (its import asks the driver for libnvidia-encode, which a
+	container without the driver's video capability lacks) is no NVDEC route: the reason is its error's first line."""
+	import sys
+	package = tmp_path / 'PyNvVideoCodec'
+	package.mkdir()
+	init = package / '__init__.py'
+	init.write_text("raise RuntimeError('libnvidia-encode.so.1: cannot open shared object file\\n\\n=== TROUBLESHOOTING STEPS ===')\n")
+	monkeypatch.syspath_prepend(str(tmp_path))
+	monkeypatch.delitem(sys.modules, 'PyNvVideoCodec', raising=False)
+	video_routes.pynvvideocodec_status.cache_clear()
+	try:
+		assert video_routes.pynvvideocodec_status() == (False, 'PyNvVideoCodec does not load: libnvidia-encode.so.1: cannot open shared object file')
+		init.write_text('OutputColorType = None\n')
+		monkeypatch.delitem(sys.modules, 'PyNvVideoCodec', raising=False)
+		video_routes.pynvvideocodec_status.cache_clear()
+		assert video_routes.pynvvideocodec_status() == (True, 'PyNvVideoCodec')
+		monkeypatch.delitem(sys.modules, 'PyNvVideoCodec', raising=False)
+		monkeypatch.setattr(sys, 'path', [entry for entry in sys.path if entry != str(tmp_path)])
+		video_routes.pynvvideocodec_status.cache_clear()
+		assert video_routes.pynvvideocodec_status() == (False, 'PyNvVideoCodec is not installed')
+	finally:
+		video_routes.pynvvideocodec_status.cache_clear()
+
+
 def stored_yuv420_planes(path: Path, width: int, height: int) -> np.ndarray:
 	"""The video's samples as stored, a row per frame (Y, then U and V), read without any colour conversion."""
 	import subprocess

@@ -69,6 +69,7 @@ def reset_caches() -> None:
 	"""Forget probe results and warnings (tests; or after a driver was installed)."""
 	cuda_driver_status.cache_clear()
 	ffmpeg_cuda_decode_status.cache_clear()
+	pynvvideocodec_status.cache_clear()
 	nvenc_status.cache_clear()
 	forget_warnings(WARNING_KEY_PREFIX)
 
@@ -92,8 +93,18 @@ def cuda_driver_status() -> Tuple[bool, str]:
 	return True, '{} GPU(s)'.format(count.value)
 
 
-def pynvvideocodec_available() -> bool:
-	return importlib.util.find_spec('PyNvVideoCodec') is not None
+@functools.lru_cache(maxsize=None)
+def pynvvideocodec_status() -> Tuple[bool, str]:
+	"""Whether PyNvVideoCodec imports: installed is not enough, its import asks the driver for its video libraries
+	(libnvidia-encode, libnvcuvid), which a container without the driver's video capability lacks."""
+	if importlib.util.find_spec('PyNvVideoCodec') is None:
+		return False, 'PyNvVideoCodec is not installed'
+	try:
+		import PyNvVideoCodec  # noqa: F401
+	except Exception as exception:
+		reason = str(exception).strip().splitlines()[0] if str(exception).strip() else type(exception).__name__
+		return False, 'PyNvVideoCodec does not load: ' + reason
+	return True, 'PyNvVideoCodec'
 
 
 def _probe_clip() -> str:
@@ -151,8 +162,12 @@ def select_decoder(route: str = 'auto', device_id: int = 0, warn: bool = True) -
 	cuda_ok, cuda_reason = ffmpeg_cuda_decode_status(device_id)
 	if cuda_ok:
 		return DecoderChoice('nvdec', 'ffmpeg-cuda', ('-hwaccel', 'cuda', '-hwaccel_device', str(device_id)), cuda_reason)
-	if pynvvideocodec_available() and cuda_driver_status()[0]:
-		return DecoderChoice('nvdec', 'pynvvideocodec', (), 'PyNvVideoCodec ({})'.format(cuda_reason), device_id)
+	if cuda_driver_status()[0]:
+		codec_ok, codec_reason = pynvvideocodec_status()
+		if codec_ok:
+			return DecoderChoice('nvdec', 'pynvvideocodec', (), 'PyNvVideoCodec ({})'.format(cuda_reason), device_id)
+		# ffmpeg's hwaccel and PyNvVideoCodec both failed: say why for each
+		cuda_reason = cuda_reason + '; ' + codec_reason
 	if warn:
 		_warn_once('NVDEC unavailable ({}): decoding on the CPU'.format(cuda_reason))
 	return DecoderChoice('cpu', 'ffmpeg', (), 'NVDEC unavailable: {}'.format(cuda_reason))
