@@ -93,6 +93,34 @@ def test_nvdec_reader_decodes_in_order_and_falls_back_loudly_mid_video(tmp_path:
 	assert len(warnings) == 1 and 'NVDEC failed at frame 6' in warnings[0] and 'on the CPU' in warnings[0]
 
 
+class PitchedStandInDecoder(StandInDecoder):
+	"""Frames as an NVDEC surface hands them out: each row padded to a pitch wider than the picture."""
+	fail_at = 10 ** 6
+
+	def get_batch_frames(self, count: int) -> list:
+		return [np.pad(frame, ((0, 0), (0, 16)), constant_values=255) for frame in super().get_batch_frames(count)]
+
+
+def test_nvdec_reader_takes_the_picture_out_of_a_pitched_surface(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+	import sys
+	from types import SimpleNamespace
+
+	from facefusion.video import routes
+	from facefusion.video.probe import probe_video
+	clip = tmp_path / 'clip.mp4'
+	subprocess.run([find_ffmpeg(), '-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=64x48:rate=25', '-frames:v', '6', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', str(clip)], check=True)
+	info = probe_video(str(clip))
+	warnings: list = []
+	monkeypatch.setattr(routes, '_warn_once', warnings.append)
+	frames = {}
+	for decoder in (StandInDecoder, PitchedStandInDecoder):
+		monkeypatch.setitem(sys.modules, 'PyNvVideoCodec', SimpleNamespace(ThreadedDecoder=decoder, OutputColorType=SimpleNamespace(NATIVE='native')))
+		frames[decoder] = list(routes.PyNvVideoReader(info, 0, 6, color_matrix='bt709'))
+	assert warnings == [] and len(frames[PitchedStandInDecoder]) == 6
+	for pitched, plain in zip(frames[PitchedStandInDecoder], frames[StandInDecoder]):
+		assert pitched.index == plain.index and np.array_equal(pitched.pixels, plain.pixels)
+
+
 def nvdec_ready() -> bool:
 	from facefusion.gpu.device import gpu_available
 	from facefusion.video import routes

@@ -28,6 +28,7 @@ from typing import Iterator, Optional, Tuple, Union
 import numpy as np
 
 from facefusion.errors import ProcessingError
+from facefusion.gpu.device import Array
 from facefusion.logger import forget_warnings, get_logger, warn_once
 from facefusion.types import Frame
 from facefusion.video import encoders, ffmpeg
@@ -240,6 +241,22 @@ def open_reader(info: VideoInfo, decoder: DecoderChoice, trim_start: Optional[in
 	return VideoReader(info, trim_start, trim_end, size, fps, decoder.decoder_arguments, color_matrix, threads)
 
 
+# DLPack's device type of host memory (kDLCPU); a decoded frame on any other device goes to CuPy
+DLPACK_CPU = 1
+
+
+def decoded_planes(decoded: object) -> Array:
+	"""A decoded frame as an array on its own device: PyNvVideoCodec's frames in device memory export DLPack (and the
+	CUDA array interface) and become CuPy arrays without a copy; host frames become NumPy arrays."""
+	if hasattr(decoded, '__dlpack_device__') and int(decoded.__dlpack_device__()[0]) != DLPACK_CPU:
+		import cupy
+		return cupy.from_dlpack(decoded)
+	if hasattr(decoded, '__cuda_array_interface__'):
+		import cupy
+		return cupy.asarray(decoded)
+	return np.asarray(decoded)
+
+
 class PyNvVideoReader:
 	"""NVDEC through PyNvVideoCodec's sequential ThreadedDecoder (SimpleDecoder is the random-access one: indexing
 	it frame by frame seeks), with the VideoReader interface. Frames come as native NV12 and are converted with the
@@ -282,15 +299,16 @@ class PyNvVideoReader:
 		return self._pending.pop(0)
 
 	def _to_host(self, decoded: object) -> np.ndarray:
-		# decoded frames export DLPack / __cuda_array_interface__: convert on the device, copy BGR to the host
+		"""A decoded frame's NV12 planes converted on their device, BGR copied to the host."""
 		from facefusion.gpu.device import to_host
 		from facefusion.video.nv12 import nv12_to_bgr
-		if hasattr(decoded, '__cuda_array_interface__'):
-			import cupy
-			planes = cupy.from_dlpack(decoded)
+		planes = decoded_planes(decoded)
+		rows = self.height * 3 // 2
+		if planes.ndim == 2 and planes.shape[0] == rows and planes.shape[1] >= self.width:
+			# a surface wider than the picture (its pitch): the picture is the left part of each row
+			planes = planes[:, :self.width]
 		else:
-			planes = np.asarray(decoded)
-		planes = planes.reshape(self.height * 3 // 2, self.width)
+			planes = planes.reshape(rows, self.width)
 		return to_host(nv12_to_bgr(planes, self.width, self.height, self.color_matrix, self.color_range))
 
 	def readinto(self, buffer: np.ndarray) -> bool:
@@ -336,7 +354,13 @@ class PyNvVideoReader:
 			self.close()
 
 	def close(self) -> None:
-		self._decoder = None
+		decoder, self._decoder = self._decoder, None
+		# the threaded decoder decodes ahead in a thread of its own until told to end
+		if decoder is not None and hasattr(decoder, 'end'):
+			try:
+				decoder.end()
+			except Exception:
+				pass
 		if self.fallback is not None:
 			self.fallback.close()
 
