@@ -246,14 +246,15 @@ DLPACK_CPU = 1
 
 
 def decoded_planes(decoded: object) -> Array:
-	"""A decoded frame as an array on its own device: PyNvVideoCodec's frames in device memory export DLPack (and the
-	CUDA array interface) and become CuPy arrays without a copy; host frames become NumPy arrays."""
-	if hasattr(decoded, '__dlpack_device__') and int(decoded.__dlpack_device__()[0]) != DLPACK_CPU:
-		import cupy
-		return cupy.from_dlpack(decoded)
+	"""A decoded frame as an array on its own device: PyNvVideoCodec's frames in device memory export the CUDA array
+	interface and DLPack and become CuPy arrays without a copy (the interface first: it needs no stream hand-shake);
+	host frames become NumPy arrays (which export DLPack too, on the host)."""
 	if hasattr(decoded, '__cuda_array_interface__'):
 		import cupy
 		return cupy.asarray(decoded)
+	if hasattr(decoded, '__dlpack_device__') and int(decoded.__dlpack_device__()[0]) != DLPACK_CPU:
+		import cupy
+		return cupy.from_dlpack(decoded)
 	return np.asarray(decoded)
 
 
