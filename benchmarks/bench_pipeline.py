@@ -50,6 +50,9 @@ MODEL_STAGES = ('detect', 'landmark', 'embed', 'classify', 'mask', 'content', 's
 STAGE_ORDER: Tuple[str, ...] = ('decode', 'content', 'detect', 'landmark', 'embed', 'classify', 'swap', 'enhance', 'mask', 'paste', 'encode')
 # always shown (even at zero) because the issue asks for them
 CORE_STAGES: Tuple[str, ...] = ('decode', 'detect', 'landmark', 'embed', 'swap', 'mask', 'paste', 'encode')
+# the streaming pipeline's own stages in the stage timer (workflows/video.py: their time inside the stage function)
+PIPELINE_STAGE_PREFIX = 'pipeline:'
+PIPELINE_STAGES: Tuple[str, ...] = ('cues', 'analyse', 'process')
 
 
 @dataclass(frozen=True)
@@ -331,7 +334,7 @@ def run_child(variant: Variant, repeat: int, arguments: Sequence[str], output_pa
 
 
 def ordered_stages(runs: Sequence[RunResult]) -> List[str]:
-	seen = {stage for run in runs for stage, total in run.stages.items() if total['seconds'] > 0 or stage in CORE_STAGES}
+	seen = {stage for run in runs for stage, total in run.stages.items() if (total['seconds'] > 0 or stage in CORE_STAGES) and not stage.startswith(PIPELINE_STAGE_PREFIX)}
 	stages = [stage for stage in STAGE_ORDER if stage in seen or stage in CORE_STAGES]
 	return stages + sorted(seen - set(stages))
 
@@ -376,6 +379,12 @@ def summarise(variants: Sequence[Variant], runs: Sequence[RunResult], frame_coun
 		# the quality monitor's summary of the variant's first run (the figures are deterministic per variant)
 		summary['quality'] = next((run.quality for run in own if run.quality is not None), None)
 		summary.update(model_floor(own, summary['wall_s']))
+		# per frame, summed over the stage's workers (streaming runs only; the disk workflow has no such stages)
+		summary['pipeline_ms_per_frame'] = {
+			name: statistics.median(run.stages.get(PIPELINE_STAGE_PREFIX + name, {}).get('seconds', 0.0) for run in own) * 1000 / frame_count
+			for name in PIPELINE_STAGES
+			if frame_count and any(PIPELINE_STAGE_PREFIX + name in run.stages for run in own)
+		}
 	reference = summaries[0]
 	for summary in summaries:
 		summary['speed_up'] = reference['wall_s'] / summary['wall_s'] if summary['wall_s'] > 0 else 0.0
@@ -510,6 +519,22 @@ def markdown_report(results: Dict[str, Any]) -> str:
 				(summary.get('swap_isolated_cpu_ms'), '.1f'), (summary.get('swap_together_cpu_ms'), '.1f'),
 				(optional_ratio(summary.get('swap_run_cpu_ms'), summary.get('swap_together_cpu_ms')), '.2f'), (summary.get('floor_with_ffmpeg_s'), '.2f'),
 				(optional_ratio(summary['wall_s'], summary.get('floor_with_ffmpeg_s')), '.2f')
+			)]))
+	if any(summary.get('pipeline_ms_per_frame') for summary in summaries):
+		lines += [
+			'',
+			"The streaming pipeline's stages: time inside each stage's function per frame, summed over its workers. The",
+			'analysis stage is one thread that takes the frames in order: at the load of this run, 1000 / its ms a frame is',
+			'the most fps the pipeline could reach, whatever the device does; near the end-to-end fps, that thread is the limit:',
+			'',
+			'| variant | analysis (ms / frame) | fps it allows | end-to-end fps | process, all workers (ms / frame) | cues (ms / frame) |',
+			'|---|---:|---:|---:|---:|---:|',
+		]
+		for summary in summaries:
+			per_frame = summary.get('pipeline_ms_per_frame') or {}
+			analyse = per_frame.get('analyse')
+			lines.append(table_row([summary['name']] + [format_optional(value, pattern) for value, pattern in (
+				(analyse, '.2f'), (1000 / analyse if analyse else None, '.1f'), (summary['fps'], '.1f'), (per_frame.get('process'), '.2f'), (per_frame.get('cues'), '.2f')
 			)]))
 	stages = list(summaries[0]['stages'])
 	lines += [

@@ -18,7 +18,8 @@
 # 4. runs benchmarks/bench_gpu_ops.py: CuPy against NumPy / OpenCV at 1080p (warp, pre, post, paste), IO binding on
 #    ONNX Runtime's CPU provider fed from host and from CuPy arrays
 # 4a. runs benchmarks/bench_blend.py --gpu: the paste per face (feather, multi-band, colour match) on CPU and GPU
-# 4b. runs the whole pipeline on a 1080p clip (small stand-ins) with CPU decoding and with the NVDEC route
+# 4b. runs the whole pipeline on a 1080p clip (small stand-ins) with CPU decoding and with the NVDEC route, and the
+#     analysis thread's time a frame (the serial limit)
 # 4c. runs the heavy stand-ins on the CPU provider: the swapper in the run against alone, wall against model floor
 # 5. prints a short markdown table (also in OUTPUT_DIR/summary.md) with every GPU test that skipped; exits 1 when a
 #    check failed, 2 when GPU tests were skipped or none ran (GPU_CHECK_ALLOW_SKIPS=1 accepts skips), else 0
@@ -172,6 +173,11 @@ if "$PYTHON" benchmarks/bench_pipeline.py --standins small --resolution 1080p --
 	row 'pipeline 1080p end to end' 'ran' "$(awk -F'|' '/^\| variant \| wall/ {inside = 1; next} inside && !/^\|/ {exit} inside && /^\| [a-z]/ {printf "%s %s fps; ", $2, $4}' "$OUTPUT_DIR/pipeline/results.md")"
 else
 	row 'pipeline 1080p end to end' 'FAILED' "$(tail -n 1 "$OUTPUT_DIR/pipeline.log")"
+fi
+# the one analysis thread (frames in order): when the fps it allows is near the end-to-end fps, it is the limit
+if [ -f "$OUTPUT_DIR/pipeline/results.md" ]; then
+	analysis=$(awk -F' *[|] *' '/^\| variant \| analysis/ {inside = 1; next} inside && !/^\|/ {exit} inside && /^\| [a-z]/ {printf "%s %s ms a frame (at most %s fps); ", $2, $3, $4}' "$OUTPUT_DIR/pipeline/results.md")
+	if [ -n "$analysis" ]; then row 'pipeline analysis thread (1080p)' 'ran' "$analysis"; fi
 fi
 # what a variant fell back from (NVDEC, NVENC, CUDA, TensorRT): its fps above is then not that route's
 fallbacks=$(for log in "$OUTPUT_DIR"/pipeline/logs/*.log; do

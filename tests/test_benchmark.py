@@ -103,7 +103,12 @@ def test_bench_pipeline_writes_reports(standin_models_dir: Path, tmp_path: Path,
 		assert optimized['swap_together_cpu_ms'] >= optimized['swap_isolated_cpu_ms'] > 0
 	else:
 		assert optimized['model_cpu_in_run_s'] is None and optimized['swap_run_cpu_ms'] is None
+	# the streaming pipeline's own stages: the analysis thread's time a frame (none for the disk workflow)
+	assert results['variants'][0]['pipeline_ms_per_frame'] == {}
+	assert optimized['pipeline_ms_per_frame']['analyse'] > 0 and optimized['pipeline_ms_per_frame']['process'] > 0
+	assert all(not stage.startswith('pipeline:') for stage in optimized['stages'])
 	markdown = (out_directory / 'results.md').read_text(encoding='utf-8')
+	assert 'fps it allows' in markdown
 	assert '| baseline |' in markdown and '| optimized |' in markdown and 'speed-up' in markdown and 'calls at once' in markdown
 	assert 'floor with ffmpeg' in markdown
 	assert (out_directory / 'results.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 # frames whose faces share one swapper call when batching across frames
 FRAME_WINDOW = 8
+# the stage timer's names for the streaming pipeline's stages (their time inside the stage function, per window)
+PIPELINE_STAGE_PREFIX = 'pipeline:'
 
 
 @dataclass
@@ -555,6 +557,10 @@ def process_video_in_memory(
 				progress.update(len(window))
 				if on_frames is not None:
 					on_frames(len(window))
+		# each stage's time inside its function, summed over its workers: the analysis stage is one thread in frame
+		# order, so frames / its time bounds the whole pipeline's fps (--log-level debug, the pipeline benchmark)
+		for name, (windows, seconds) in pipeline.timings().items():
+			STAGE_TIMER.add(PIPELINE_STAGE_PREFIX + name, seconds, windows)
 		if monitor is not None:
 			# the report and plot are finished before the output is: a failure there fails the run cleanly
 			monitor.close()
