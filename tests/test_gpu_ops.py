@@ -151,6 +151,13 @@ def test_opencv_blend_equals_the_reference(channels: int, crop_kind: str) -> Non
 	blended = kernels.blend_host(region, crop, mask)
 	assert blended.shape == region.shape and blended.dtype == np.uint8
 	np.testing.assert_array_equal(blended, kernels.blend_reference(region, crop, mask))
+	# straight into the frame's own box (the paste's way): the same pixels there, nothing changed around it
+	target = frame.copy()
+	kernels.blend_host(target[7:97, 11:131], crop, mask, out=target[7:97, 11:131])
+	np.testing.assert_array_equal(target[7:97, 11:131], blended)
+	outside = np.ones(frame.shape[:2], bool)
+	outside[7:97, 11:131] = False
+	np.testing.assert_array_equal(target[outside], frame[outside])
 
 
 def test_warp_dispatch_on_host_uses_opencv_numbers() -> None:
