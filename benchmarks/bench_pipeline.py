@@ -456,6 +456,33 @@ def table_row(cells: Sequence[str]) -> str:
 	return '| ' + ' | '.join(cells) + ' |'
 
 
+def table_block(prose: Sequence[str], header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 1) -> List[str]:
+	"""A paragraph, then a markdown table whose first text_columns columns are text and the rest numbers."""
+	alignment = ['---'] * text_columns + ['---:'] * (len(header) - text_columns)
+	return ['', *prose, '', table_row(header), table_row(alignment), *[table_row(row) for row in rows]]
+
+
+def formatted(values: Sequence[Tuple[Optional[float], str]]) -> List[str]:
+	return [format_optional(value, pattern) for value, pattern in values]
+
+
+def plan_text(plan: Optional[Dict[str, Any]]) -> str:
+	if not plan:
+		return '-'
+	return f"{plan.get('process_workers', '-')} × {plan.get('intra_op_threads', '-')} on {plan.get('cores', '-')}"
+
+
+def core_time(summary: Dict[str, Any]) -> Optional[float]:
+	cores = (summary.get('plan') or {}).get('cores')
+	return summary['wall_s'] * cores if cores else None
+
+
+def pipeline_cells(summary: Dict[str, Any]) -> List[Tuple[Optional[float], str]]:
+	per_frame = summary.get('pipeline_ms_per_frame') or {}
+	analyse = per_frame.get('analyse')
+	return [(analyse, '.2f'), (1000 / analyse if analyse else None, '.1f'), (summary['fps'], '.1f'), (per_frame.get('process'), '.2f'), (per_frame.get('cues'), '.2f')]
+
+
 def relative_to_project(text: str) -> str:
 	"""Reports name files relative to the project, so they read the same on every machine."""
 	return text.replace(str(PROJECT_DIR) + '/', '')
@@ -481,61 +508,43 @@ def markdown_report(results: Dict[str, Any]) -> str:
 			f"{summary['model_share']:.0%} | {summary['output_frames']} |"
 		)
 	if any(summary.get('model_floor_s') for summary in summaries):
-		lines += [
-			'',
+		lines += table_block([
 			'Cores used once: the swapper per item in the run against the same call alone (same intra-op threads), and the',
 			'wall time against the model floor (every model call at its isolated time, over the calls the machine really runs',
 			'at once: measured by replaying the heaviest call on every worker at the same time). The CPU the run spent outside',
 			'its model calls and how busy it kept the cores say what stands between the two:',
-			'',
-			'| variant | thread plan | swapper ms / item in run | isolated | run / isolated | calls at once | model floor (s) | wall / floor | other CPU (s) | cores busy |',
-			'|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-		]
-		for summary in summaries:
-			plan = summary.get('plan') or {}
-			plan_text = f"{plan.get('process_workers', '-')} × {plan.get('intra_op_threads', '-')} on {plan.get('cores', '-')}" if plan else '-'
-			lines.append(table_row([summary['name'], plan_text] + [format_optional(value, pattern) for value, pattern in (
-				(summary.get('swap_run_ms'), '.1f'), (summary.get('swap_isolated_ms'), '.1f'),
-				(optional_ratio(summary.get('swap_run_ms'), summary.get('swap_isolated_ms')), '.2f'), (summary.get('parallelism'), '.2f'),
-				(summary.get('model_floor_s'), '.2f'), (summary.get('floor_ratio'), '.2f'), (summary.get('other_cpu_s'), '.1f'), (summary.get('cores_busy'), '.0%')
-			)]))
-		lines += [
-			'',
+		], [
+			'variant', 'thread plan', 'swapper ms / item in run', 'isolated', 'run / isolated', 'calls at once', 'model floor (s)', 'wall / floor',
+			'other CPU (s)', 'cores busy'
+		], [[summary['name'], plan_text(summary.get('plan'))] + formatted([
+			(summary.get('swap_run_ms'), '.1f'), (summary.get('swap_isolated_ms'), '.1f'),
+			(optional_ratio(summary.get('swap_run_ms'), summary.get('swap_isolated_ms')), '.2f'), (summary.get('parallelism'), '.2f'),
+			(summary.get('model_floor_s'), '.2f'), (summary.get('floor_ratio'), '.2f'), (summary.get('other_cpu_s'), '.1f'), (summary.get('cores_busy'), '.0%')
+		]) for summary in summaries], text_columns=2)
+		lines += table_block([
 			"Where the CPU went (seconds; core time = cores × wall). The swapper CPU per item is the calling thread's, which",
 			'is the whole call with one intra-op thread (else not measured, -): alone, and alone with as many calls at once as',
 			'the run makes (the replay above), against the run, it says whether a call does more work in the run than the',
 			'shared caches explain, or only waits longer for a core. The floor with ffmpeg adds the decode and encode to the',
 			'model floor on the same cores: the wall if the rest of the engine cost nothing.',
-			'',
-			'| variant | core time | model calls alone | model calls in run | ffmpeg | rest of the engine | idle | swapper CPU ms / item in run | alone | alone, in parallel | run / in parallel | floor with ffmpeg (s) | wall / floor with ffmpeg |',
-			'|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-		]
-		for summary in summaries:
-			plan = summary.get('plan') or {}
-			core_time = summary['wall_s'] * plan['cores'] if plan.get('cores') else None
-			lines.append(table_row([summary['name']] + [format_optional(value, pattern) for value, pattern in (
-				(core_time, '.1f'), (summary.get('model_cpu_alone_s'), '.1f'), (summary.get('model_cpu_in_run_s'), '.1f'), (summary.get('ffmpeg_cpu_s'), '.1f'),
-				(summary.get('engine_other_cpu_s'), '.1f'), (summary.get('idle_core_s'), '.1f'), (summary.get('swap_run_cpu_ms'), '.1f'),
-				(summary.get('swap_isolated_cpu_ms'), '.1f'), (summary.get('swap_together_cpu_ms'), '.1f'),
-				(optional_ratio(summary.get('swap_run_cpu_ms'), summary.get('swap_together_cpu_ms')), '.2f'), (summary.get('floor_with_ffmpeg_s'), '.2f'),
-				(optional_ratio(summary['wall_s'], summary.get('floor_with_ffmpeg_s')), '.2f')
-			)]))
+		], [
+			'variant', 'core time', 'model calls alone', 'model calls in run', 'ffmpeg', 'rest of the engine', 'idle', 'swapper CPU ms / item in run',
+			'alone', 'alone, in parallel', 'run / in parallel', 'floor with ffmpeg (s)', 'wall / floor with ffmpeg'
+		], [[summary['name']] + formatted([
+			(core_time(summary), '.1f'), (summary.get('model_cpu_alone_s'), '.1f'), (summary.get('model_cpu_in_run_s'), '.1f'), (summary.get('ffmpeg_cpu_s'), '.1f'),
+			(summary.get('engine_other_cpu_s'), '.1f'), (summary.get('idle_core_s'), '.1f'), (summary.get('swap_run_cpu_ms'), '.1f'),
+			(summary.get('swap_isolated_cpu_ms'), '.1f'), (summary.get('swap_together_cpu_ms'), '.1f'),
+			(optional_ratio(summary.get('swap_run_cpu_ms'), summary.get('swap_together_cpu_ms')), '.2f'), (summary.get('floor_with_ffmpeg_s'), '.2f'),
+			(optional_ratio(summary['wall_s'], summary.get('floor_with_ffmpeg_s')), '.2f')
+		]) for summary in summaries])
 	if any(summary.get('pipeline_ms_per_frame') for summary in summaries):
-		lines += [
-			'',
+		lines += table_block([
 			"The streaming pipeline's stages: time inside each stage's function per frame, summed over its workers. The",
 			'analysis stage is one thread that takes the frames in order: at the load of this run, 1000 / its ms a frame is',
 			'the most fps the pipeline could reach, whatever the device does; near the end-to-end fps, that thread is the limit:',
-			'',
-			'| variant | analysis (ms / frame) | fps it allows | end-to-end fps | process, all workers (ms / frame) | cues (ms / frame) |',
-			'|---|---:|---:|---:|---:|---:|',
-		]
-		for summary in summaries:
-			per_frame = summary.get('pipeline_ms_per_frame') or {}
-			analyse = per_frame.get('analyse')
-			lines.append(table_row([summary['name']] + [format_optional(value, pattern) for value, pattern in (
-				(analyse, '.2f'), (1000 / analyse if analyse else None, '.1f'), (summary['fps'], '.1f'), (per_frame.get('process'), '.2f'), (per_frame.get('cues'), '.2f')
-			)]))
+		], [
+			'variant', 'analysis (ms / frame)', 'fps it allows', 'end-to-end fps', 'process, all workers (ms / frame)', 'cues (ms / frame)'
+		], [[summary['name']] + formatted(pipeline_cells(summary)) for summary in summaries])
 	stages = list(summaries[0]['stages'])
 	lines += [
 		'',
