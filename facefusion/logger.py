@@ -29,7 +29,8 @@ class StderrHandler(logging.StreamHandler):
 def init(level: str) -> None:
 	logger = get_logger()
 	logger.setLevel(LOG_LEVELS.get(level, logging.INFO))
-	if not logger.handlers:
+	# our own handler, once: others on the logger (a UI's, a test runner's capture) are no reason to leave it out
+	if not any(isinstance(handler, StderrHandler) for handler in logger.handlers):
 		handler = StderrHandler()
 		handler.setFormatter(logging.Formatter('[FACEFUSION] %(message)s'))
 		logger.addHandler(handler)

@@ -635,3 +635,22 @@ def test_batch_run_end_to_end(run_cli: CliRunner, standin_models_dir: Path, tmp_
 	)
 	assert result.returncode == 0, result.stderr
 	assert sorted(path.name for path in (tmp_path / 'out').iterdir()) == ['0-biden.png', '1-obama.png']
+
+
+def test_the_log_reaches_stderr_when_the_logger_has_other_handlers(capsys: pytest.CaptureFixture[str]) -> None:
+	"""The engine's own line on stderr does not depend on the logger being bare: a UI, or a test runner (pytest 9.2
+	captures non-propagating loggers by handlers of its own on them), may have put handlers there first. With the
+	engine's handler left out, a failed job's reasons reached no terminal."""
+	import logging
+
+	from facefusion import logger
+	engine_logger = logger.get_logger()
+	other = logging.NullHandler()
+	engine_logger.addHandler(other)
+	try:
+		logger.init('info')
+		logger.init('info')
+		engine_logger.error('step 0 failed: target not found')
+	finally:
+		engine_logger.removeHandler(other)
+	assert capsys.readouterr().err.count('[FACEFUSION] step 0 failed: target not found') == 1
