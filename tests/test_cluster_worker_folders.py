@@ -36,3 +36,39 @@ def test_a_held_folder_stays_and_a_folder_left_by_a_dead_worker_goes(tmp_path: P
 		holder.wait(timeout=30)
 	remove_stale_folders(str(tmp_path))
 	assert not live.exists()
+
+
+def test_a_folder_being_taken_is_never_seen_as_a_dead_workers(tmp_path: Path, monkeypatch) -> None:
+	"""Two workers start at once: the second one's clean-up runs in the moment between the first one's lock file
+	appearing and its lock being taken. The first one's folder must survive that (it used to be removed under it, and
+	its first task failed on a missing folder)."""
+	import fcntl
+
+	from facefusion.cluster import ray_worker
+	folder = tmp_path / (FOLDER_PREFIX + '2-starting')
+	folder.mkdir()
+	real_flock = fcntl.flock
+	seen_during_take = []
+
+	def flock_after_the_other_worker_cleaned_up(handle: object, operation: int) -> None:
+		if not seen_during_take:
+			seen_during_take.append(None)
+			# the other worker's clean-up (its own flock calls are the real ones), just before this worker's lock is
+			# taken
+			monkeypatch.setattr(ray_worker.fcntl, 'flock', real_flock)
+			remove_stale_folders(str(tmp_path))
+			seen_during_take[0] = folder.is_dir()
+		real_flock(handle, operation)
+
+	monkeypatch.setattr(ray_worker.fcntl, 'flock', flock_after_the_other_worker_cleaned_up)
+	handle = hold_folder(folder)
+	monkeypatch.setattr(ray_worker.fcntl, 'flock', real_flock)
+	try:
+		assert seen_during_take == [True] and folder.is_dir() and (folder / ray_worker.LOCK_NAME).is_file()
+		# and once taken, it is held: a clean-up leaves it
+		remove_stale_folders(str(tmp_path))
+		assert folder.is_dir()
+	finally:
+		handle.close()
+	remove_stale_folders(str(tmp_path))
+	assert not folder.exists()

@@ -43,8 +43,13 @@ def hold_folder(folder: Path) -> Optional[IO[bytes]]:
 	the machine's temp folder and reuse each other's pids."""
 	if fcntl is None:
 		return None
-	handle = open(folder / LOCK_NAME, 'wb')
+	# locked under another name, then renamed (atomically, the lock goes with the file): a lock file that is there but
+	# not yet held would be taken for a dead worker's by another worker starting at the same moment, which would
+	# remove this worker's folder under it
+	pending = folder / (LOCK_NAME + '.pending')
+	handle = open(pending, 'wb')
 	fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+	os.replace(pending, folder / LOCK_NAME)
 	return handle
 
 
