@@ -6,11 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from facefusion.cluster.ray_worker import FOLDER_PREFIX, hold_folder, remove_stale_folders
 
 HOLD_UNTIL_STDIN_CLOSES = """
 import sys
 from pathlib import Path
+
+import pytest
 from facefusion.cluster.ray_worker import hold_folder
 handle = hold_folder(Path(sys.argv[1]))
 print('held', flush=True)
@@ -38,7 +42,7 @@ def test_a_held_folder_stays_and_a_folder_left_by_a_dead_worker_goes(tmp_path: P
 	assert not live.exists()
 
 
-def test_a_folder_being_taken_is_never_seen_as_a_dead_workers(tmp_path: Path, monkeypatch) -> None:
+def test_a_folder_being_taken_is_never_seen_as_a_dead_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 	"""Two workers start at once: the second one's clean-up runs in the moment between the first one's lock file
 	appearing and its lock being taken. The first one's folder must survive that (it used to be removed under it, and
 	its first task failed on a missing folder)."""
