@@ -53,7 +53,7 @@ if [ -n "$packages" ]; then
 		--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 		-d "$download_dir" $packages >"$download_dir/pip.log" 2>&1; then
 		python3 - "$download_dir" "$CARRY_DIR/python-packages.tar.xz.partial" <<'PYTHON'
-import io
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -67,6 +67,12 @@ download_dir, archive_path = Path(sys.argv[1]), sys.argv[2]
 def needed_libraries(path: Path) -> set:
 	dynamic = subprocess.run(['readelf', '-d', str(path)], capture_output=True, text=True).stdout
 	return {line.split('[', 1)[1].rstrip(']') for line in dynamic.splitlines() if '(NEEDED)' in line}
+
+
+# without readelf nothing is known to be unneeded: every bundled library goes (a bigger archive, not a broken one)
+can_read_links = shutil.which('readelf') is not None
+if not can_read_links:
+	print('pack_gpu_carry: no readelf (binutils): keeping every bundled library', file=sys.stderr)
 
 
 with tarfile.open(archive_path, 'w:xz', preset=9) as archive:
@@ -83,12 +89,14 @@ with tarfile.open(archive_path, 'w:xz', preset=9) as archive:
 			files = [Path(scratch) / info.filename for info in members]
 			shared = [path for path in files if '.so' in path.name]
 			needed = set().union(*(needed_libraries(path) for path in shared)) if shared else set()
+			kept = 0
 			for path, info in zip(files, members):
 				# a bundled library that nothing links to by that name (the wheel's copies under other names) stays behind
-				if path.name.startswith('lib') and '.so' in path.name and path.name not in needed:
+				if can_read_links and path.name.startswith('lib') and '.so' in path.name and path.name not in needed:
 					continue
 				archive.add(path, arcname=info.filename)
-			print('pack_gpu_carry: ' + wheel.name + ': ' + str(len(members)) + ' files kept of ' + str(len(contents.infolist())))
+				kept += 1
+			print('pack_gpu_carry: ' + wheel.name + ': ' + str(kept) + ' files kept of ' + str(len(contents.infolist())))
 PYTHON
 		mv "$CARRY_DIR/python-packages.tar.xz.partial" "$CARRY_DIR/python-packages.tar.xz"
 		echo "pack_gpu_carry: $CARRY_DIR/python-packages.tar.xz ($(du -h "$CARRY_DIR/python-packages.tar.xz" | cut -f1): $packages for Python $python_version)"
@@ -98,4 +106,12 @@ PYTHON
 		rm -f "$CARRY_DIR/python-packages.tar.xz"
 	fi
 fi
-echo "pack_gpu_carry: working tree plus carry: $(( ( $( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 du -cb 2>/dev/null | tail -n 1 | cut -f1) + $(du -cb "$CARRY_DIR" | tail -n 1 | cut -f1) ) / 1048576 )) MiB of the 64 MiB a call may carry"
+carried_mib() {
+	echo $(( ( $( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 du -cb 2>/dev/null | tail -n 1 | cut -f1) + $(du -cb "$CARRY_DIR" | tail -n 1 | cut -f1) ) / 1048576 ))
+}
+# a call carries 64 MiB at most: the packages give way, ffmpeg is what every video step needs
+if [ "$(carried_mib)" -ge 64 ] && [ -f "$CARRY_DIR/python-packages.tar.xz" ]; then
+	rm -f "$CARRY_DIR/python-packages.tar.xz"
+	echo "pack_gpu_carry: the packages would take the carry past 64 MiB; carrying ffmpeg only" >&2
+fi
+echo "pack_gpu_carry: working tree plus carry: $(carried_mib) MiB of the 64 MiB a call may carry"
